@@ -1,0 +1,76 @@
+"""The gateway's app factory."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from services.api import auth, calls, health, payments, wallet
+from services.api.errors import error_response, register_error_handlers
+from services.api.extensions import api, limiter
+from services.api.json_provider import ExactJSONProvider
+from services.api.tokens import configure_jwt
+from shared.indexes import ensure_indexes
+from shared.logs import bind_request_id, configure_logging
+from shared.mongo import check_transactions, get_db
+from shared.settings import Settings, load_settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def create_app(settings: Settings | None = None, *, prepare_database: bool = True) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+
+    app = Flask(__name__)
+    app.json = ExactJSONProvider(app)
+    app.extensions["settings"] = settings
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Payment Call System API",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_KEY_PREFIX="ratelimit",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    configure_jwt(app)
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    for module in (health, auth, wallet, payments, calls):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+
+    if prepare_database:
+        db = get_db(settings.database_url)
+        check_transactions(db)
+        ensure_indexes(db)
+    return app
+
+
+def _start_request() -> tuple[Response, int] | None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    bind_request_id(g.request_id)
+    has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+    if request.method in _BODY_METHODS and has_body and not request.is_json:
+        return error_response(415, "Request bodies must be JSON (Content-Type: application/json)")
+    return None
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

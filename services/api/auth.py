@@ -1,0 +1,88 @@
+"""Authentication: signup, login, refresh, logout, me (paths and shapes of the original API)."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_jwt_extended import current_user, jwt_required
+
+from services.api import context
+from services.api.blueprint import Blueprint
+from services.api.extensions import limiter
+from services.api.tokens import issue_tokens, revoke_current_token
+from shared.errors import Unauthorized
+from shared.ledger.accounts import open_wallet
+from shared.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
+from shared.users import authenticate, create_user
+
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")
+
+
+def _email_key() -> str:
+    """Rate-limit key per email, so one account can't be brute-forced from many IPs."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"email:{str(email).strip().lower()[:254]}" if email else "email:-"
+
+
+def _signup_limit() -> str:
+    return context.settings().signup_rate_limit
+
+
+def _login_limit() -> str:
+    return context.settings().login_rate_limit
+
+
+@blp.route("/signup", methods=["POST"])
+@limiter.limit(_signup_limit)
+@limiter.limit(_signup_limit, key_func=_email_key)
+@blp.arguments(CredentialsSchema)
+@blp.response(201, TokensSchema)
+def signup(credentials: dict):
+    """Create an account and its NGN wallet; answers the tokens."""
+    db = context.db()
+    user = create_user(db, credentials["email"], credentials["password"])
+    open_wallet(db, user["_id"], context.settings().default_currency)
+    return issue_tokens(user)
+
+
+@blp.route("/login", methods=["POST"])
+@limiter.limit(_login_limit)
+@limiter.limit(_login_limit, key_func=_email_key)
+@blp.arguments(CredentialsSchema)
+@blp.response(200, TokensSchema)
+def login(credentials: dict):
+    """Exchange email and password for tokens. Unknown email and wrong password look alike."""
+    user = authenticate(context.db(), credentials["email"], credentials["password"])
+    if user is None:
+        raise Unauthorized("Invalid email or password")
+    return issue_tokens(user)
+
+
+@blp.route("/refresh", methods=["POST"])
+@jwt_required(refresh=True)
+@blp.response(200, TokensSchema)
+def refresh():
+    """A new access token (and a new refresh token) for a valid refresh token."""
+    revoke_current_token()
+    return issue_tokens(current_user)
+
+
+@blp.route("/logout", methods=["POST"])
+@jwt_required(verify_type=False)
+@blp.response(204)
+def logout():
+    """Revoke the token sent (access or refresh)."""
+    revoke_current_token()
+
+
+@blp.route("/me", methods=["GET"])
+@jwt_required()
+@blp.response(200, MeSchema)
+def me():
+    """The authenticated user."""
+    return {
+        "id": str(current_user["_id"]),
+        "email": current_user["email"],
+        "role": current_user.get("role", "user"),
+        "createdAt": current_user["createdAt"],
+    }

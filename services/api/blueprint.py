@@ -1,0 +1,32 @@
+"""flask-smorest Blueprint whose argument parser answers 400 (not webargs' 422) and parses
+JSON bodies exactly (Decimal, never float)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+import flask_smorest
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from services.api.json_provider import loads_exact
+
+
+class ExactParser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        body = req.get_data(cache=True)
+        if not body:
+            return core.missing
+        try:
+            return loads_exact(body)
+        except (ValueError, UnicodeDecodeError):
+            flask_smorest.abort(400, message="The body is not valid JSON")
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ExactParser()

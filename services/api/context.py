@@ -1,0 +1,23 @@
+"""Per-request access to settings and the process's clients."""
+
+from __future__ import annotations
+
+import redis
+from flask import current_app
+from pymongo.database import Database
+
+from shared.mongo import get_db
+from shared.redis_conn import get_redis
+from shared.settings import Settings
+
+
+def settings() -> Settings:
+    return current_app.extensions["settings"]
+
+
+def db() -> Database:
+    return get_db(settings().database_url)
+
+
+def redis_client() -> redis.Redis:
+    return get_redis(settings().redis_url)

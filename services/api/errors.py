@@ -1,0 +1,96 @@
+"""One JSON error shape for every failure: {"statusCode", "error", "message", "details"?}.
+
+Never an HTML page, never a stack trace. Unexpected exceptions are logged with their
+trace and answered with a generic 500 message.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import DomainError
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+_MESSAGES = {
+    400: "The request is invalid",
+    401: "Authentication required",
+    404: "No such resource",
+    405: "Method not allowed on this resource",
+    413: "The request body is too large",
+    415: "Request bodies must be JSON (Content-Type: application/json)",
+    429: "Too many requests; slow down",
+}
+
+
+def error_response(
+    status: int, message: str, details: dict[str, Any] | None = None
+) -> tuple[Response, int]:
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "error": HTTPStatus(status).phrase,
+        "message": message,
+    }
+    if details:
+        body["details"] = details
+    return jsonify(body), status
+
+
+def _handle_domain_error(exc: DomainError) -> tuple[Response, int]:
+    return error_response(exc.status, exc.message, exc.details)
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    details = None
+    data = getattr(exc, "data", None)  # set by flask-smorest/webargs on validation errors
+    if isinstance(data, dict) and data.get("messages"):
+        details = _flatten_locations(data["messages"])
+        message = "Validation failed: " + _summarise(details)
+    elif isinstance(data, dict) and data.get("message"):
+        message = str(data["message"])
+    elif status == 429:
+        message = f"{_MESSAGES[429]} (limit: {exc.description})"
+    else:
+        message = _MESSAGES.get(status) or HTTPStatus(status).phrase
+    response, _ = error_response(status, message, details)
+    response.status_code = status
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def _handle_unexpected(exc: Exception) -> tuple[Response, int]:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return error_response(500, "Internal server error; the request was not completed")
+
+
+def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location ({"json": {...}}); clients only need the fields."""
+    flat: dict[str, Any] = {}
+    for location, errors in messages.items():
+        if isinstance(errors, dict):
+            flat.update(errors)
+        else:
+            flat[location] = errors
+    return flat
+
+
+def _summarise(details: dict[str, Any]) -> str:
+    parts = []
+    for field, errors in details.items():
+        text = errors[0] if isinstance(errors, list) and errors else errors
+        parts.append(f"{field}: {text}")
+    return "; ".join(str(part) for part in parts)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, _handle_domain_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,36 @@
+"""Enqueue worker tasks by name. The gateway never imports worker modules; it only needs
+the broker and the task's name, and passes the request id along in the message headers."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from celery import Celery
+
+from services.api.context import settings
+from shared.logs import current_request_id
+
+
+@cache
+def _client(broker_url: str) -> Celery:
+    app = Celery("gateway", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = False
+    app.conf.broker_transport_options = {"max_retries": 1}
+    return app
+
+
+def celery_client() -> Celery:
+    return _client(settings().redis_url)
+
+
+def enqueue(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> str:
+    """Send a task; raises kombu/redis errors if the broker is unreachable."""
+    result = celery_client().send_task(
+        task_name,
+        kwargs=kwargs,
+        countdown=countdown,
+        headers={"request_id": current_request_id()},
+        retry=False,
+    )
+    return result.id

@@ -1,0 +1,73 @@
+"""The Celery application: `celery -A services.worker.celery_app worker|beat`.
+
+Delivery is at-least-once (acks_late, reject on worker lost, prefetch 1), so every task
+is idempotent: the ledger's idempotency keys, not Celery, make a repeat harmless.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from celery import Celery, Task, signals
+
+from services.worker import context
+from services.worker.schedule import beat_schedule
+from shared.logs import bind_request_id, configure_logging
+from shared.settings import ConfigError
+
+try:
+    _settings = context.settings()
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
+
+
+class BaseTask(Task):
+    """Binds the enqueuing request's id to every log line; bounded retries with
+    exponential backoff and jitter for the transient failures a task declares."""
+
+    abstract = True
+    max_retries = 5
+    retry_backoff = True
+    retry_backoff_max = 300
+    retry_jitter = True
+
+    def __call__(self, *args, **kwargs):
+        bind_request_id(self.request.get("request_id") or self.request.id or "-")
+        return super().__call__(*args, **kwargs)
+
+
+celery = Celery(
+    "payments",
+    broker=_settings.redis_url,
+    backend=_settings.redis_url,
+    task_cls=BaseTask,
+    include=[
+        "services.worker.tasks.ledger",
+        "services.worker.tasks.payments",
+        "services.worker.tasks.calls",
+    ],
+)
+celery.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    result_expires=3600,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_track_started=True,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    broker_connection_retry_on_startup=True,
+    # Longer than any countdown we schedule, so a delayed task is not redelivered early.
+    broker_transport_options={"visibility_timeout": 3600},
+    timezone="UTC",
+    enable_utc=True,
+    worker_hijack_root_logger=False,
+    beat_schedule=beat_schedule(_settings),
+)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_kwargs) -> None:
+    configure_logging(json=_settings.log_json, level=_settings.log_level)

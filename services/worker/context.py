@@ -1,0 +1,25 @@
+"""The worker process's settings and clients, created lazily (after Celery's fork)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+from pymongo.database import Database
+
+from shared.mongo import get_db
+from shared.redis_conn import get_redis
+from shared.settings import Settings, load_settings
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()
+
+
+def db() -> Database:
+    return get_db(settings().database_url)
+
+
+def redis_client() -> redis.Redis:
+    return get_redis(settings().redis_url)

@@ -1,0 +1,1 @@
+"""Tasks for calls (built by its issue)."""

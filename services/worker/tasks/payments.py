@@ -1,0 +1,1 @@
+"""Tasks for payments (built by its issue)."""

@@ -1,0 +1,1 @@
+"""Domain code shared by the gateway and the workers. Knows nothing of Flask or Celery."""

@@ -1,0 +1,1 @@
+"""The ledger: the one place where money moves. See `shared/ledger/ledger.py`."""

@@ -1,0 +1,67 @@
+"""Accounts: user wallets and the system accounts money moves between.
+
+Account ids are deterministic strings, so opening a wallet is an idempotent upsert and
+a racing signup can't create two wallets.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from bson import Int64, ObjectId
+from pymongo.database import Database
+
+
+class SystemAccount(StrEnum):
+    """System accounts, one per currency. Their balances may go negative."""
+
+    GATEWAY_CLEARING = "gateway_clearing"  # money in from (and back to) Monnify
+    PLATFORM_REVENUE = "platform_revenue"  # platform fee on calls
+    REFUNDS_IN_FLIGHT = "refunds_in_flight"  # refunds sent to Monnify, not yet final
+    RECEIVABLES = "receivables"  # what users owe after a reversal they could not cover
+
+
+def wallet_id(user_id: ObjectId | str, currency: str) -> str:
+    return f"wallet:{user_id}:{currency}"
+
+
+def system_account_id(account: SystemAccount, currency: str) -> str:
+    return f"system:{account.value}:{currency}"
+
+
+def is_user_wallet(account_id: str) -> bool:
+    return account_id.startswith("wallet:")
+
+
+def new_account_document(account_id: str, currency: str) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "_id": account_id,
+        "kind": "user" if is_user_wallet(account_id) else "system",
+        "currency": currency,
+        "balance": Int64(0),
+        "held": Int64(0),
+        "version": Int64(0),
+        "restricted": False,
+        "createdAt": datetime.now(UTC),
+    }
+    if is_user_wallet(account_id):
+        document["userId"] = ObjectId(account_id.split(":")[1])
+    return document
+
+
+def open_account(db: Database, account_id: str, currency: str, session: Any = None) -> None:
+    """Create the account if it does not exist; never touches an existing one."""
+    db.accounts.update_one(
+        {"_id": account_id},
+        {"$setOnInsert": new_account_document(account_id, currency)},
+        upsert=True,
+        session=session,
+    )
+
+
+def open_wallet(db: Database, user_id: ObjectId, currency: str) -> str:
+    account_id = wallet_id(user_id, currency)
+    open_account(db, account_id, currency)
+    return account_id

@@ -1,0 +1,63 @@
+"""Fields shared by many schemas: money in major units and MongoDB ObjectIds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from marshmallow import ValidationError, fields
+
+from shared.money import AmountError, to_major, to_minor
+
+
+class Money(fields.Field):
+    """A positive amount in major units on the wire, an int in minor units in Python.
+
+    Accepts JSON numbers only (the JSON parser hands us int or Decimal, never float).
+    `maximum_minor` is read from the schema context so it follows configuration.
+    """
+
+    def __init__(self, *, maximum_minor: int | None = None, minimum_minor: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.maximum_minor = maximum_minor
+        self.minimum_minor = minimum_minor
+        self.metadata.setdefault("type", "number")
+        self.metadata.setdefault("example", 5000)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise ValidationError("must be a number (major units, e.g. 5000 or 49.99)")
+        try:
+            minor = to_minor(value)
+        except AmountError as exc:
+            raise ValidationError(str(exc)) from None
+        if minor <= 0:
+            raise ValidationError("must be greater than zero")
+        if minor < self.minimum_minor:
+            raise ValidationError(f"must be at least {to_major(self.minimum_minor)}")
+        if self.maximum_minor is not None and minor > self.maximum_minor:
+            raise ValidationError(f"must be at most {to_major(self.maximum_minor)}")
+        return minor
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return to_major(int(value))
+
+
+class ObjectIdField(fields.Field):
+    """A MongoDB ObjectId written as a 24-character hex string."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.metadata.setdefault("type", "string")
+        self.metadata.setdefault("pattern", "^[0-9a-f]{24}$")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> ObjectId:
+        if not isinstance(value, str) or len(value) != 24 or not ObjectId.is_valid(value):
+            raise ValidationError("must be a 24-character hex id")
+        return ObjectId(value.lower())
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else str(value)

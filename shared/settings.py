@@ -1,0 +1,198 @@
+"""Configuration, read from the environment once at start-up and validated.
+
+Every process (gateway, worker, beat, simulator, launcher) calls `load_settings()`;
+a missing or malformed value raises `ConfigError` naming the variable, and the
+entry points turn that into one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TypeVar
+
+from shared.money import CURRENCY_EXPONENTS, to_minor
+
+T = TypeVar("T")
+
+DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+ENVIRONMENTS = ("development", "test", "production")
+_DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    port: int
+    database_url: str
+    redis_url: str
+    jwt_secret: str
+    access_token_seconds: int
+    refresh_token_seconds: int
+    monnify_api_key: str
+    monnify_secret_key: str
+    monnify_contract_code: str
+    monnify_base_url: str
+    monnify_sim_port: int
+    monnify_webhook_url: str
+    currencies: tuple[str, ...]
+    max_amount_minor: int
+    min_funding_minor: int
+    max_body_bytes: int
+    signup_rate_limit: str
+    login_rate_limit: str
+    lock_timeout_seconds: float
+    lock_wait_seconds: float
+    log_json: bool
+    log_level: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def monnify_is_simulator(self) -> bool:
+        host = self.monnify_base_url.split("://", 1)[-1]
+        return host.startswith(("127.0.0.1", "localhost", "monnify-sim"))
+
+    @property
+    def default_currency(self) -> str:
+        return self.currencies[0]
+
+
+def _parse_int(raw: str) -> int:
+    return int(raw, 10)
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw, 10)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_env_name(raw: str) -> str:
+    if raw not in ENVIRONMENTS:
+        raise ValueError(f"must be one of {', '.join(ENVIRONMENTS)}")
+    return raw
+
+
+def _parse_currencies(raw: str) -> tuple[str, ...]:
+    codes = tuple(code.strip().upper() for code in raw.split(",") if code.strip())
+    unknown = [code for code in codes if code not in CURRENCY_EXPONENTS]
+    if not codes or unknown:
+        supported = ", ".join(CURRENCY_EXPONENTS)
+        raise ValueError(f"must be a comma-separated list of {supported}")
+    return codes
+
+
+def _parse_major_amount(raw: str) -> int:
+    try:
+        return to_minor(Decimal(raw))
+    except (InvalidOperation, ValueError) as exc:
+        raise ValueError("must be an amount in major units, at most 2 decimals") from exc
+
+
+def _parse_url(raw: str) -> str:
+    if "://" not in raw:
+        raise ValueError("must be a URL")
+    return raw.rstrip("/")
+
+
+class _Reader:
+    """Reads variables from an environment mapping, collecting the first error."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: str | None) -> T:
+        raw = self.env.get(name, "")
+        if raw == "":
+            if default is None:
+                raise ConfigError(f"{name} is required but not set")
+            raw = default
+        try:
+            return parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{name} is malformed: {exc}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment, raising ConfigError on the first bad value."""
+    read = _Reader(os.environ if env is None else env).get
+    app_env = read("APP_ENV", _parse_env_name, "development")
+    port = read("PORT", _parse_positive_int, "3000")
+    sim_port = read("MONNIFY_SIM_PORT", _parse_positive_int, "3100")
+    production = app_env == "production"
+    settings = Settings(
+        app_env=app_env,
+        port=port,
+        database_url=read("DATABASE_URL", _parse_url, None if production else _DEV_DATABASE_URL),
+        redis_url=read("REDIS_URL", _parse_url, None if production else "redis://127.0.0.1:6379/0"),
+        jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
+        access_token_seconds=read("ACCESS_TOKEN_SECONDS", _parse_positive_int, "900"),
+        refresh_token_seconds=read("REFRESH_TOKEN_SECONDS", _parse_positive_int, "1209600"),
+        monnify_api_key=read("MONNIFY_API_KEY", str, None if production else "MK_TEST_SIMULATOR"),
+        monnify_secret_key=read(
+            "MONNIFY_SECRET_KEY", str, None if production else "simulator-secret-key"
+        ),
+        monnify_contract_code=read(
+            "MONNIFY_CONTRACT_CODE", str, None if production else "1234567890"
+        ),
+        monnify_base_url=read("MONNIFY_BASE_URL", _parse_url, f"http://127.0.0.1:{sim_port}"),
+        monnify_sim_port=sim_port,
+        monnify_webhook_url=read(
+            "MONNIFY_WEBHOOK_URL",
+            _parse_url,
+            f"http://127.0.0.1:{port}/payments/monnify/webhook",
+        ),
+        currencies=read("CURRENCIES", _parse_currencies, "NGN,USD"),
+        max_amount_minor=read("MAX_AMOUNT", _parse_major_amount, "10000000"),
+        min_funding_minor=read("MIN_FUNDING_AMOUNT", _parse_major_amount, "20"),
+        max_body_bytes=read("MAX_BODY_BYTES", _parse_positive_int, "65536"),
+        signup_rate_limit=read("SIGNUP_RATE_LIMIT", str, "10 per minute"),
+        login_rate_limit=read("LOGIN_RATE_LIMIT", str, "10 per minute"),
+        lock_timeout_seconds=read("LOCK_TIMEOUT_SECONDS", _parse_positive_float, "10"),
+        lock_wait_seconds=read("LOCK_WAIT_SECONDS", _parse_positive_float, "5"),
+        log_json=read("LOG_JSON", _parse_bool, "true" if production else "false"),
+        log_level=read("LOG_LEVEL", str.upper, "INFO"),
+    )
+    if production:
+        _check_production(settings)
+    return settings
+
+
+def _check_production(settings: Settings) -> None:
+    if (
+        settings.jwt_secret == DEFAULT_JWT_SECRET
+        or len(settings.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH
+    ):
+        raise ConfigError(
+            f"JWT_SECRET must be a random secret of at least {MIN_PRODUCTION_SECRET_LENGTH} "
+            "characters in production"
+        )
+    if settings.monnify_is_simulator:
+        raise ConfigError("MONNIFY_BASE_URL points at the simulator; production needs Monnify")

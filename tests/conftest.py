@@ -1,0 +1,79 @@
+"""Test servers: the MongoDB-protocol and Redis servers at DATABASE_URL / REDIS_URL when
+set, otherwise embedded ones started for this session. A server that can't be reached
+fails the session with a clear message; nothing is skipped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pymongo
+import pytest
+import redis
+
+from services.embedded import EmbeddedServer, start_mongo, start_redis
+from shared.indexes import ensure_indexes
+from shared.mongo import get_db
+from shared.settings import Settings, load_settings
+
+
+def _reachable_mongo(url: str) -> None:
+    try:
+        with pymongo.MongoClient(url, serverSelectionTimeoutMS=3000) as client:
+            client.admin.command("ping")
+    except pymongo.errors.PyMongoError as exc:
+        pytest.fail(f"MongoDB server at DATABASE_URL is unreachable: {exc}", pytrace=False)
+
+
+def _reachable_redis(url: str) -> None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis server at REDIS_URL is unreachable: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, str]]:
+    """URLs of the session's real servers, started here when not given."""
+    started: list[EmbeddedServer] = []
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    try:
+        if not database_url:
+            started.append(start_mongo(None, database="payment_calls_test"))
+            database_url = started[-1].url
+        if not redis_url:
+            started.append(start_redis())
+            redis_url = started[-1].url
+        _reachable_mongo(database_url)
+        _reachable_redis(redis_url)
+        yield {"database_url": database_url, "redis_url": redis_url}
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(servers: dict[str, str]) -> Settings:
+    return load_settings(
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": servers["database_url"],
+            "REDIS_URL": servers["redis_url"],
+            "LOG_JSON": "true",
+            "SIGNUP_RATE_LIMIT": "1000 per minute",
+            "LOGIN_RATE_LIMIT": "1000 per minute",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def db(settings: Settings):
+    database = get_db(settings.database_url)
+    ensure_indexes(database)
+    return database
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)

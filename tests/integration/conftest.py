@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from services.api.app import create_app
+
+
+@pytest.fixture(scope="session")
+def app(settings, db) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture()
+def signup(client: FlaskClient):
+    """Sign a new user up; returns (headers, body)."""
+
+    def _signup(email: str | None = None, password: str = "password123"):
+        response = client.post(
+            "/auth/signup", json={"email": email or unique_email(), "password": password}
+        )
+        assert response.status_code == 201, response.get_json()
+        body = response.get_json()
+        return {"Authorization": f"Bearer {body['access_token']}"}, body
+
+    return _signup
