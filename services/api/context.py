@@ -6,6 +6,7 @@ import redis
 from flask import current_app
 from pymongo.database import Database
 
+from shared.ledger import Ledger
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 from shared.settings import Settings
@@ -21,3 +22,13 @@ def db() -> Database:
 
 def redis_client() -> redis.Redis:
     return get_redis(settings().redis_url)
+
+
+def ledger() -> Ledger:
+    current = settings()
+    return Ledger(
+        db(),
+        redis_client(),
+        lock_timeout=current.lock_timeout_seconds,
+        lock_wait=current.lock_wait_seconds,
+    )

@@ -7,6 +7,7 @@ from functools import cache
 import redis
 from pymongo.database import Database
 
+from shared.ledger import Ledger
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 from shared.settings import Settings, load_settings
@@ -23,3 +24,13 @@ def db() -> Database:
 
 def redis_client() -> redis.Redis:
     return get_redis(settings().redis_url)
+
+
+def ledger() -> Ledger:
+    current = settings()
+    return Ledger(
+        db(),
+        redis_client(),
+        lock_timeout=current.lock_timeout_seconds,
+        lock_wait=current.lock_wait_seconds,
+    )

@@ -1,1 +1,30 @@
-"""The ledger: the one place where money moves. See `shared/ledger/ledger.py`."""
+"""The ledger: the one place where money moves (`shared/ledger/ledger.py`)."""
+
+from shared.ledger.accounts import SystemAccount, system_account_id, wallet_id
+from shared.ledger.invariants import Violation, check_invariants
+from shared.ledger.ledger import (
+    EntryResult,
+    HoldNotOpen,
+    HoldResult,
+    IdempotencyConflict,
+    InsufficientFunds,
+    Ledger,
+    Posting,
+)
+from shared.ledger.locks import AccountBusy
+
+__all__ = [
+    "AccountBusy",
+    "EntryResult",
+    "HoldNotOpen",
+    "HoldResult",
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "Ledger",
+    "Posting",
+    "SystemAccount",
+    "Violation",
+    "check_invariants",
+    "system_account_id",
+    "wallet_id",
+]

@@ -1,0 +1,18 @@
+"""Ledger housekeeping: expire holds past their time, check the invariants."""
+
+from __future__ import annotations
+
+from services.worker import context
+from services.worker.celery_app import celery
+from shared.ledger import check_invariants
+
+
+@celery.task(name="ledger.expire_holds")
+def expire_holds() -> int:
+    return context.ledger().expire_holds()
+
+
+@celery.task(name="ledger.check_invariants")
+def check_ledger_invariants() -> list[dict]:
+    """Report violations (already logged at error level); never repairs anything."""
+    return [violation.as_dict() for violation in check_invariants(context.db())]
