@@ -27,10 +27,4 @@ def redis_client() -> redis.Redis:
 
 
 def ledger() -> Ledger:
-    current = settings()
-    return Ledger(
-        db(),
-        redis_client(),
-        lock_timeout=current.lock_timeout_seconds,
-        lock_wait=current.lock_wait_seconds,
-    )
+    return Ledger.from_settings(settings())

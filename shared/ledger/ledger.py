@@ -41,6 +41,9 @@ from shared.ledger.accounts import (
 )
 from shared.ledger.locks import account_locks
 from shared.logs import get_logger
+from shared.mongo import get_db
+from shared.redis_conn import get_redis
+from shared.settings import Settings
 
 log = get_logger(__name__)
 
@@ -252,6 +255,16 @@ class Ledger:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        """The process's ledger over its own Mongo and Redis clients."""
+        return cls(
+            get_db(settings.database_url),
+            get_redis(settings.redis_url),
+            lock_timeout=settings.lock_timeout_seconds,
+            lock_wait=settings.lock_wait_seconds,
+        )
 
     # ---- money movements -------------------------------------------------------------
 
