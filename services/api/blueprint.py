@@ -3,10 +3,11 @@ JSON bodies exactly (Decimal, never float)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flask
 import flask_smorest
+import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -15,6 +16,12 @@ from services.api.json_provider import loads_exact
 
 class ExactParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+    # Unknown query parameters are errors too, not silently dropped.
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict[str, str | None]] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):

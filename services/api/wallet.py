@@ -6,8 +6,16 @@ from flask_jwt_extended import current_user, jwt_required
 
 from services.api import context
 from services.api.blueprint import Blueprint
-from shared.ledger.accounts import open_wallet
-from shared.schemas.wallet import BalanceSchema, CurrencyQuerySchema
+from services.api.links import next_link
+from shared.indexes import HISTORY_INDEX
+from shared.ledger.accounts import open_wallet, wallet_id
+from shared.pagination import NEWEST_FIRST, next_cursor, older_than
+from shared.schemas.wallet import (
+    BalanceSchema,
+    CurrencyQuerySchema,
+    TransactionSchema,
+    TransactionsQuerySchema,
+)
 
 blp = Blueprint("wallet", __name__, url_prefix="/wallet", description="Wallet balance and history")
 
@@ -31,4 +39,37 @@ def balance(query: dict):
         "available": account["balance"] - account["held"],
         "currency": account["currency"],
         "restricted": account.get("restricted", False),
+    }
+
+
+@blp.route("/transactions", methods=["GET"])
+@jwt_required()
+@blp.arguments(TransactionsQuerySchema, location="query")
+@blp.response(200, TransactionSchema(many=True))
+def transactions(query: dict):
+    """The wallet's postings, newest first; the next page's cursor is in the Link header."""
+    limit = query["limit"]
+    selector = {"account": wallet_id(current_user["_id"], _currency(query))}
+    if "type" in query:
+        selector["type"] = query["type"]
+    if "status" in query:
+        selector["status"] = query["status"]
+    selector.update(older_than(query.get("cursor")))
+    cursor = context.db().postings.find(selector).sort(NEWEST_FIRST).hint(HISTORY_INDEX)
+    page = list(cursor.limit(limit))
+    body = [_transaction(posting) for posting in page]
+    return body, 200, next_link(next_cursor(page, limit))
+
+
+def _transaction(posting: dict) -> dict:
+    return {
+        "id": str(posting["_id"]),
+        "type": posting["type"],
+        "amount": abs(int(posting["amount"])),
+        "currency": posting["currency"],
+        "reference": posting["reference"],
+        "status": posting["status"],
+        "description": posting.get("description", ""),
+        "balanceAfter": posting["balanceAfter"],
+        "createdAt": posting["createdAt"],
     }
