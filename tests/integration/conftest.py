@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -36,3 +37,24 @@ def signup(client: FlaskClient):
         return {"Authorization": f"Bearer {body['access_token']}"}, body
 
     return _signup
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings, servers):
+    """A real Celery worker, in this process on threads, consuming from the session's
+    Redis (Redash's way of testing tasks): tasks run as they do in production."""
+    os.environ.update(
+        {
+            "APP_ENV": "test",
+            "DATABASE_URL": servers["database_url"],
+            "REDIS_URL": servers["redis_url"],
+            "LOG_JSON": "true",
+        }
+    )
+    import celery.contrib.testing.tasks  # registers celery.ping for the start-up check
+    from celery.contrib.testing.worker import start_worker
+
+    from services.worker.celery_app import celery
+
+    with start_worker(celery, pool="threads", concurrency=4, loglevel="INFO"):
+        yield celery
