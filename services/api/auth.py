@@ -8,7 +8,12 @@ from flask_jwt_extended import current_user, jwt_required
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.extensions import limiter
-from services.api.tokens import issue_tokens, revoke_current_token
+from services.api.tokens import (
+    current_session_id,
+    issue_tokens,
+    revoke_current_session,
+    revoke_current_token,
+)
 from shared.errors import Unauthorized
 from shared.ledger.accounts import open_wallet
 from shared.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
@@ -62,17 +67,17 @@ def login(credentials: dict):
 @jwt_required(refresh=True)
 @blp.response(200, TokensSchema)
 def refresh():
-    """A new access token (and a new refresh token) for a valid refresh token."""
+    """A new access and refresh token for a valid refresh token, which then stops working."""
     revoke_current_token()
-    return issue_tokens(current_user)
+    return issue_tokens(current_user, session_id=current_session_id())
 
 
 @blp.route("/logout", methods=["POST"])
 @jwt_required(verify_type=False)
 @blp.response(204)
 def logout():
-    """Revoke the token sent (access or refresh)."""
-    revoke_current_token()
+    """End the session of the token sent (access or refresh): all its tokens stop working."""
+    revoke_current_session()
 
 
 @blp.route("/me", methods=["GET"])

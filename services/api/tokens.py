@@ -1,35 +1,69 @@
 """JWT rules: short-lived access tokens, refresh tokens, a Redis blocklist for logout,
 and every token failure answered 401 in the common error shape (flask-jwt-extended
-answers some with 422 by default)."""
+answers some with 422 by default).
+
+Every token carries a session id (`sid`) shared by the access and refresh tokens of one
+login and by the tokens refreshed from them. Logout revokes the session, so neither the
+access token nor the refresh token of that login works afterwards; refresh revokes the
+refresh token it used, so each refresh token works once.
+"""
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 from flask import Flask
 from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
+from flask_jwt_extended.exceptions import WrongTokenError
 
 from services.api import context
 from services.api.errors import error_response
 from services.api.extensions import jwt
 from shared.users import find_active_user
 
-_REVOKED_PREFIX = "jwt:revoked:"
+_REVOKED_TOKEN = "jwt:revoked:"
+_REVOKED_SESSION = "jwt:revoked-session:"
 
 
-def issue_tokens(user: dict[str, Any]) -> dict[str, Any]:
+def issue_tokens(user: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
+    """A fresh access and refresh token pair; a new session unless one is continued."""
     identity = str(user["_id"])
+    claims = {"sid": session_id or uuid.uuid4().hex}
     return {
-        "access_token": create_access_token(identity=identity),
-        "refresh_token": create_refresh_token(identity=identity),
+        "access_token": create_access_token(identity=identity, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
         "user": {"id": identity, "email": user["email"]},
     }
 
 
+def current_session_id() -> str:
+    return get_jwt()["sid"]
+
+
 def revoke_current_token() -> None:
+    """Blocklist the token of this request until it would have expired anyway."""
     claims = get_jwt()
-    ttl = max(int(claims["exp"]) - int(claims["iat"]), 1)
-    context.redis_client().set(_REVOKED_PREFIX + claims["jti"], 1, ex=ttl)
+    context.redis_client().set(_REVOKED_TOKEN + claims["jti"], 1, ex=_seconds_left(claims))
+
+
+def revoke_current_session() -> None:
+    """Blocklist every token of this request's session. A session's tokens expire at the
+    latest one refresh lifetime from now, so the entry need not outlive that."""
+    ttl = context.settings().refresh_token_seconds
+    context.redis_client().set(_REVOKED_SESSION + current_session_id(), 1, ex=ttl)
+
+
+def _seconds_left(claims: dict[str, Any]) -> int:
+    return max(int(claims["exp"]) - int(time.time()), 1)
+
+
+def _is_revoked(payload: dict[str, Any]) -> bool:
+    # Runs before the check that the token has a session id; a token without one is
+    # refused right after.
+    keys = [_REVOKED_TOKEN + str(payload["jti"]), _REVOKED_SESSION + str(payload.get("sid"))]
+    return context.redis_client().exists(*keys) > 0
 
 
 def _unauthorized(message: str):
@@ -48,10 +82,20 @@ def configure_jwt(app: Flask) -> None:
         JWT_ERROR_MESSAGE_KEY="message",
     )
     jwt.init_app(app)
+    _register_loaders()
+    # flask-jwt-extended answers a refresh token sent as an access token (and the reverse)
+    # through the generic invalid-token loader; say which kind was expected instead.
+    app.register_error_handler(WrongTokenError, lambda exc: _unauthorized(str(exc)))
 
+
+def _register_loaders() -> None:
     @jwt.token_in_blocklist_loader
-    def _is_revoked(_header: dict, payload: dict) -> bool:
-        return bool(context.redis_client().exists(_REVOKED_PREFIX + payload["jti"]))
+    def _blocked(_header: dict, payload: dict) -> bool:
+        return _is_revoked(payload)
+
+    @jwt.token_verification_loader
+    def _has_session(_header: dict, payload: dict) -> bool:
+        return isinstance(payload.get("sid"), str)
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict, payload: dict) -> dict[str, Any] | None:

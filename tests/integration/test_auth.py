@@ -1,0 +1,414 @@
+"""Authentication through the real app, Mongo and Redis: signup, login, refresh, logout,
+me, and every way a token can be bad."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import timedelta
+
+import jwt as pyjwt
+import pytest
+from argon2 import PasswordHasher
+from bson import ObjectId
+from flask_jwt_extended import create_access_token
+
+from tests.integration.conftest import unique_email
+
+PASSWORD = "correct horse battery"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(response, status: int) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.get_json()
+    assert body["statusCode"] == status
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert set(body) <= {"statusCode", "error", "message", "details"}
+    return body
+
+
+def _assert_tokens_shape(body: dict, email: str) -> None:
+    assert set(body) == {"access_token", "refresh_token", "user"}
+    assert body["user"]["email"] == email
+    assert set(body["user"]) == {"id", "email"}
+    assert ObjectId.is_valid(body["user"]["id"]) and len(body["user"]["id"]) == 24
+
+
+# --- signup -----------------------------------------------------------------------------
+
+
+def test_signup_answers_tokens_and_creates_user_and_ngn_wallet(client, db):
+    email = unique_email()
+    response = client.post("/auth/signup", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201
+    body = response.get_json()
+    _assert_tokens_shape(body, email)
+    user = db.users.find_one({"_id": ObjectId(body["user"]["id"])})
+    assert user["email"] == email
+    assert user["passwordHash"].startswith("$argon2id$")
+    assert PASSWORD not in str(user)
+    wallet = db.accounts.find_one({"_id": f"wallet:{body['user']['id']}:NGN"})
+    assert wallet is not None and wallet["balance"] == 0 and wallet["currency"] == "NGN"
+    me = client.get("/auth/me", headers=_bearer(body["access_token"]))
+    assert me.status_code == 200
+    assert me.get_json()["email"] == email
+
+
+def test_signup_trims_and_lowercases_email(client, db):
+    local = unique_email().split("@")[0]
+    response = client.post(
+        "/auth/signup", json={"email": f"  {local.upper()}@Example.COM \t", "password": PASSWORD}
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["user"]["email"] == f"{local}@example.com"
+    assert db.users.count_documents({"email": f"{local}@example.com"}) == 1
+    login = client.post(
+        "/auth/login", json={"email": f"{local.title()}@EXAMPLE.com", "password": PASSWORD}
+    )
+    assert login.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "not-an-email",
+        "a@",
+        "@example.com",
+        "two@@example.com",
+        "",
+        "   ",
+        "a b@example.com",
+        "x" * 250 + "@example.com",
+    ],
+)
+def test_signup_rejects_invalid_email(client, db, email):
+    before = db.users.count_documents({})
+    body = _assert_error(
+        client.post("/auth/signup", json={"email": email, "password": PASSWORD}), 400
+    )
+    assert "email" in body["details"]
+    assert db.users.count_documents({}) == before
+
+
+@pytest.mark.parametrize("length, status", [(7, 400), (8, 201), (128, 201), (129, 400)])
+def test_signup_password_length_bounds(client, length, status):
+    response = client.post("/auth/signup", json={"email": unique_email(), "password": "p" * length})
+    assert response.status_code == status, response.get_json()
+    if status == 400:
+        assert "password" in response.get_json()["details"]
+
+
+def test_signup_taken_email_is_409_even_in_another_case(client, db):
+    email = unique_email()
+    assert (
+        client.post("/auth/signup", json={"email": email, "password": PASSWORD}).status_code == 201
+    )
+    again = client.post("/auth/signup", json={"email": email.upper(), "password": "other-pass"})
+    body = _assert_error(again, 409)
+    assert "email" in body["message"].lower()
+    assert db.users.count_documents({"email": email}) == 1
+
+
+def test_concurrent_signups_with_one_email_give_one_201_and_409s(app, db):
+    email = unique_email()
+    racers = 8
+    barrier = threading.Barrier(racers)
+    statuses: list[int] = []
+    bodies: list[dict] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/auth/signup", json={"email": email, "password": PASSWORD})
+        with lock:
+            statuses.append(response.status_code)
+            bodies.append(response.get_json())
+
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] + [409] * (racers - 1), bodies
+    assert db.users.count_documents({"email": email}) == 1
+    user = db.users.find_one({"email": email})
+    assert db.accounts.count_documents({"userId": user["_id"]}) == 1
+
+
+# --- login ------------------------------------------------------------------------------
+
+
+def test_login_answers_same_shape_as_signup(client, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    response = client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200
+    body = response.get_json()
+    _assert_tokens_shape(body, email)
+    assert client.get("/auth/me", headers=_bearer(body["access_token"])).status_code == 200
+
+
+def test_unknown_email_and_wrong_password_give_the_same_401(client, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    wrong = _assert_error(
+        client.post("/auth/login", json={"email": email, "password": "wrong-password"}), 401
+    )
+    unknown = _assert_error(
+        client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD}), 401
+    )
+    assert wrong == unknown
+
+
+def test_login_of_disabled_user_is_the_same_401(client, db, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    db.users.update_one({"email": email}, {"$set": {"disabled": True}})
+    disabled = _assert_error(
+        client.post("/auth/login", json={"email": email, "password": PASSWORD}), 401
+    )
+    unknown = _assert_error(
+        client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD}), 401
+    )
+    assert disabled == unknown
+
+
+def test_login_rehashes_a_hash_made_with_other_parameters(client, db, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    db.users.update_one({"email": email}, {"$set": {"passwordHash": weak}})
+
+    assert (
+        client.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    )
+    upgraded = db.users.find_one({"email": email})["passwordHash"]
+    assert upgraded != weak
+    assert upgraded.startswith("$argon2id$")
+    assert not PasswordHasher().check_needs_rehash(upgraded)
+    assert (
+        client.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    )
+
+
+def test_login_with_current_parameters_keeps_the_hash(client, db, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    stored = db.users.find_one({"email": email})["passwordHash"]
+    assert (
+        client.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    )
+    assert db.users.find_one({"email": email})["passwordHash"] == stored
+
+
+def test_wrong_password_does_not_rehash(client, db, signup):
+    email = unique_email()
+    signup(email, PASSWORD)
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    db.users.update_one({"email": email}, {"$set": {"passwordHash": weak}})
+    _assert_error(client.post("/auth/login", json={"email": email, "password": "nope-nope"}), 401)
+    assert db.users.find_one({"email": email})["passwordHash"] == weak
+
+
+# --- refresh, logout, me ----------------------------------------------------------------
+
+
+def test_refresh_token_gives_new_working_tokens(client, signup):
+    _, body = signup()
+    response = client.post("/auth/refresh", headers=_bearer(body["refresh_token"]))
+    assert response.status_code == 200
+    renewed = response.get_json()
+    _assert_tokens_shape(renewed, body["user"]["email"])
+    assert renewed["user"]["id"] == body["user"]["id"]
+    assert client.get("/auth/me", headers=_bearer(renewed["access_token"])).status_code == 200
+    again = client.post("/auth/refresh", headers=_bearer(renewed["refresh_token"]))
+    assert again.status_code == 200
+
+
+def test_refresh_token_is_single_use(client, signup):
+    _, body = signup()
+    assert client.post("/auth/refresh", headers=_bearer(body["refresh_token"])).status_code == 200
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+
+
+def test_access_token_cannot_refresh(client, signup):
+    _, body = signup()
+    error = _assert_error(client.post("/auth/refresh", headers=_bearer(body["access_token"])), 401)
+    assert "refresh" in error["message"].lower()
+
+
+def test_refresh_token_is_not_an_access_token(client, signup):
+    _, body = signup()
+    _assert_error(client.get("/auth/me", headers=_bearer(body["refresh_token"])), 401)
+    _assert_error(client.get("/wallet/balance", headers=_bearer(body["refresh_token"])), 401)
+
+
+def test_logout_revokes_the_access_token(client, signup):
+    headers, _ = signup()
+    assert client.get("/auth/me", headers=headers).status_code == 200
+    response = client.post("/auth/logout", headers=headers)
+    assert response.status_code == 204
+    error = _assert_error(client.get("/auth/me", headers=headers), 401)
+    assert "revoked" in error["message"].lower()
+    _assert_error(client.post("/auth/logout", headers=headers), 401)
+
+
+def test_logout_ends_the_whole_session_including_the_refresh_token(client, signup):
+    headers, body = signup()
+    assert client.post("/auth/logout", headers=headers).status_code == 204
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+
+
+def test_logout_with_refresh_token_ends_the_session(client, signup):
+    headers, body = signup()
+    assert client.post("/auth/logout", headers=_bearer(body["refresh_token"])).status_code == 204
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    _assert_error(client.get("/auth/me", headers=headers), 401)
+
+
+def test_logout_of_one_session_leaves_another_alone(client, signup):
+    email = unique_email()
+    headers, _ = signup(email, PASSWORD)
+    other = client.post("/auth/login", json={"email": email, "password": PASSWORD}).get_json()
+    assert client.post("/auth/logout", headers=headers).status_code == 204
+    assert client.get("/auth/me", headers=_bearer(other["access_token"])).status_code == 200
+
+
+def test_tokens_after_refresh_are_revoked_by_logout(client, signup):
+    _, body = signup()
+    renewed = client.post("/auth/refresh", headers=_bearer(body["refresh_token"])).get_json()
+    assert client.post("/auth/logout", headers=_bearer(body["access_token"])).status_code == 204
+    _assert_error(client.get("/auth/me", headers=_bearer(renewed["access_token"])), 401)
+    _assert_error(client.post("/auth/refresh", headers=_bearer(renewed["refresh_token"])), 401)
+
+
+def test_me_answers_the_user(client, signup):
+    headers, body = signup()
+    response = client.get("/auth/me", headers=headers)
+    assert response.status_code == 200
+    me = response.get_json()
+    assert me["id"] == body["user"]["id"]
+    assert me["email"] == body["user"]["email"]
+    assert me["role"] == "user"
+    assert "passwordHash" not in me and "password" not in json.dumps(me).lower()
+
+
+def test_token_of_deleted_user_is_401(client, db, signup):
+    headers, body = signup()
+    db.users.delete_one({"_id": ObjectId(body["user"]["id"])})
+    _assert_error(client.get("/auth/me", headers=headers), 401)
+    _assert_error(client.get("/wallet/balance", headers=headers), 401)
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+
+
+def test_token_of_disabled_user_is_401(client, db, signup):
+    headers, body = signup()
+    db.users.update_one({"_id": ObjectId(body["user"]["id"])}, {"$set": {"disabled": True}})
+    _assert_error(client.get("/auth/me", headers=headers), 401)
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+
+
+# --- bad tokens -------------------------------------------------------------------------
+
+
+def _b64(data: dict) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _claims(token: str) -> dict:
+    return pyjwt.decode(token, options={"verify_signature": False})
+
+
+def _tampered(token: str, **changes) -> str:
+    header, _payload, signature = token.split(".")
+    return ".".join([header, _b64({**_claims(token), **changes}), signature])
+
+
+def _alg_none(token: str) -> str:
+    return ".".join([_b64({"alg": "none", "typ": "JWT"}), _b64(_claims(token)), ""])
+
+
+def _wrong_secret(token: str) -> str:
+    return pyjwt.encode(_claims(token), "another-secret-of-enough-length-0123456789", "HS256")
+
+
+BAD_AUTHORIZATION = {
+    "missing": lambda token: None,
+    "empty": lambda token: "",
+    "no scheme": lambda token: token,
+    "basic scheme": lambda token: "Basic dXNlcjpwYXNz",
+    "bearer without token": lambda token: "Bearer",
+    "bearer blank": lambda token: "Bearer ",
+    "two tokens": lambda token: f"Bearer {token} {token}",
+    "garbage": lambda token: "Bearer not.a.jwt",
+    "one segment": lambda token: "Bearer abcdef",
+    "bad base64": lambda token: "Bearer !!!.@@@.###",
+    "truncated signature": lambda token: f"Bearer {token[:-5]}",
+    "tampered subject": lambda token: f"Bearer {_tampered(token, sub=str(ObjectId()))}",
+    "tampered expiry": lambda token: f"Bearer {_tampered(token, exp=4102444800)}",
+    "alg none": lambda token: f"Bearer {_alg_none(token)}",
+    "wrong secret": lambda token: f"Bearer {_wrong_secret(token)}",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AUTHORIZATION))
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/auth/me"), ("GET", "/wallet/balance"), ("POST", "/auth/logout")]
+)
+def test_bad_tokens_are_401_in_the_common_shape(client, signup, case, method, path):
+    _, body = signup()
+    value = BAD_AUTHORIZATION[case](body["access_token"])
+    headers = {} if value is None else {"Authorization": value}
+    _assert_error(client.open(path, method=method, headers=headers), 401)
+
+
+@pytest.mark.parametrize("case", list(BAD_AUTHORIZATION))
+def test_bad_refresh_tokens_are_401(client, signup, case):
+    _, body = signup()
+    value = BAD_AUTHORIZATION[case](body["refresh_token"])
+    headers = {} if value is None else {"Authorization": value}
+    _assert_error(client.post("/auth/refresh", headers=headers), 401)
+
+
+def test_expired_token_is_401(app, client, signup):
+    _, body = signup()
+    with app.app_context():
+        expired = create_access_token(
+            body["user"]["id"], expires_delta=timedelta(seconds=-30), additional_claims={"sid": "s"}
+        )
+    error = _assert_error(client.get("/auth/me", headers=_bearer(expired)), 401)
+    assert "expired" in error["message"].lower()
+
+
+def test_token_with_a_non_objectid_subject_is_401(app, client):
+    with app.app_context():
+        token = create_access_token("not-an-object-id", additional_claims={"sid": "s"})
+    _assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
+
+
+def test_our_token_without_a_session_id_is_401(app, client, signup):
+    _, body = signup()
+    with app.app_context():
+        token = create_access_token(body["user"]["id"])
+    _assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
+    _assert_error(client.post("/auth/logout", headers=_bearer(token)), 401)
+
+
+def test_access_token_lifetime_follows_settings(settings, signup):
+    _, body = signup()
+    claims = _claims(body["access_token"])
+    assert claims["exp"] - claims["iat"] == settings.access_token_seconds
+    assert claims["type"] == "access"
+    refresh = _claims(body["refresh_token"])
+    assert refresh["exp"] - refresh["iat"] == settings.refresh_token_seconds
+    assert refresh["type"] == "refresh"
