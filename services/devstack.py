@@ -1,0 +1,393 @@
+"""`make run`: the whole stack in the foreground, on embedded servers where none are given.
+
+    python -m services.devstack
+
+Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, then the gateway
+under gunicorn, a Celery worker, Celery beat, Flower and the Monnify simulator, each in
+its own process group with its output prefixed by its name. Ctrl-C or SIGTERM stops
+every child (SIGTERM to each group, SIGKILL after a grace period) and then the servers;
+a child that dies on its own brings the whole stack down with a non-zero exit.
+
+Launcher-only variables (the services never read them): DEVSTACK_DATA_DIR,
+EMBEDDED_MONGO_PORT, EMBEDDED_REDIS_PORT, WORKER_CONCURRENCY. Flower reads FLOWER_PORT,
+FLOWER_BASIC_AUTH and FLOWER_ADDRESS itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from services.embedded import EmbeddedServerError, start_mongo, start_redis
+from shared.settings import ConfigError, Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN_DIR = Path(sys.executable).parent
+NAME_WIDTH = len("monnify-sim") + 1
+STOP_GRACE_SECONDS = 15.0
+SUPERVISE_INTERVAL_SECONDS = 0.5
+READY_REPORT_INTERVAL_SECONDS = 15.0
+# Development defaults; the README documents them. Never printed by the launcher.
+DEV_DEFAULTS = {
+    "FLOWER_PORT": "5555",
+    "FLOWER_BASIC_AUTH": "flower:flower-dev-password",
+    "FLOWER_ADDRESS": "127.0.0.1",
+    "BIND_HOST": "127.0.0.1",
+}
+
+
+class LaunchError(Exception):
+    """The stack cannot start; the message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    data_dir: Path
+    mongo_port: int | None
+    redis_port: int | None
+    worker_concurrency: int
+
+
+def process_specs(config: LaunchConfig) -> list[ProcessSpec]:
+    """The stack's processes; docker-compose runs the same entry points."""
+    celery = ("celery", "-A", "services.worker.celery_app")
+    beat_schedule = str(config.data_dir / "celerybeat-schedule")
+    return [
+        ProcessSpec("api", ("gunicorn", "-c", "deploy/gunicorn.conf.py", "services.api.wsgi:app")),
+        ProcessSpec(
+            "worker",
+            (
+                *celery,
+                "worker",
+                "-E",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(config.worker_concurrency),
+            ),
+        ),
+        ProcessSpec("beat", (*celery, "beat", "--loglevel", "INFO", "--schedule", beat_schedule)),
+        ProcessSpec("flower", (*celery, "flower")),
+        ProcessSpec("monnify-sim", ("python", "-m", "services.monnify_sim")),
+    ]
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def _optional_port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "")
+    if raw == "":
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise LaunchError(f"configuration error: {name} is malformed: must be a TCP port")
+    return int(raw)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    if not raw.isdigit() or int(raw) == 0:
+        raise LaunchError(f"configuration error: {name} is malformed: must be a positive integer")
+    return int(raw)
+
+
+def read_launch_config(env: Mapping[str, str]) -> LaunchConfig:
+    return LaunchConfig(
+        data_dir=Path(env.get("DEVSTACK_DATA_DIR") or ".data").resolve(),
+        mongo_port=_optional_port(env, "EMBEDDED_MONGO_PORT"),
+        redis_port=_optional_port(env, "EMBEDDED_REDIS_PORT"),
+        worker_concurrency=_positive_int(env, "WORKER_CONCURRENCY", 2),
+    )
+
+
+def validate_settings(env: Mapping[str, str]) -> Settings:
+    """Refuse embedded servers in production, then validate what every service will read."""
+    if env.get("APP_ENV") == "production":
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not env.get(name)]
+        if missing:
+            raise LaunchError(
+                "refusing to start embedded servers with APP_ENV=production: "
+                f"set {' and '.join(missing)}"
+            )
+        if not env.get("FLOWER_BASIC_AUTH"):
+            raise LaunchError("configuration error: FLOWER_BASIC_AUTH is required in production")
+    try:
+        return load_settings(env)
+    except ConfigError as exc:
+        raise LaunchError(f"configuration error: {exc}") from None
+
+
+# ---------------------------------------------------------------- output
+
+
+class Output:
+    """Writes whole lines, each prefixed with the name of the process that wrote it."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def line(self, name: str, text: str) -> None:
+        with self.lock:
+            self.stream.write(f"{name:<{NAME_WIDTH}}| {text}\n")
+            self.stream.flush()
+
+    def pump(self, name: str, pipe: IO[bytes]) -> threading.Thread:
+        """Copy a child's output in a background thread until the child closes it."""
+
+        def copy() -> None:
+            with pipe:
+                for raw in pipe:
+                    self.line(name, raw.decode(errors="replace").rstrip("\n"))
+
+        thread = threading.Thread(target=copy, name=f"pump-{name}", daemon=True)
+        thread.start()
+        return thread
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen
+    own_group: bool
+
+    def exited(self) -> bool:
+        return self.process.poll() is not None
+
+    def signal(self, signum: int) -> None:
+        try:
+            if self.own_group:
+                os.killpg(self.process.pid, signum)
+            elif not self.exited():
+                self.process.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    def gone(self) -> bool:
+        """The child and, for a group leader, everything left in its group have exited."""
+        if not self.exited():
+            return False
+        if not self.own_group:
+            return True
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def _resolve(argv: tuple[str, ...]) -> list[str]:
+    """Run the venv's own python / console scripts, whatever PATH says."""
+    program = sys.executable if argv[0] == "python" else str(BIN_DIR / argv[0])
+    return [program, *argv[1:]]
+
+
+def spawn(spec: ProcessSpec, env: Mapping[str, str], output: Output) -> Child:
+    process = subprocess.Popen(
+        _resolve(spec.argv),
+        cwd=REPO_ROOT,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        # Its own group: Ctrl-C reaches the launcher only, which stops children in
+        # order, and a signal to the group also reaches gunicorn's and celery's forks.
+        process_group=0,
+    )
+    output.pump(spec.name, process.stdout)
+    return Child(spec.name, process, own_group=True)
+
+
+@contextmanager
+def _interrupts_blocked() -> Iterator[None]:
+    """Embedded servers share the launcher's process group, so a terminal Ctrl-C would
+    reach them before the services that use them stop. A child inherits the blocked
+    mask; the launcher still stops them with SIGTERM, last."""
+    blocked = {signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+
+
+def start_embedded_servers(
+    env: dict[str, str], config: LaunchConfig, output: Output, started: list[Child]
+) -> None:
+    """Start the servers that DATABASE_URL / REDIS_URL don't name, exporting their URLs.
+    Appends each to `started` as soon as it runs, so a later failure still stops it."""
+    with _interrupts_blocked():
+        if not env.get("DATABASE_URL"):
+            mongo_dir = config.data_dir / "mongo"
+            server = start_mongo(mongo_dir, config.mongo_port, stdout=subprocess.PIPE)
+            started.append(_adopt(server.name, server.process, output))
+            env["DATABASE_URL"] = server.url
+            output.line("devstack", f"embedded SecantusDB at {server.url} (data in {mongo_dir})")
+        if not env.get("REDIS_URL"):
+            server = start_redis(config.redis_port, stdout=subprocess.PIPE)
+            started.append(_adopt(server.name, server.process, output))
+            env["REDIS_URL"] = server.url
+            output.line("devstack", f"embedded Valkey at {server.url}")
+
+
+def _adopt(name: str, process: subprocess.Popen, output: Output) -> Child:
+    output.pump(name, process.stdout)
+    return Child(name, process, own_group=False)
+
+
+def stop_all(children: list[Child], output: Output) -> None:
+    """SIGTERM to every child, SIGKILL to whatever is left after the grace period."""
+    for child in children:
+        child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline and not all(child.gone() for child in children):
+        time.sleep(0.1)
+    for child in children:
+        if not child.gone():
+            output.line(
+                "devstack", f"{child.name} did not stop in {STOP_GRACE_SECONDS:.0f}s; killing"
+            )
+            child.signal(signal.SIGKILL)
+            child.process.wait()
+
+
+# ---------------------------------------------------------------- supervision
+
+
+class StopRequest:
+    """Set by SIGINT / SIGTERM; the main loop polls it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.event.set()
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+
+def first_exited(children: list[Child]) -> Child | None:
+    return next((child for child in children if child.exited()), None)
+
+
+def readiness(port: int) -> tuple[bool, str]:
+    try:
+        response = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    except requests.RequestException as exc:
+        return False, f"API not answering ({type(exc).__name__})"
+    if response.status_code == 200:
+        return True, "ready"
+    try:
+        return False, response.json().get("message", response.text)
+    except ValueError:
+        return False, f"HTTP {response.status_code}"
+
+
+def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> None:
+    api = f"http://127.0.0.1:{settings.port}"
+    lines = [
+        f"ready: API        {api}",
+        f"       API docs   {api}/docs",
+        f"       Flower     http://127.0.0.1:{env['FLOWER_PORT']} (basic auth: FLOWER_BASIC_AUTH)",
+        f"       Simulator  http://127.0.0.1:{settings.monnify_sim_port}",
+        "       Ctrl-C stops everything",
+    ]
+    for text in lines:
+        output.line("devstack", text)
+
+
+def supervise(
+    children: list[Child],
+    stop: StopRequest,
+    settings: Settings,
+    env: Mapping[str, str],
+    output: Output,
+) -> int:
+    """Wait for readiness, then for Ctrl-C / SIGTERM (exit 0) or a child's death (exit 1)."""
+    ready = False
+    next_report = time.monotonic() + READY_REPORT_INTERVAL_SECONDS
+    while not stop.wait(SUPERVISE_INTERVAL_SECONDS):
+        dead = first_exited(children)
+        if dead is not None:
+            code = dead.process.returncode
+            output.line("devstack", f"{dead.name} exited unexpectedly (code {code}); stopping")
+            return 1
+        if ready:
+            continue
+        ready, status = readiness(settings.port)
+        if ready:
+            print_urls(output, settings, env)
+        elif time.monotonic() >= next_report:
+            output.line("devstack", f"waiting for /readyz: {status}")
+            next_report = time.monotonic() + READY_REPORT_INTERVAL_SECONDS
+    output.line("devstack", "stopping")
+    return 0
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def child_environment(env: Mapping[str, str]) -> dict[str, str]:
+    merged = {**DEV_DEFAULTS, **env}
+    merged["PYTHONUNBUFFERED"] = "1"  # lines appear as they are written, not per buffer
+    return merged
+
+
+def run(env: Mapping[str, str], output: Output) -> int:
+    config = read_launch_config(env)
+    settings = validate_settings(env)
+    child_env = child_environment(env)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = StopRequest()
+    stop.install()
+    servers: list[Child] = []
+    services: list[Child] = []
+    try:
+        start_embedded_servers(child_env, config, output, servers)
+        for spec in process_specs(config):
+            if stop.event.is_set():
+                return 0
+            services.append(spawn(spec, child_env, output))
+        return supervise(services + servers, stop, settings, child_env, output)
+    finally:
+        stop_all(services, output)
+        stop_all(servers, output)
+        output.line("devstack", "stopped")
+
+
+def main() -> int:
+    output = Output(sys.stdout)
+    try:
+        return run(os.environ, output)
+    except (LaunchError, EmbeddedServerError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
