@@ -53,18 +53,28 @@ def servers() -> Iterator[dict[str, str]]:
             server.stop()
 
 
+# The environment every process of the test session sees (the app, the in-process
+# worker, subprocesses), besides the server URLs. Timings are short so tests run in seconds.
+TEST_ENV = {
+    "APP_ENV": "test",
+    "LOG_JSON": "true",
+    "SIGNUP_RATE_LIMIT": "1000 per minute",
+    "LOGIN_RATE_LIMIT": "1000 per minute",
+}
+
+
 @pytest.fixture(scope="session")
-def settings(servers: dict[str, str]) -> Settings:
-    return load_settings(
-        {
-            "APP_ENV": "test",
-            "DATABASE_URL": servers["database_url"],
-            "REDIS_URL": servers["redis_url"],
-            "LOG_JSON": "true",
-            "SIGNUP_RATE_LIMIT": "1000 per minute",
-            "LOGIN_RATE_LIMIT": "1000 per minute",
-        }
-    )
+def test_env(servers: dict[str, str]) -> dict[str, str]:
+    return {
+        **TEST_ENV,
+        "DATABASE_URL": servers["database_url"],
+        "REDIS_URL": servers["redis_url"],
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Settings:
+    return load_settings(test_env)
 
 
 @pytest.fixture(scope="session")

@@ -40,17 +40,10 @@ def signup(client: FlaskClient):
 
 
 @pytest.fixture(scope="session")
-def celery_worker(settings, servers):
+def celery_worker(test_env):
     """A real Celery worker, in this process on threads, consuming from the session's
     Redis (Redash's way of testing tasks): tasks run as they do in production."""
-    os.environ.update(
-        {
-            "APP_ENV": "test",
-            "DATABASE_URL": servers["database_url"],
-            "REDIS_URL": servers["redis_url"],
-            "LOG_JSON": "true",
-        }
-    )
+    os.environ.update(test_env)
     import celery.contrib.testing.tasks  # registers celery.ping for the start-up check
     from celery.contrib.testing.worker import start_worker
 
@@ -58,3 +51,11 @@ def celery_worker(settings, servers):
 
     with start_worker(celery, pool="threads", concurrency=4, loglevel="INFO"):
         yield celery
+
+
+@pytest.fixture()
+def ledger(db, redis_client):
+    """The ledger over the session's real servers, with its default lock settings."""
+    from shared.ledger import Ledger
+
+    return Ledger(db, redis_client)
