@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 
 from services.api import auth, calls, health, payments, wallet
 from services.api.errors import error_response, register_error_handlers
-from services.api.extensions import api, limiter
+from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
 from services.api.tokens import configure_jwt
 from shared.indexes import ensure_indexes
@@ -41,17 +41,15 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
         RATELIMIT_KEY_PREFIX="ratelimit",
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    configure_jwt(app)
-    limiter.init_app(app)
-    api.init_app(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
-    for module in (health, auth, wallet, payments, calls):
-        api.register_blueprint(module.blp)
-    register_error_handlers(app)
+    # First, so that every answer (a 429 from the limiter too) carries the request id.
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    configure_jwt(app)
+    api = init_api(app)
+    for module in (health, auth, wallet, payments, calls):
+        api.register_blueprint(module.blp)
+    auth.apply_rate_limits(app, init_limiter(app))
+    register_error_handlers(app)
 
     if prepare_database:
         db = get_db(settings.database_url)

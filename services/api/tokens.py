@@ -15,12 +15,16 @@ import uuid
 from typing import Any
 
 from flask import Flask
-from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+)
 from flask_jwt_extended.exceptions import WrongTokenError
 
 from services.api import context
 from services.api.errors import error_response
-from services.api.extensions import jwt
 from shared.users import find_active_user
 
 _REVOKED_TOKEN = "jwt:revoked:"
@@ -81,14 +85,13 @@ def configure_jwt(app: Flask) -> None:
         JWT_REFRESH_TOKEN_EXPIRES=settings.refresh_token_seconds,
         JWT_ERROR_MESSAGE_KEY="message",
     )
-    jwt.init_app(app)
-    _register_loaders()
+    _register_loaders(JWTManager(app))
     # flask-jwt-extended answers a refresh token sent as an access token (and the reverse)
     # through the generic invalid-token loader; say which kind was expected instead.
     app.register_error_handler(WrongTokenError, lambda exc: _unauthorized(str(exc)))
 
 
-def _register_loaders() -> None:
+def _register_loaders(jwt: JWTManager) -> None:
     @jwt.token_in_blocklist_loader
     def _blocked(_header: dict, payload: dict) -> bool:
         return _is_revoked(payload)

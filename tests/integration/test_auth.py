@@ -4,7 +4,9 @@ me, and every way a token can be bad."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import random
 import threading
 from datetime import timedelta
 
@@ -14,6 +16,7 @@ from argon2 import PasswordHasher
 from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
+from services.api.app import create_app
 from tests.integration.conftest import unique_email
 
 PASSWORD = "correct horse battery"
@@ -412,3 +415,128 @@ def test_access_token_lifetime_follows_settings(settings, signup):
     refresh = _claims(body["refresh_token"])
     assert refresh["exp"] - refresh["iat"] == settings.refresh_token_seconds
     assert refresh["type"] == "refresh"
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+LOW_LIMIT = 3
+
+
+@pytest.fixture(scope="module")
+def limited_settings(settings):
+    limit = f"{LOW_LIMIT} per hour"
+    return dataclasses.replace(settings, signup_rate_limit=limit, login_rate_limit=limit)
+
+
+@pytest.fixture(scope="module")
+def limited_app(limited_settings):
+    return create_app(limited_settings)
+
+
+def _from_ip(app, ip: str | None = None):
+    """A client whose requests come from their own address, so tests don't share limits."""
+    address = ip or f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(256)}"
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def _assert_rate_limited(response) -> None:
+    body = _assert_error(response, 429)
+    assert "too many" in body["message"].lower()
+    retry_after = int(response.headers["Retry-After"])
+    assert 0 < retry_after <= 3600
+    assert response.headers["X-Request-ID"]
+
+
+def test_signup_is_limited_per_ip(limited_app, db):
+    client = _from_ip(limited_app)
+    for _ in range(LOW_LIMIT):
+        response = client.post("/auth/signup", json={"email": unique_email(), "password": PASSWORD})
+        assert response.status_code == 201
+    refused = unique_email()
+    _assert_rate_limited(client.post("/auth/signup", json={"email": refused, "password": PASSWORD}))
+    assert db.users.count_documents({"email": refused}) == 0
+    other_ip = _from_ip(limited_app)
+    ok = other_ip.post("/auth/signup", json={"email": refused, "password": PASSWORD})
+    assert ok.status_code == 201
+
+
+def test_login_is_limited_per_ip(limited_app):
+    client = _from_ip(limited_app)
+    for _ in range(LOW_LIMIT):
+        response = client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD})
+        assert response.status_code == 401
+    _assert_rate_limited(
+        client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD})
+    )
+
+
+def test_login_is_limited_per_email_across_ips(limited_app):
+    email = unique_email()
+    assert (
+        _from_ip(limited_app)
+        .post("/auth/signup", json={"email": email, "password": PASSWORD})
+        .status_code
+        == 201
+    )
+    for _ in range(LOW_LIMIT):
+        response = _from_ip(limited_app).post(
+            "/auth/login", json={"email": email, "password": "wrong-password"}
+        )
+        assert response.status_code == 401
+    last_ip = _from_ip(limited_app)
+    # Even the right password, from a fresh address and in another case, is refused now.
+    _assert_rate_limited(
+        last_ip.post("/auth/login", json={"email": f" {email.upper()}", "password": PASSWORD})
+    )
+    other = last_ip.post("/auth/login", json={"email": unique_email(), "password": PASSWORD})
+    assert other.status_code == 401
+
+
+def test_signup_is_limited_per_email_across_ips(limited_app):
+    email = unique_email()
+    statuses = [
+        _from_ip(limited_app)
+        .post("/auth/signup", json={"email": email, "password": PASSWORD})
+        .status_code
+        for _ in range(LOW_LIMIT)
+    ]
+    assert statuses == [201] + [409] * (LOW_LIMIT - 1)
+    _assert_rate_limited(
+        _from_ip(limited_app).post("/auth/signup", json={"email": email, "password": PASSWORD})
+    )
+
+
+def test_limits_live_in_redis_and_are_shared_between_app_processes(
+    limited_app, limited_settings, redis_client
+):
+    """Two apps over one Redis stand for two gunicorn workers: they share the counts."""
+    second_worker = create_app(limited_settings)
+    ip = "10.250.0.1"
+    clients = [_from_ip(limited_app, ip), _from_ip(second_worker, ip)]
+    for attempt in range(LOW_LIMIT):
+        response = clients[attempt % 2].post(
+            "/auth/login", json={"email": unique_email(), "password": PASSWORD}
+        )
+        assert response.status_code == 401
+    _assert_rate_limited(
+        clients[LOW_LIMIT % 2].post(
+            "/auth/login", json={"email": unique_email(), "password": PASSWORD}
+        )
+    )
+    assert redis_client.keys(f"*ratelimit/{ip}/auth.login*")
+
+
+def test_rate_limit_keys_do_not_contain_the_email(limited_app, redis_client):
+    email = unique_email()
+    _from_ip(limited_app).post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert not redis_client.keys(f"*{email}*")
+    assert redis_client.keys("*ratelimit/email:*/auth.login*")
+
+
+def test_the_session_app_keeps_its_high_limits_after_a_low_limit_app_exists(limited_app, app):
+    client = _from_ip(app)
+    for _ in range(LOW_LIMIT + 2):
+        response = client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD})
+        assert response.status_code == 401
