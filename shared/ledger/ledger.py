@@ -32,7 +32,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared.errors import Conflict, InvalidRequest, NotFound, PaymentRequired
+from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
 from shared.ledger.accounts import (
     SystemAccount,
     is_user_wallet,
@@ -303,6 +303,8 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Move money from one account to one or more (a split)."""
+        for _, amount in destinations:
+            _check_positive(amount)  # else a negative share would move money backwards
         total = sum(amount for _, amount in destinations)
         postings = [Posting(source, -total), *(Posting(a, amount) for a, amount in destinations)]
         return self.post(key, postings, **details)
@@ -348,8 +350,9 @@ class Ledger:
         """Reserve `amount` of the wallet's available balance until captured, released or
         expired. A hold already counts as spent for every other operation."""
         _check_positive(amount)
-        hold_id = hold_id or str(ObjectId())
+        # The caller's hold id (None when omitted), so a repeat without one still replays.
         params = {"account": account, "amount": amount, "expiresAt": expires_at, "hold": hold_id}
+        hold_id = hold_id or str(ObjectId())
 
         def work(tx: _Transaction) -> dict[str, Any]:
             tx.load_accounts([account])
@@ -402,14 +405,16 @@ class Ledger:
     ) -> EntryResult:
         """Take `amount` (at most what is held) from the hold's wallet and pay it to the
         destinations (default: platform revenue); the rest of the hold is released."""
-        if amount < 0:
-            raise InvalidRequest("A capture amount cannot be negative")
+        if not _is_integer(amount) or amount < 0:
+            raise InvalidRequest("A capture amount must be a non-negative integer in minor units")
         account = self._hold_account(hold_id)
         currency = account.rsplit(":", 1)[-1]
         destinations = list(
             destinations or [(system_account_id(SystemAccount.PLATFORM_REVENUE, currency), amount)]
         )
-        if sum(a for _, a in destinations) != amount or any(a < 0 for _, a in destinations):
+        if any(not _is_integer(a) or a < 0 for _, a in destinations) or (
+            sum(a for _, a in destinations) != amount
+        ):
             raise InvalidRequest("The destinations of a capture must add up to its amount")
         postings = tuple(
             [Posting(account, -amount), *(Posting(d, a) for d, a in destinations if a)]
@@ -509,12 +514,16 @@ class Ledger:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._attempt(key, op, fingerprint, work)
-                except DuplicateKeyError as exc:
-                    # A concurrent writer committed this key first (its lock had expired).
-                    replay = self._replay(key, fingerprint) if "operations" in str(exc) else None
-                    if replay is None:
-                        raise
-                    return replay
+                except (DomainError, DuplicateKeyError) as exc:
+                    # A repeat of this key may have committed since the first look (a
+                    # racing request, or a writer whose lock expired); what it did is why
+                    # this attempt failed, and its result is the answer.
+                    replay = self._replay(key, fingerprint)
+                    if replay is not None:
+                        return replay
+                    if isinstance(exc, DuplicateKeyError):
+                        raise Conflict("A record with this id already exists") from exc
+                    raise
                 except (_StaleAccount, PyMongoError) as exc:
                     if isinstance(exc, PyMongoError) and not _is_transient(exc):
                         raise
@@ -566,8 +575,12 @@ def _open_hold(tx: _Transaction, hold_id: str) -> dict[str, Any]:
     return hold
 
 
+def _is_integer(amount: object) -> bool:
+    return isinstance(amount, int) and not isinstance(amount, bool)
+
+
 def _check_positive(amount: int) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+    if not _is_integer(amount) or amount <= 0:
         raise InvalidRequest("Amounts must be positive integers in minor units")
 
 
@@ -575,7 +588,7 @@ def _check_postings(postings: Sequence[Posting]) -> None:
     if len(postings) < 2:
         raise InvalidRequest("A journal entry needs at least two postings")
     for posting in postings:
-        if isinstance(posting.amount, bool) or not isinstance(posting.amount, int):
+        if not _is_integer(posting.amount):
             raise InvalidRequest("Posting amounts must be integers in minor units")
         if posting.amount == 0:
             raise InvalidRequest("A posting cannot be zero")
