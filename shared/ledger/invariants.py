@@ -70,8 +70,11 @@ def _wallets_not_negative(accounts: list[dict[str, Any]]) -> list[Violation]:
 
 
 def _entries_balance(db: Database) -> list[Violation]:
+    # $unwind + $group rather than {$sum: "$postings.amount"} in a $project: SecantusDB
+    # evaluates that array path to nothing, so every entry would look balanced.
     pipeline = [
-        {"$project": {"total": {"$sum": "$postings.amount"}}},
+        {"$unwind": "$postings"},
+        {"$group": {"_id": "$_id", "total": {"$sum": "$postings.amount"}}},
         {"$match": {"total": {"$ne": 0}}},
     ]
     return [
