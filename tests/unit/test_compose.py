@@ -1,0 +1,243 @@
+"""docker-compose.yml, checked without Docker: start order waits on healthchecks, every
+environment name is one something reads, every command is a real entry point and the
+same one `make run` starts. Also checks that .env.example and the README document every
+variable the settings read."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from celery import Celery
+from flower.options import options as flower_options
+
+from services.devstack import LaunchConfig, process_specs
+from services.monnify_sim.config import SIM_ENV_NAMES
+from shared.settings import load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = REPO_ROOT / "deploy" / "gunicorn.conf.py"
+
+# Names the compose file may set although shared/settings.py does not read them, each
+# with its reader; test_allow_listed_names_are_really_read keeps this list honest.
+READ_BY_GUNICORN_CONFIG = {
+    "WEB_CONCURRENCY": "gunicorn worker processes",
+    "GUNICORN_THREADS": "threads per gunicorn worker",
+    "BIND_HOST": "interface gunicorn binds",
+}
+READ_BY_FLOWER = {
+    "FLOWER_PORT": "Flower reads its options from FLOWER_* variables",
+    "FLOWER_BASIC_AUTH": "Flower's dashboard login, user:password",
+}
+READ_BY_SIMULATOR = set(SIM_ENV_NAMES)  # the simulator's own knobs (services/monnify_sim/config.py)
+# Documented in .env.example for `make run` only (services/devstack.py).
+READ_BY_LAUNCHER = {
+    "DEVSTACK_DATA_DIR",
+    "EMBEDDED_MONGO_PORT",
+    "EMBEDDED_REDIS_PORT",
+    "WORKER_CONCURRENCY",
+}
+# Launcher only; never in the compose file, whose containers it does not run.
+FORBIDDEN_IN_COMPOSE = READ_BY_LAUNCHER
+
+
+class _RecordingEnv(dict):
+    """An empty environment that remembers every name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.names.add(name)
+        return super().get(name, default)
+
+
+def settings_names() -> set[str]:
+    env = _RecordingEnv()
+    load_settings(env)
+    return env.names
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _app_services(services) -> dict[str, dict[str, Any]]:
+    """The services run from this repository's image (not mongo, redis)."""
+    return {name: spec for name, spec in services.items() if "build" in spec}
+
+
+# ---------------------------------------------------------------- start order
+
+
+def test_every_service_has_a_healthcheck_or_waits_on_healthy_ones(services):
+    for name, spec in services.items():
+        assert "healthcheck" in spec or spec.get("depends_on"), name
+        assert not spec.get("healthcheck", {}).get("disable"), name
+
+
+def test_dependencies_wait_until_healthy(services):
+    for name, spec in services.items():
+        depends_on = spec.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
+        for target, condition in depends_on.items():
+            assert condition == {"condition": "service_healthy"}, f"{name} -> {target}"
+            assert "healthcheck" in services[target], f"{name} waits on {target}, which has none"
+
+
+def test_every_app_service_waits_for_its_servers(services):
+    apps = _app_services(services)
+    for name in ("api", "worker", "beat"):
+        assert {"mongo", "redis"} <= set(apps[name]["depends_on"]), name
+    assert "redis" in apps["flower"]["depends_on"]
+
+
+def test_mongo_is_a_replica_set_the_services_connect_to(services, compose):
+    mongo = services["mongo"]
+    command = mongo["command"]
+    replica_set = command[command.index("--replSet") + 1]
+    url = compose["x-app-environment"]["DATABASE_URL"]
+    assert url.startswith("mongodb://mongo:27017/")
+    assert f"replicaSet={replica_set}" in url
+    assert mongo["image"] == "mongo:7"
+    initiation = mongo["healthcheck"]["test"][-1]
+    assert "rs.initiate" in initiation
+    assert f"_id: '{replica_set}'" in initiation
+    assert services["redis"]["image"] == "redis:7"
+
+
+# ---------------------------------------------------------------- environment
+
+
+def test_app_services_share_one_environment_block(services, compose):
+    shared = compose["x-app-environment"]
+    for name, spec in _app_services(services).items():
+        environment = spec["environment"]
+        assert {key: environment[key] for key in shared} == shared, name
+
+
+def test_every_environment_name_is_read_by_something(services):
+    known = settings_names() | set(READ_BY_GUNICORN_CONFIG) | set(READ_BY_FLOWER)
+    known |= READ_BY_SIMULATOR
+    for name, spec in services.items():
+        if "build" not in spec:
+            assert not spec.get("environment"), f"{name}: image services need no variables"
+            continue
+        unknown = set(spec["environment"]) - known
+        assert not unknown, f"{name} sets {sorted(unknown)}, which nothing reads"
+        assert not set(spec["environment"]) & FORBIDDEN_IN_COMPOSE, name
+
+
+def test_allow_listed_names_are_really_read():
+    gunicorn_config = GUNICORN_CONFIG.read_text()
+    for name in READ_BY_GUNICORN_CONFIG:
+        assert f'"{name}"' in gunicorn_config or f"'{name}'" in gunicorn_config, name
+    for name in READ_BY_FLOWER:
+        # Flower turns FLOWER_X into its option x, and fails to start on an unknown one.
+        assert name.removeprefix("FLOWER_").lower() in flower_options, name
+    launcher = (REPO_ROOT / "services" / "devstack.py").read_text()
+    for name in READ_BY_LAUNCHER:
+        assert f'"{name}"' in launcher, name
+
+
+def _env_example_names() -> set[str]:
+    """Names in .env.example, set or commented out (`# NAME=`)."""
+    text = (REPO_ROOT / ".env.example").read_text()
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_env_example_documents_every_setting_and_nothing_unknown():
+    documented = _env_example_names()
+    assert settings_names() <= documented, sorted(settings_names() - documented)
+    known = settings_names() | set(READ_BY_GUNICORN_CONFIG) | set(READ_BY_FLOWER)
+    known |= READ_BY_LAUNCHER
+    assert documented <= known, sorted(documented - known)
+
+
+def test_readme_documents_every_setting():
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = {name for name in settings_names() if f"`{name}`" not in readme}
+    assert not missing, sorted(missing)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _defines_top_level(module: str, name: str) -> bool:
+    """True when the module's source assigns `name` at top level (without importing it:
+    services.api.wsgi connects to the database when imported)."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text())
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == name for target in node.targets)
+        for node in tree.body
+    )
+
+
+def entry_point(argv: list[str]) -> tuple[str, ...]:
+    """What a command runs, checked to exist: ("gunicorn", config, app),
+    ("celery", app module, subcommand) or ("python -m", module)."""
+    program = Path(argv[0]).name
+    if program == "gunicorn":
+        config = argv[argv.index("-c") + 1]
+        module, _, attribute = argv[-1].partition(":")
+        assert (REPO_ROOT / config).is_file(), config
+        assert _module_exists(module) and _defines_top_level(module, attribute), argv[-1]
+        return ("gunicorn", config, argv[-1])
+    if program == "celery":
+        module = argv[argv.index("-A") + 1]
+        subcommand = argv[argv.index("-A") + 2]
+        assert isinstance(importlib.import_module(module).celery, Celery), module
+        assert subcommand in ("worker", "beat", "flower"), subcommand
+        return ("celery", module, subcommand)
+    if program.startswith("python") and argv[1] == "-m":
+        module = argv[2]
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, module
+        if spec.submodule_search_locations is not None:  # a package runs its __main__
+            assert _module_exists(f"{module}.__main__"), f"{module}.__main__"
+        return ("python -m", module)
+    raise AssertionError(f"not a known entry point: {argv}")
+
+
+def test_every_command_names_a_real_entry_point(services):
+    for name, spec in _app_services(services).items():
+        assert isinstance(spec.get("command"), list), f"{name}: command must be a list"
+        entry_point(spec["command"])
+
+
+def test_compose_runs_the_same_entry_points_as_make_run(services):
+    in_compose = sorted(entry_point(spec["command"]) for spec in _app_services(services).values())
+    launched = process_specs(LaunchConfig(Path(".data"), None, None, 2))
+    in_launcher = sorted(entry_point(list(spec.argv)) for spec in launched)
+    assert in_compose == in_launcher
+
+
+def test_the_image_installs_without_dev_extras_and_runs_as_a_user():
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    instructions = [line.split()[0] for line in dockerfile.splitlines() if line[:1].isupper()]
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "RUN pip install .\n" in dockerfile and "[dev]" not in dockerfile
+    assert "USER" in instructions and instructions.index("USER") > instructions.index("RUN")
+    assert "USER root" not in dockerfile
