@@ -8,6 +8,9 @@ from pymongo.database import Database
 # Named so queries can hint it: some planners (SecantusDB) otherwise scan the collection
 # when a filter adds a second field to the account.
 HISTORY_INDEX = "postings_by_account_newest"
+CALL_SLOT_INDEX = "calls_open_slot_per_caller"
+CALLS_BY_CALLER = "calls_by_caller_newest"
+CALLS_BY_RECEIVER = "calls_by_receiver_newest"
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
@@ -18,6 +21,29 @@ INDEXES: dict[str, list[IndexModel]] = {
         )
     ],
     "operations": [],  # _id is the idempotency key
+    "calls": [
+        # The guarantee behind CALL_MAX_CONCURRENT: an open call occupies one of its
+        # caller's numbered slots, and the slot frees when `open` is unset at the end.
+        IndexModel(
+            [("callerId", ASCENDING), ("slot", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"open": True},
+            name=CALL_SLOT_INDEX,
+        ),
+        IndexModel(
+            [("callerId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name=CALLS_BY_CALLER,
+        ),
+        IndexModel(
+            [("receiverId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name=CALLS_BY_RECEIVER,
+        ),
+        IndexModel([("status", ASCENDING), ("paidUntil", ASCENDING)], name="calls_open_by_paid"),
+        IndexModel(
+            [("status", ASCENDING), ("settled", ASCENDING), ("endedAt", ASCENDING)],
+            name="calls_unsettled",
+        ),
+    ],
     "entries": [IndexModel([("createdAt", DESCENDING)], name="entries_by_time")],
     "postings": [
         IndexModel(
@@ -25,6 +51,25 @@ INDEXES: dict[str, list[IndexModel]] = {
             name=HISTORY_INDEX,
         ),
         IndexModel([("entryId", ASCENDING)], name="postings_by_entry"),
+    ],
+    "fundings": [
+        IndexModel(
+            [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"idempotencyKey": {"$exists": True}},
+            name="funding_idempotency_key",
+        ),
+        IndexModel(
+            [("transactionReference", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"transactionReference": {"$exists": True}},
+            name="funding_by_transaction_reference",
+        ),
+        IndexModel([("status", ASCENDING), ("createdAt", ASCENDING)], name="fundings_by_status"),
+    ],
+    "webhook_events": [
+        IndexModel([("dedupeKey", ASCENDING)], unique=True, name="event_dedupe"),
+        IndexModel([("status", ASCENDING), ("receivedAt", ASCENDING)], name="events_by_status"),
     ],
     "holds": [
         IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)], name="holds_open_by_expiry"),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from shared.errors import InvalidRequest
+
 # Minor units per major unit, as a power of ten. NGN: kobo; USD: cents.
 CURRENCY_EXPONENTS: dict[str, int] = {"NGN": 2, "USD": 2}
 DEFAULT_EXPONENT = 2
@@ -38,3 +40,14 @@ def to_major(minor: int, exponent: int = DEFAULT_EXPONENT) -> int | Decimal:
 
 def exponent_of(currency: str) -> int:
     return CURRENCY_EXPONENTS.get(currency, DEFAULT_EXPONENT)
+
+
+def check_amount_bounds(minor: int, minimum: int, maximum: int, field: str = "amount") -> None:
+    """Raise a 400-class error naming the bound an amount breaks (bounds from configuration)."""
+    if minor < minimum:
+        rule = f"must be at least {to_major(minimum)}"
+    elif minor > maximum:
+        rule = f"must be at most {to_major(maximum)}"
+    else:
+        return
+    raise InvalidRequest(f"Validation failed: {field}: {rule}", {field: [rule]})

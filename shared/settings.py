@@ -7,6 +7,7 @@ entry points turn that into one line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from shared.money import CURRENCY_EXPONENTS, to_minor
 
 T = TypeVar("T")
 
+
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 MIN_PRODUCTION_SECRET_LENGTH = 32
 ENVIRONMENTS = ("development", "test", "production")
@@ -25,6 +27,25 @@ _DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"
 
 class ConfigError(Exception):
     """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Pay-per-minute calls: prices in minor units, timings in seconds."""
+
+    default_rate_per_minute: int
+    min_rate_per_minute: int
+    max_rate_per_minute: int
+    connect_fee: int
+    billing_increment_seconds: int
+    hold_block_seconds: int
+    renew_lead_seconds: int
+    max_concurrent: int
+    max_duration_seconds: int
+    sweep_interval_seconds: int
+    sweep_grace_seconds: int
+    hold_expiry_grace_seconds: int
+    platform_fee_percent: Decimal
 
 
 @dataclass(frozen=True)
@@ -48,10 +69,16 @@ class Settings:
     max_body_bytes: int
     signup_rate_limit: str
     login_rate_limit: str
+    calls: CallSettings
     lock_timeout_seconds: float
     lock_wait_seconds: float
     log_json: bool
     log_level: str
+    monnify_allowed_ips: tuple[str, ...]
+    trusted_proxy_count: int
+    confirmation_retry_window_seconds: int
+    reconcile_pending_after_seconds: int
+    inbox_requeue_after_seconds: int
 
     @property
     def is_production(self) -> bool:
@@ -116,10 +143,87 @@ def _parse_major_amount(raw: str) -> int:
         raise ValueError("must be an amount in major units, at most 2 decimals") from exc
 
 
+def _parse_ip_list(raw: str) -> tuple[str, ...]:
+    """`*` allows every source; otherwise a comma-separated list of IP addresses."""
+    if raw.strip() == "*":
+        return ()
+    addresses = tuple(str(ipaddress.ip_address(part.strip())) for part in raw.split(","))
+    if not addresses:
+        raise ValueError("must be * or a comma-separated list of IP addresses")
+    return addresses
+
+
 def _parse_url(raw: str) -> str:
     if "://" not in raw:
         raise ValueError("must be a URL")
     return raw.rstrip("/")
+
+
+def _parse_fee_amount(raw: str) -> int:
+    value = _parse_major_amount(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _parse_percent(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError("must be a percentage between 0 and 100") from None
+    if not value.is_finite() or not 0 <= value <= 100 or value.as_tuple().exponent < -2:
+        raise ValueError("must be a percentage between 0 and 100, at most 2 decimals")
+    return value
+
+
+def _read_call_settings(read: Callable[..., object]) -> CallSettings:
+    calls = CallSettings(
+        default_rate_per_minute=read("CALL_DEFAULT_RATE_PER_MINUTE", _parse_major_amount, "50"),
+        min_rate_per_minute=read("CALL_MIN_RATE_PER_MINUTE", _parse_major_amount, "1"),
+        max_rate_per_minute=read("CALL_MAX_RATE_PER_MINUTE", _parse_major_amount, "1000"),
+        connect_fee=read("CALL_CONNECT_FEE", _parse_fee_amount, "0"),
+        billing_increment_seconds=read("CALL_BILLING_INCREMENT_SECONDS", _parse_positive_int, "60"),
+        hold_block_seconds=read("CALL_HOLD_BLOCK_SECONDS", _parse_positive_int, "300"),
+        renew_lead_seconds=read("CALL_RENEW_LEAD_SECONDS", _parse_positive_int, "15"),
+        max_concurrent=read("CALL_MAX_CONCURRENT", _parse_positive_int, "1"),
+        max_duration_seconds=read("CALL_MAX_DURATION_SECONDS", _parse_positive_int, "14400"),
+        sweep_interval_seconds=read("CALL_SWEEP_INTERVAL_SECONDS", _parse_positive_int, "30"),
+        sweep_grace_seconds=read("CALL_SWEEP_GRACE_SECONDS", _parse_positive_int, "30"),
+        hold_expiry_grace_seconds=read(
+            "CALL_HOLD_EXPIRY_GRACE_SECONDS", _parse_positive_int, "86400"
+        ),
+        platform_fee_percent=read("PLATFORM_FEE_PERCENT", _parse_percent, "20"),
+    )
+    _check_call_settings(calls)
+    return calls
+
+
+def _check_call_settings(calls: CallSettings) -> None:
+    """Relations between the call settings that rating and billing rely on."""
+    increment = calls.billing_increment_seconds
+    if calls.hold_block_seconds % increment:
+        raise ConfigError("CALL_HOLD_BLOCK_SECONDS must be a multiple of the billing increment")
+    if calls.renew_lead_seconds >= calls.hold_block_seconds:
+        raise ConfigError("CALL_RENEW_LEAD_SECONDS must be shorter than CALL_HOLD_BLOCK_SECONDS")
+    if calls.max_duration_seconds < increment:
+        raise ConfigError("CALL_MAX_DURATION_SECONDS must be at least one billing increment")
+    # Every increment must cost at least one minor unit, so a held amount always maps
+    # back to exactly one reserved duration.
+    if calls.min_rate_per_minute * increment < 60:
+        raise ConfigError(
+            "CALL_MIN_RATE_PER_MINUTE must make one billing increment cost at least one minor unit"
+        )
+    if not calls.min_rate_per_minute <= calls.default_rate_per_minute <= calls.max_rate_per_minute:
+        raise ConfigError(
+            "CALL_DEFAULT_RATE_PER_MINUTE must lie between CALL_MIN_RATE_PER_MINUTE and "
+            "CALL_MAX_RATE_PER_MINUTE"
+        )
+    # A live call's hold must outlive the sweeper's chance to end the call.
+    sweeper_reach = calls.sweep_grace_seconds + calls.sweep_interval_seconds
+    if calls.hold_expiry_grace_seconds <= 2 * sweeper_reach:
+        raise ConfigError(
+            "CALL_HOLD_EXPIRY_GRACE_SECONDS must exceed twice the sweeper's grace plus interval"
+        )
 
 
 class _Reader:
@@ -175,10 +279,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=read("MAX_BODY_BYTES", _parse_positive_int, "65536"),
         signup_rate_limit=read("SIGNUP_RATE_LIMIT", str, "10 per minute"),
         login_rate_limit=read("LOGIN_RATE_LIMIT", str, "10 per minute"),
+        calls=_read_call_settings(read),
         lock_timeout_seconds=read("LOCK_TIMEOUT_SECONDS", _parse_positive_float, "10"),
         lock_wait_seconds=read("LOCK_WAIT_SECONDS", _parse_positive_float, "5"),
         log_json=read("LOG_JSON", _parse_bool, "true" if production else "false"),
         log_level=read("LOG_LEVEL", str.upper, "INFO"),
+        monnify_allowed_ips=read("MONNIFY_ALLOWED_IPS", _parse_ip_list, "*"),
+        trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_int, "0"),
+        confirmation_retry_window_seconds=read(
+            "CONFIRMATION_RETRY_WINDOW_SECONDS", _parse_positive_int, "3600"
+        ),
+        reconcile_pending_after_seconds=read(
+            "RECONCILE_PENDING_AFTER_SECONDS", _parse_positive_int, "900"
+        ),
+        inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", _parse_positive_int, "60"),
     )
     if production:
         _check_production(settings)

@@ -11,7 +11,7 @@ import pymongo
 import pytest
 import redis
 
-from services.embedded import EmbeddedServer, start_mongo, start_redis
+from services.embedded import EmbeddedServer, free_port, start_mongo, start_redis
 from shared.indexes import ensure_indexes
 from shared.mongo import get_db
 from shared.settings import Settings, load_settings
@@ -60,15 +60,28 @@ TEST_ENV = {
     "LOG_JSON": "true",
     "SIGNUP_RATE_LIMIT": "1000 per minute",
     "LOGIN_RATE_LIMIT": "1000 per minute",
+    # Calls: per-second billing in 2-second blocks, so a call's life takes seconds.
+    "CALL_BILLING_INCREMENT_SECONDS": "1",
+    "CALL_HOLD_BLOCK_SECONDS": "2",
+    "CALL_RENEW_LEAD_SECONDS": "1",
+    "CALL_MAX_CONCURRENT": "2",
+    "CALL_MAX_DURATION_SECONDS": "30",
+    "CALL_SWEEP_INTERVAL_SECONDS": "1",
+    "CALL_SWEEP_GRACE_SECONDS": "2",
+    "CALL_HOLD_EXPIRY_GRACE_SECONDS": "600",
 }
 
 
 @pytest.fixture(scope="session")
 def test_env(servers: dict[str, str]) -> dict[str, str]:
+    """Fixed for the session: the in-process worker reads its settings once."""
     return {
         **TEST_ENV,
         "DATABASE_URL": servers["database_url"],
         "REDIS_URL": servers["redis_url"],
+        # Where the session's gateway and Monnify simulator listen, when a test starts them.
+        "PORT": str(free_port()),
+        "MONNIFY_SIM_PORT": str(free_port()),
     }
 
 

@@ -7,9 +7,12 @@ from flask_jwt_extended import current_user, jwt_required
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
+from shared.funding.fundings import FundingRequest, start_funding
 from shared.indexes import HISTORY_INDEX
 from shared.ledger.accounts import open_wallet, wallet_id
+from shared.money import check_amount_bounds
 from shared.pagination import NEWEST_FIRST, next_cursor, older_than
+from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
 from shared.schemas.wallet import (
     BalanceSchema,
     CurrencyQuerySchema,
@@ -73,3 +76,26 @@ def _transaction(posting: dict) -> dict:
         "balanceAfter": posting["balanceAfter"],
         "createdAt": posting["createdAt"],
     }
+
+
+@blp.route("/fund", methods=["POST"])
+@jwt_required()
+@blp.arguments(IdempotencyHeaderSchema, location="headers")
+@blp.arguments(FundRequestSchema)
+@blp.response(201, FundResponseSchema)
+def fund(headers: dict, body: dict):
+    """Start a funding through Monnify: pay by bank transfer to the account, or at checkoutUrl.
+
+    The wallet is credited when Monnify confirms the payment, for what was actually paid.
+    """
+    current = context.settings()
+    currency = _currency(body)
+    check_amount_bounds(body["amount"], current.min_funding_minor, current.max_amount_minor)
+    request = FundingRequest(
+        user_id=current_user["_id"],
+        email=body.get("email") or current_user["email"],
+        amount_minor=body["amount"],
+        currency=currency,
+        idempotency_key=headers.get("idempotency_key"),
+    )
+    return start_funding(context.db(), context.monnify(), request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 import redis
@@ -9,6 +10,7 @@ from pymongo.database import Database
 
 from shared.ledger import Ledger
 from shared.mongo import get_db
+from shared.monnify.client import MonnifyClient
 from shared.redis_conn import get_redis
 from shared.settings import Settings, load_settings
 
@@ -28,3 +30,13 @@ def redis_client() -> redis.Redis:
 
 def ledger() -> Ledger:
     return Ledger.from_settings(settings())
+
+
+@cache
+def _monnify(pid: int) -> MonnifyClient:
+    return MonnifyClient.from_settings(settings())
+
+
+def monnify() -> MonnifyClient:
+    """This process's Monnify client (its HTTP session must not cross a fork)."""
+    return _monnify(os.getpid())

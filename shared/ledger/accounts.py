@@ -19,8 +19,6 @@ class SystemAccount(StrEnum):
 
     GATEWAY_CLEARING = "gateway_clearing"  # money in from (and back to) Monnify
     PLATFORM_REVENUE = "platform_revenue"  # platform fee on calls
-    REFUNDS_IN_FLIGHT = "refunds_in_flight"  # refunds sent to Monnify, not yet final
-    RECEIVABLES = "receivables"  # what users owe after a reversal they could not cover
 
 
 def wallet_id(user_id: ObjectId | str, currency: str) -> str:
@@ -29,6 +27,11 @@ def wallet_id(user_id: ObjectId | str, currency: str) -> str:
 
 def system_account_id(account: SystemAccount, currency: str) -> str:
     return f"system:{account.value}:{currency}"
+
+
+def receivable_id(user_id: ObjectId | str, currency: str) -> str:
+    """What a user owes after a reversal their wallet could not cover (negative = owed)."""
+    return f"receivable:{user_id}:{currency}"
 
 
 def is_user_wallet(account_id: str) -> bool:
@@ -65,3 +68,17 @@ def open_wallet(db: Database, user_id: ObjectId, currency: str) -> str:
     account_id = wallet_id(user_id, currency)
     open_account(db, account_id, currency)
     return account_id
+
+
+def set_restricted(db: Database, account_id: str, restricted: bool, reason: str) -> None:
+    """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
+    db.accounts.update_one(
+        {"_id": account_id},
+        {
+            "$set": {
+                "restricted": restricted,
+                "restrictedReason": reason,
+                "restrictionChangedAt": datetime.now(UTC),
+            }
+        },
+    )

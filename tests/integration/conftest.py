@@ -4,10 +4,14 @@ import os
 import uuid
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from services.api.app import create_app
+from services.monnify_sim.app import create_app as sim_app
+from services.monnify_sim.config import load_sim_config
+from tests.integration.monnify_sim_server import TEST_SIM_CONFIG, ServerThread
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +57,20 @@ def celery_worker(test_env):
         yield celery
 
 
-@pytest.fixture()
-def ledger(db, redis_client):
-    """The ledger over the session's real servers, with its default lock settings."""
-    from shared.ledger import Ledger
+@pytest.fixture(scope="session")
+def monnify_sim(settings):
+    """The Monnify simulator over real HTTP at settings.monnify_base_url, delivering its
+    webhooks to settings.monnify_webhook_url (the session's gateway server)."""
+    server = ServerThread(sim_app(load_sim_config(settings)), settings.monnify_sim_port)
+    requests.post(f"{server.url}/sim/config", json=TEST_SIM_CONFIG, timeout=5).raise_for_status()
+    yield server.url
+    server.stop()
 
-    return Ledger(db, redis_client)
+
+@pytest.fixture(scope="session")
+def gateway(app, settings, monnify_sim, celery_worker):
+    """The gateway over real HTTP on settings.port, with the simulator and a real worker:
+    a payment travels sim -> webhook -> gateway -> queue -> worker -> sim status API."""
+    server = ServerThread(app, settings.port)
+    yield server.url
+    server.stop()

@@ -30,8 +30,8 @@ TEST_SIM_CONFIG = {
 
 
 class ServerThread:
-    def __init__(self, app: Flask):
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+    def __init__(self, app: Flask, port: int = 0):
+        self.server = make_server("127.0.0.1", port, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

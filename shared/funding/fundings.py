@@ -1,0 +1,171 @@
+"""Starting a funding: a pending record under our own paymentReference first, then
+Monnify's checkout and dynamic account. An Idempotency-Key makes a retried request
+answer the first response without a second Monnify transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import Int64, ObjectId
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from shared.errors import Conflict
+from shared.ledger.accounts import open_wallet
+from shared.logs import get_logger
+from shared.monnify.client import MonnifyClient
+from shared.monnify.errors import MonnifyError
+
+log = get_logger(__name__)
+
+# Statuses a funding moves through; the final ones never change again except by reversal.
+INITIALIZING = "initializing"  # recorded, Monnify not yet (fully) answered
+PENDING = "pending"  # waiting for the customer to pay
+INIT_FAILED = "init_failed"  # Monnify failed while we set it up; a payment is still honoured
+PAID = "paid"
+OVERPAID = "overpaid"
+PARTIALLY_PAID = "partially_paid"
+EXPIRED = "expired"
+FAILED = "failed"
+REVERSED = "reversed"
+OPEN_STATUSES = (INITIALIZING, PENDING, INIT_FAILED)
+CREDITED_STATUSES = (PAID, OVERPAID, PARTIALLY_PAID)
+
+
+@dataclass(frozen=True)
+class FundingRequest:
+    user_id: ObjectId
+    email: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str | None
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            {"amount": self.amount_minor, "currency": self.currency, "email": self.email},
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_payment_reference() -> str:
+    return f"FND-{ObjectId()}"
+
+
+def start_funding(db: Database, monnify: MonnifyClient, request: FundingRequest) -> dict[str, Any]:
+    """Create (or, for a repeated Idempotency-Key, return) a funding and its payment details."""
+    if request.idempotency_key:
+        previous = _replay(db, request)
+        if previous is not None:
+            return previous
+    funding = _record_initializing(db, request)
+    if funding is None:  # a concurrent request with the same key got there first
+        replay = _replay(db, request)
+        if replay is None:
+            raise Conflict("A request with this Idempotency-Key failed; retry it")
+        return replay
+    try:
+        response = _open_at_monnify(db, monnify, funding)
+    except MonnifyError:
+        _mark_init_failed(db, funding["_id"])
+        raise
+    return response
+
+
+def _replay(db: Database, request: FundingRequest) -> dict[str, Any] | None:
+    funding = db.fundings.find_one(
+        {"userId": request.user_id, "idempotencyKey": request.idempotency_key}
+    )
+    if funding is None:
+        return None
+    if funding["fingerprint"] != request.fingerprint():
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request",
+            {"idempotencyKey": request.idempotency_key},
+        )
+    if funding.get("response") is None:
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly")
+    return funding["response"]
+
+
+def _record_initializing(db: Database, request: FundingRequest) -> dict[str, Any] | None:
+    now = datetime.now(UTC)
+    funding: dict[str, Any] = {
+        "_id": new_payment_reference(),
+        "userId": request.user_id,
+        "account": open_wallet(db, request.user_id, request.currency),
+        "email": request.email,
+        "currency": request.currency,
+        "amountExpected": Int64(request.amount_minor),
+        "status": INITIALIZING,
+        "fingerprint": request.fingerprint(),
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    if request.idempotency_key:
+        funding["idempotencyKey"] = request.idempotency_key
+    try:
+        db.fundings.insert_one(funding)
+    except DuplicateKeyError:
+        return None
+    return funding
+
+
+def _open_at_monnify(
+    db: Database, monnify: MonnifyClient, funding: dict[str, Any]
+) -> dict[str, Any]:
+    checkout = monnify.init_transaction(
+        amount_minor=int(funding["amountExpected"]),
+        currency=funding["currency"],
+        payment_reference=funding["_id"],
+        customer_name=funding["email"],
+        customer_email=funding["email"],
+        payment_description="Wallet funding",
+    )
+    # Stored at once: a payment on the checkout page must be matched even if the next
+    # call fails.
+    db.fundings.update_one(
+        {"_id": funding["_id"]},
+        {"$set": {"transactionReference": checkout.transaction_reference}},
+    )
+    account = monnify.init_bank_transfer(
+        checkout.transaction_reference,
+        currency=funding["currency"],
+        expected_amount_minor=int(funding["amountExpected"]),
+    )
+    response = {
+        "transactionReference": checkout.transaction_reference,
+        "paymentReference": funding["_id"],
+        "accountNumber": account.account_number,
+        "bankName": account.bank_name,
+        "accountName": account.account_name,
+        "amount": int(funding["amountExpected"]),
+        "currency": funding["currency"],
+        "expiryDate": account.expires_at.replace(microsecond=0),  # Mongo keeps milliseconds
+        "checkoutUrl": checkout.checkout_url,
+    }
+    db.fundings.find_one_and_update(
+        {"_id": funding["_id"], "status": INITIALIZING},
+        {"$set": {"status": PENDING, "response": response, "updatedAt": datetime.now(UTC)}},
+        return_document=ReturnDocument.AFTER,
+    )
+    log.info("funding_started", paymentReference=funding["_id"], amount=response["amount"])
+    return response
+
+
+def _mark_init_failed(db: Database, payment_reference: str) -> None:
+    """Monnify failed mid-way: the key is freed so the client can retry it, and the record
+    stays, so a payment made on a checkout Monnify did create is still credited."""
+    db.fundings.update_one(
+        {"_id": payment_reference, "status": INITIALIZING},
+        {
+            "$set": {"status": INIT_FAILED, "updatedAt": datetime.now(UTC)},
+            "$unset": {"idempotencyKey": ""},
+        },
+    )
+    log.warning("funding_init_failed", paymentReference=payment_reference)

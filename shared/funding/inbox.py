@@ -1,0 +1,111 @@
+"""The webhook inbox: every authenticated notification is stored before anything else,
+so nothing Monnify was told we received can be lost. Processing happens in a task."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+RECEIVED = "received"  # stored, waiting for (or in) processing
+PROCESSED = "processed"
+MALFORMED = "malformed"  # authentic but not JSON: kept for review
+IGNORED = "ignored"  # an event type we don't act on: kept for review
+UNMATCHED = "unmatched"  # names no funding or refund of ours: kept for review
+UNCONFIRMED = "unconfirmed"  # Monnify's status API never confirmed it: reconciliation's
+FAILED = "failed"  # processing kept failing: reconciliation's, or an admin requeue
+REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: ObjectId
+    duplicate: bool
+    processable: bool
+
+
+def parse_body(raw: bytes) -> dict[str, Any] | None:
+    """The notification as a dict (numbers as Decimal), or None if it isn't a JSON object."""
+    try:
+        body = json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def event_fields(body: dict[str, Any] | None) -> dict[str, Any]:
+    """What we index an event by: its type and references (flat legacy bodies too)."""
+    if body is None:
+        return {"eventType": None}
+    data = body.get("eventData") if isinstance(body.get("eventData"), dict) else body
+    fields = {
+        "eventType": body.get("eventType")
+        or ("LEGACY_TRANSACTION" if "eventData" not in body else None),
+        "transactionReference": data.get("transactionReference"),
+        "paymentReference": data.get("paymentReference"),
+        "refundReference": data.get("refundReference"),
+    }
+    return {key: value for key, value in fields.items() if isinstance(value, str) or value is None}
+
+
+def store_event(
+    db: Database, raw: bytes, *, verified_by: str, source_ip: str | None
+) -> StoredEvent:
+    """Insert the event, or count a repeated delivery of the same bytes."""
+    body = parse_body(raw)
+    now = datetime.now(UTC)
+    document = {
+        "_id": ObjectId(),
+        "dedupeKey": hashlib.sha256(raw).hexdigest(),
+        "body": raw.decode("utf-8", errors="replace"),
+        "status": RECEIVED if body is not None else MALFORMED,
+        "verifiedBy": verified_by,
+        "sourceIp": source_ip,
+        "deliveries": 1,
+        "receivedAt": now,
+        "updatedAt": now,
+        **event_fields(body),
+    }
+    try:
+        db.webhook_events.insert_one(document)
+        return StoredEvent(document["_id"], False, body is not None)
+    except DuplicateKeyError:
+        return _count_redelivery(db, document["dedupeKey"], now)
+
+
+def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEvent:
+    """A repeat of an event that gave up waiting for Monnify is tried again; a repeat of
+    one already settled changes nothing."""
+    existing = db.webhook_events.find_one_and_update(
+        {"dedupeKey": dedupe_key},
+        {"$inc": {"deliveries": 1}, "$set": {"lastDeliveryAt": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if existing["status"] in (UNCONFIRMED, FAILED):
+        mark_event(db, existing["_id"], RECEIVED, "delivered again")
+        return StoredEvent(existing["_id"], True, True)
+    return StoredEvent(existing["_id"], True, existing["status"] == RECEIVED)
+
+
+def mark_event(db: Database, event_id: ObjectId, status: str, note: str | None = None) -> None:
+    update: dict[str, Any] = {"status": status, "updatedAt": datetime.now(UTC)}
+    if note:
+        update["note"] = note
+    db.webhook_events.update_one({"_id": event_id}, {"$set": update})
+
+
+def events_to_requeue(db: Database, older_than_seconds: int, limit: int = 200) -> list[ObjectId]:
+    """Events stored but not processed in time (the queue was down, or a task was lost)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    cursor = db.webhook_events.find(
+        {"status": RECEIVED, "receivedAt": {"$lte": cutoff}}, {"_id": 1}
+    ).limit(limit)
+    return [event["_id"] for event in cursor]
