@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     api = init_api(app)
     for module in (health, auth, wallet, payments, calls):
         api.register_blueprint(module.blp)
-    auth.apply_rate_limits(app, init_limiter(app))
+    init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)
 
     if prepare_database:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, request
+from flask import request
 from flask_jwt_extended import current_user, jwt_required
-from flask_limiter import Limiter
 
 from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.extensions import limiter
 from services.api.tokens import (
     current_session_id,
     issue_tokens,
@@ -53,6 +53,8 @@ def _login_limit() -> str:
 
 
 @blp.route("/signup", methods=["POST"])
+@limiter.limit(_signup_limit)
+@limiter.limit(_signup_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(201, TokensSchema)
 def signup(credentials: dict):
@@ -64,6 +66,8 @@ def signup(credentials: dict):
 
 
 @blp.route("/login", methods=["POST"])
+@limiter.limit(_login_limit)
+@limiter.limit(_login_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokensSchema)
 def login(credentials: dict):
@@ -102,13 +106,3 @@ def me():
         "role": current_user.get("role", "user"),
         "createdAt": current_user["createdAt"],
     }
-
-
-def apply_rate_limits(app: Flask, limiter: Limiter) -> None:
-    """Limit signup and login per client IP and per email. flask-limiter checks a limit in
-    the wrapper it puts around a view, so the app's registered views are wrapped here, per
-    app, once the blueprint is registered."""
-    for endpoint, limit in (("auth.signup", _signup_limit), ("auth.login", _login_limit)):
-        view = app.view_functions[endpoint]
-        view = limiter.limit(limit, key_func=_email_key, exempt_when=_without_email)(view)
-        app.view_functions[endpoint] = limiter.limit(limit)(view)
