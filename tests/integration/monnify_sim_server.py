@@ -92,6 +92,7 @@ class SimHarness:
     """The simulator on a free port, with helpers for its /sim controls."""
 
     def __init__(self, webhook_url: str):
+        self.webhook_url = webhook_url
         self.settings: Settings = load_settings(
             {"APP_ENV": "test", "MONNIFY_WEBHOOK_URL": webhook_url}
         )
@@ -131,7 +132,7 @@ class SimHarness:
 
     def reset(self) -> None:
         self.control("/sim/reset")
-        self.configure(**TEST_SIM_CONFIG)
+        self.configure(**TEST_SIM_CONFIG, webhookUrl=self.webhook_url)
 
     def stop(self) -> None:
         self.app.extensions["monnify_sim"].dispatcher.close()
