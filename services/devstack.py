@@ -38,6 +38,7 @@ NAME_WIDTH = len("monnify-sim") + 1
 STOP_GRACE_SECONDS = 15.0
 SUPERVISE_INTERVAL_SECONDS = 0.5
 READY_REPORT_INTERVAL_SECONDS = 15.0
+CELERY = ("celery", "-A", "services.worker.celery_app")
 # Development defaults; the README documents them. Never printed by the launcher.
 DEV_DEFAULTS = {
     "FLOWER_PORT": "5555",
@@ -67,24 +68,18 @@ class LaunchConfig:
 
 def process_specs(config: LaunchConfig) -> list[ProcessSpec]:
     """The stack's processes; docker-compose runs the same entry points."""
-    celery = ("celery", "-A", "services.worker.celery_app")
-    beat_schedule = str(config.data_dir / "celerybeat-schedule")
+    worker_options = ("-E", "--loglevel", "INFO", "--concurrency", str(config.worker_concurrency))
+    beat_options = (
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        str(config.data_dir / "celerybeat-schedule"),
+    )
     return [
         ProcessSpec("api", ("gunicorn", "-c", "deploy/gunicorn.conf.py", "services.api.wsgi:app")),
-        ProcessSpec(
-            "worker",
-            (
-                *celery,
-                "worker",
-                "-E",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(config.worker_concurrency),
-            ),
-        ),
-        ProcessSpec("beat", (*celery, "beat", "--loglevel", "INFO", "--schedule", beat_schedule)),
-        ProcessSpec("flower", (*celery, "flower")),
+        ProcessSpec("worker", (*CELERY, "worker", *worker_options)),
+        ProcessSpec("beat", (*CELERY, "beat", *beat_options)),
+        ProcessSpec("flower", (*CELERY, "flower")),
         ProcessSpec("monnify-sim", ("python", "-m", "services.monnify_sim")),
     ]
 
