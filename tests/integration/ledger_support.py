@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from shared.errors import Conflict
 from shared.ledger import AccountBusy, InsufficientFunds, Ledger, check_invariants, wallet_id
+from shared.ledger.ledger import _Transaction
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 
@@ -151,3 +152,31 @@ def child_random_operations(urls: dict[str, str], wallets: list[str], count, see
         random_operations,
         [(ledger, wallets, count, seed + t, f"{label}:t{t}") for t in range(2)],
     )
+
+
+def freeze_after(owner: type, method: str, report: Any, message: Any) -> None:
+    """Make `owner.method` run, send `message(result, *args)` to `report`, then hang
+    until the process is killed: a crash point for a child process."""
+    original = getattr(owner, method)
+
+    def frozen(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        report.put(message(result, *args))
+        threading.Event().wait()
+
+    setattr(owner, method, frozen)
+
+
+def child_debit_frozen_mid_transaction(urls: dict[str, str], wallet, amount, key, report):
+    """In a child process: a debit that stops inside its transaction, after the balance,
+    the entry and the postings are written and before the operation record and commit.
+    Sends the transaction's session id first, so the parent can end the dead session."""
+    freeze_after(_Transaction, "record_entry", report, lambda _, tx, *a: tx.session.session_id)
+    child_ledger(urls, lock_timeout=1.0).debit(key, wallet, amount)
+
+
+def child_debit_frozen_after_commit(urls: dict[str, str], wallet, amount, key, report):
+    """In a child process: a debit that stops right after its commit, still holding the
+    wallet's lock and before returning to its caller."""
+    freeze_after(Ledger, "_attempt", report, lambda result, *a: result["entryId"])
+    child_ledger(urls, lock_timeout=1.0).debit(key, wallet, amount)

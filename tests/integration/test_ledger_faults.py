@@ -1,0 +1,204 @@
+"""Faults: a writer killed between steps leaves no partial state, and a writer that
+outlives its Redis lock cannot make two writers both succeed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from shared.errors import Conflict
+from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, SystemAccount, system_account_id
+from shared.ledger.accounts import open_account
+from shared.ledger.ledger import _Transaction
+from shared.ledger.locks import LOCK_PREFIX
+from tests.integration.ledger_support import (
+    account_state,
+    assert_ledger_healthy,
+    child_debit_frozen_after_commit,
+    child_debit_frozen_mid_transaction,
+    funded_wallet,
+    in_minutes,
+    is_busy,
+    new_key,
+    postings_total,
+)
+
+CHILD_REPORT_TIMEOUT = 60
+
+
+def run_child_until_frozen(target, *args: Any) -> Any:
+    """Start `target` in a spawned process, wait for its report from the crash point,
+    then SIGKILL it. Returns the report."""
+    context = multiprocessing.get_context("spawn")
+    report = context.Queue()
+    child = context.Process(target=target, args=(*args, report))
+    child.start()
+    try:
+        return report.get(timeout=CHILD_REPORT_TIMEOUT)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        assert child.exitcode == -signal.SIGKILL
+
+
+def wait_for_lock_to_expire(redis_client: redis.Redis, account: str) -> None:
+    deadline = time.monotonic() + 30
+    while redis_client.exists(LOCK_PREFIX + account):
+        assert time.monotonic() < deadline, "the lock never expired"
+        time.sleep(0.05)
+
+
+def nothing_recorded_for(db, key: str) -> bool:
+    return (
+        db.operations.count_documents({"_id": key}) == 0
+        and db.entries.count_documents({"key": key}) == 0
+        and db.postings.count_documents({"key": key}) == 0
+    )
+
+
+def test_a_writer_killed_inside_its_transaction_leaves_nothing(db, servers, redis_client):
+    ledger = Ledger(db, redis_client, lock_wait=5.0)
+    wallet, key = funded_wallet(ledger, 1_000), new_key("killed")
+
+    session_id = run_child_until_frozen(
+        child_debit_frozen_mid_transaction, servers, wallet, 300, key
+    )
+
+    # The dead transaction wrote a balance, an entry and postings; none is visible.
+    assert account_state(db, wallet) == {"balance": 1_000, "held": 0, "available": 1_000}
+    assert nothing_recorded_for(db, key)
+    assert_ledger_healthy(db)
+
+    # Until the server ends the dead transaction it still owns its writes: a retry is
+    # refused as busy rather than applied beside it.
+    with pytest.raises(Conflict) as refused:
+        ledger.debit(key, wallet, 300)
+    assert is_busy(refused.value)
+
+    # Ending the dead session (what the server's transaction lifetime limit does on its
+    # own) lets the retry through, once.
+    db.client.admin.command("killSessions", [session_id])
+    first = ledger.debit(key, wallet, 300)
+    again = ledger.debit(key, wallet, 300)
+
+    assert (first.replayed, again.replayed, again.entry_id) == (False, True, first.entry_id)
+    assert account_state(db, wallet)["balance"] == 700
+    assert postings_total(db, wallet) == 700
+    assert db.entries.count_documents({"key": key}) == 1
+    assert_ledger_healthy(db)
+
+
+def test_a_writer_killed_after_its_commit_applied_exactly_once(db, servers, redis_client):
+    ledger = Ledger(db, redis_client)
+    wallet, key = funded_wallet(ledger, 1_000), new_key("killed")
+
+    entry_id = run_child_until_frozen(child_debit_frozen_after_commit, servers, wallet, 300, key)
+
+    # Committed, though its caller never heard; the retry gets the same result.
+    retry = ledger.debit(key, wallet, 300)
+    assert (retry.replayed, retry.entry_id) == (True, entry_id)
+    assert account_state(db, wallet)["balance"] == 700
+    assert db.entries.count_documents({"key": key}) == 1
+    assert_ledger_healthy(db)
+
+
+class StaleWriter:
+    """Runs one ledger call in a thread that reads the accounts, then stalls until
+    released: long enough for its Redis lock to expire and another writer to commit."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.has_read = threading.Event()
+        self.go_on = threading.Event()
+        self.outcome: Any = None
+        self.thread: threading.Thread | None = None
+        original = _Transaction.load_accounts
+
+        def load_then_stall(tx: _Transaction, account_ids) -> None:
+            original(tx, account_ids)
+            if threading.current_thread() is self.thread and not self.has_read.is_set():
+                self.has_read.set()
+                self.go_on.wait(30)
+
+        monkeypatch.setattr(_Transaction, "load_accounts", load_then_stall)
+
+    def start(self, call) -> None:
+        def run() -> None:
+            try:
+                self.outcome = call()
+            except Exception as exc:  # the test asserts on it
+                self.outcome = exc
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        assert self.has_read.wait(30)
+
+    def finish(self) -> Any:
+        self.go_on.set()
+        self.thread.join()
+        return self.outcome
+
+
+def test_a_lock_lost_mid_operation_cannot_let_two_writers_drain_a_wallet(
+    db, redis_client, monkeypatch
+):
+    short_lock = Ledger(db, redis_client, lock_timeout=0.3)
+    other = Ledger(db, redis_client)
+    wallet = funded_wallet(other, 100)
+    stale = StaleWriter(monkeypatch)
+
+    stale.start(lambda: short_lock.debit(new_key("stale"), wallet, 100))
+    wait_for_lock_to_expire(redis_client, wallet)
+    other.debit(new_key("other"), wallet, 100)
+    outcome = stale.finish()
+
+    assert isinstance(outcome, InsufficientFunds)
+    assert account_state(db, wallet) == {"balance": 0, "held": 0, "available": 0}
+    assert postings_total(db, wallet) == 0
+    assert_ledger_healthy(db)
+
+
+def test_a_lock_lost_mid_operation_loses_no_update(db, redis_client, monkeypatch):
+    short_lock = Ledger(db, redis_client, lock_timeout=0.3)
+    other = Ledger(db, redis_client)
+    wallet = funded_wallet(other, 100)
+    stale = StaleWriter(monkeypatch)
+
+    stale.start(lambda: short_lock.debit(new_key("stale"), wallet, 30))
+    wait_for_lock_to_expire(redis_client, wallet)
+    other.debit(new_key("other"), wallet, 50)
+    outcome = stale.finish()
+
+    assert outcome.replayed is False
+    assert account_state(db, wallet)["balance"] == 20
+    assert postings_total(db, wallet) == 20
+    # The stale writer re-read before writing: its journal line shows the true balance.
+    stale_posting = db.postings.find_one({"key": outcome.key, "account": wallet})
+    assert int(stale_posting["balanceAfter"]) == 20
+    assert_ledger_healthy(db)
+
+
+def test_a_hold_whose_lock_was_lost_cannot_be_captured_twice(db, redis_client, monkeypatch):
+    short_lock = Ledger(db, redis_client, lock_timeout=0.3)
+    other = Ledger(db, redis_client)
+    wallet = funded_wallet(other, 1_000)
+    hold = other.hold(new_key(), wallet, 400, in_minutes(60))
+    # Opened up front: a stalled first capture would otherwise hold its uncommitted
+    # insert of the revenue account, and the other capture would (rightly) be busy.
+    open_account(db, system_account_id(SystemAccount.PLATFORM_REVENUE, "NGN"), "NGN")
+    stale = StaleWriter(monkeypatch)
+
+    stale.start(lambda: short_lock.capture(new_key("stale"), hold.hold_id, 400))
+    wait_for_lock_to_expire(redis_client, wallet)
+    other.capture(new_key("other"), hold.hold_id, 300)
+    outcome = stale.finish()
+
+    assert isinstance(outcome, HoldNotOpen)
+    assert account_state(db, wallet) == {"balance": 700, "held": 0, "available": 700}
+    assert_ledger_healthy(db)
