@@ -1,5 +1,98 @@
-"""Calls: initiate, end, history (issue 5 builds them)."""
+"""Calls: initiate (the first hold is placed here, synchronously), end, history, one call.
 
+Renewals, the cut-off and settlement run in the worker; this module only enqueues them."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from flask_jwt_extended import current_user, jwt_required
+from marshmallow import ValidationError
+
+from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.links import next_link
+from services.api.queue import enqueue
+from shared.calls import CallContext, Followup, sessions
+from shared.errors import InvalidRequest
+from shared.logs import get_logger
+from shared.schemas.calls import (
+    CallEndedSchema,
+    CallHistoryQuerySchema,
+    CallSchema,
+    CallStartedSchema,
+    InitiateCallSchema,
+)
+from shared.schemas.fields import ObjectIdField
+
+log = get_logger(__name__)
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
+
+
+def _calls() -> CallContext:
+    return CallContext.from_settings(context.settings())
+
+
+def _call_id(raw: str) -> ObjectId:
+    try:
+        return ObjectIdField().deserialize(raw)
+    except ValidationError as exc:
+        raise InvalidRequest("Malformed call id", {"callId": exc.messages}) from None
+
+
+def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
+    """Enqueue what the worker does next. A broker failure must not undo a call that
+    is already started or ended: the sweeper picks such calls up."""
+    now = ctx.clock()
+    for step in followups:
+        try:
+            countdown = max((step.eta - now).total_seconds(), 0)
+            enqueue(step.task, countdown=countdown, **step.kwargs)
+        except Exception as exc:
+            log.error("call_followup_not_enqueued", task=step.task, error=type(exc).__name__)
+
+
+@blp.route("/initiate", methods=["POST"])
+@jwt_required()
+@blp.arguments(InitiateCallSchema)
+@blp.response(201, CallStartedSchema)
+def initiate(body: dict):
+    """Start a call at the receiver's rate; funds for its first block are reserved now."""
+    ctx = _calls()
+    started = sessions.initiate(
+        ctx, current_user["_id"], body["receiverId"], body.get("costPerMinute")
+    )
+    _schedule(ctx, started.followups)
+    return started.view()
+
+
+@blp.route("/<call_id>/end", methods=["POST"])
+@jwt_required()
+@blp.response(200, CallEndedSchema)
+def end(call_id: str):
+    """End the call (caller or receiver); every end of one call answers the same."""
+    ctx = _calls()
+    result, followups = sessions.end(ctx, _call_id(call_id), current_user["_id"])
+    _schedule(ctx, followups)
+    return result
+
+
+@blp.route("/history", methods=["GET"])
+@jwt_required()
+@blp.arguments(CallHistoryQuerySchema, location="query")
+@blp.response(200, CallSchema(many=True))
+def history(query: dict):
+    """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
+    limit = query["limit"]
+    page, cursor = sessions.history(
+        _calls(), current_user["_id"], query.get("role"), limit, query.get("cursor")
+    )
+    return page, 200, next_link(cursor)
+
+
+@blp.route("/<call_id>", methods=["GET"])
+@jwt_required()
+@blp.response(200, CallSchema)
+def get_call(call_id: str):
+    """One of your calls; any other id is not found."""
+    return sessions.get_call(_calls(), _call_id(call_id), current_user["_id"])

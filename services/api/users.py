@@ -1,0 +1,51 @@
+"""Users: your own per-minute rate, the price others pay to call you."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import current_user, jwt_required
+
+from services.api import context
+from services.api.blueprint import Blueprint
+from shared.calls.rates import clear_rate, rate_of, set_rate
+from shared.schemas.calls import RateSchema, RateViewSchema
+
+blp = Blueprint("users", __name__, url_prefix="/users", description="Your profile as a callee")
+
+
+def _rate_view(user: dict) -> dict:
+    settings = context.settings()
+    return {
+        "ratePerMinute": rate_of(user, settings.calls),
+        "currency": settings.default_currency,
+        "isDefault": user.get("ratePerMinute") is None,
+    }
+
+
+@blp.route("/me/rate", methods=["GET"])
+@jwt_required()
+@blp.response(200, RateViewSchema)
+def get_rate():
+    """What callers pay per minute to call you."""
+    return _rate_view(current_user)
+
+
+@blp.route("/me/rate", methods=["PUT"])
+@jwt_required()
+@blp.arguments(RateSchema)
+@blp.response(200, RateViewSchema)
+def put_rate(body: dict):
+    """Set your per-minute rate, within the configured bounds. Calls already running
+    keep the rate they started with."""
+    rate = set_rate(
+        context.db(), current_user["_id"], body["ratePerMinute"], context.settings().calls
+    )
+    return _rate_view({**current_user, "ratePerMinute": rate})
+
+
+@blp.route("/me/rate", methods=["DELETE"])
+@jwt_required()
+@blp.response(200, RateViewSchema)
+def delete_rate():
+    """Go back to the default rate."""
+    clear_rate(context.db(), current_user["_id"])
+    return _rate_view({key: value for key, value in current_user.items() if key != "ratePerMinute"})

@@ -1,0 +1,117 @@
+"""The worker's side of a call: renew the reservation block by block, cut the call off
+when the money runs out, settle ended calls, and sweep up calls nobody looked after.
+
+Every step tolerates running twice or late (the broker redelivers): it re-reads the call
+and its hold, and does only what is still to be done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+
+from shared.calls.context import CallContext
+from shared.calls.ending import close_call, settle
+from shared.calls.model import (
+    CUT_OFF_TASK,
+    ENDED,
+    FAILED_TO_START,
+    MAX_DURATION,
+    OPEN,
+    RENEWAL_MISSING,
+    Followup,
+)
+from shared.calls.reservations import extend, next_step, record_reservation, reserved_seconds
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+SWEEP_BATCH = 200
+
+
+def _open_call(ctx: CallContext, call_id: str) -> dict[str, Any] | None:
+    if not ObjectId.is_valid(call_id):
+        return None
+    return ctx.db.calls.find_one({"_id": ObjectId(call_id), "status": OPEN})
+
+
+def renew(ctx: CallContext, call_id: str, reserved: int) -> list[Followup]:
+    """Reserve the block after the first `reserved` seconds, then schedule what follows:
+    the next renewal, or the cut-off when this was the last block the wallet pays for."""
+    call = _open_call(ctx, call_id)
+    if call is None or call.get("finalReason"):
+        return []  # ended, or already on its last block: nothing to renew
+    held_for = reserved_seconds(ctx, call)
+    if held_for is None:
+        return []  # settled meanwhile
+    if held_for == reserved:
+        extend(ctx, call, reserved)
+        held_for = reserved_seconds(ctx, call)
+        if held_for is None:
+            return []
+    if held_for < reserved:
+        log.warning("call_renewal_out_of_order", call_id=call_id, reserved=reserved)
+        return []
+    updated = record_reservation(ctx, call, reserved, held_for)
+    return [] if updated is None else [next_step(ctx.config, updated)]
+
+
+def cut_off(ctx: CallContext, call_id: str) -> list[Followup]:
+    """End a call on its last block once its reservation has run out, and settle it."""
+    call = _open_call(ctx, call_id)
+    if call is None or not call.get("finalReason"):
+        return []  # ended already, or not on its last block (a stale message)
+    now = ctx.clock()
+    if now < call["paidUntil"]:
+        return [Followup(CUT_OFF_TASK, call["paidUntil"], {"call_id": call_id})]
+    settle(ctx, close_call(ctx, call, call["finalReason"], now), now)
+    return []
+
+
+def settle_call(ctx: CallContext, call_id: str) -> None:
+    if ObjectId.is_valid(call_id):
+        call = ctx.db.calls.find_one({"_id": ObjectId(call_id)})
+        if call is not None:
+            settle(ctx, call, ctx.clock())
+
+
+def sweep(ctx: CallContext) -> int:
+    """End open calls past the maximum duration or whose renewal never came (billing at
+    most what was held), and settle ended calls whose settlement went missing. Returns
+    how many calls this run ended or settled."""
+    now = ctx.clock()
+    grace = timedelta(seconds=ctx.config.sweep_grace_seconds)
+    too_long = now - timedelta(seconds=ctx.config.max_duration_seconds)
+    overdue = ctx.db.calls.find(
+        {
+            "status": OPEN,
+            "$or": [
+                {"paidUntil": {"$lte": now - grace}},
+                {"paidUntil": None, "startedAt": {"$lte": now - grace}},
+                {"startedAt": {"$lte": too_long}},
+            ],
+        }
+    ).limit(SWEEP_BATCH)
+    handled = 0
+    for call in overdue:
+        reason = _sweep_reason(call, too_long)
+        log.warning("call_swept", call_id=str(call["_id"]), reason=reason)
+        settle(ctx, close_call(ctx, call, reason, now), now)
+        handled += 1
+    unsettled = ctx.db.calls.find(
+        {"status": ENDED, "settled": False, "endedAt": {"$lte": now - grace}}
+    ).limit(SWEEP_BATCH)
+    for call in unsettled:
+        settle(ctx, call, now)
+        handled += 1
+    return handled
+
+
+def _sweep_reason(call: dict[str, Any], too_long: datetime) -> str:
+    if call.get("paidUntil") is None:
+        return FAILED_TO_START
+    if call["startedAt"] <= too_long:
+        return MAX_DURATION
+    return RENEWAL_MISSING

@@ -1,0 +1,103 @@
+"""Ending a call exactly once, and settling its cost from the hold exactly once.
+
+Ending is one conditional update on `status`: however many ends, cut-offs and sweeps
+race, one wins and the others read its result. Settling is one ledger capture under the
+key `call:<id>:capture`, which pays the receiver and the platform fee in the same entry
+and releases the rest of the hold; a repeat replays it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from shared.calls.context import CallContext
+from shared.calls.model import ENDED, FAILED_TO_START, OPEN, tariff_of
+from shared.calls.rating import split_cost
+from shared.calls.reservations import reserved_seconds
+from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def _rated_end(
+    ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
+) -> dict[str, Any]:
+    """The end of a call ending now: measured on the server, billed at most what is held.
+
+    A call on its last block whose reservation ran out before `now` ended when it ran
+    out, for the reason it had no further block (a late end and the cut-off agree)."""
+    reserved = reserved_seconds(ctx, call) or 0
+    if reason == FAILED_TO_START:
+        reserved = 0  # its caller never heard it started: nothing is billed
+    paid_until = call["startedAt"] + timedelta(seconds=reserved)
+    if now >= paid_until and call.get("finalReason") and reason != FAILED_TO_START:
+        reason = call["finalReason"]
+    ended_at = max(min(now, paid_until), call["startedAt"])
+    duration = int((ended_at - call["startedAt"]).total_seconds())
+    tariff = tariff_of(call)
+    billed = min(tariff.billable_seconds(duration), reserved)
+    return {
+        "status": ENDED,
+        "endedAt": ended_at,
+        "durationSeconds": duration,
+        "billedSeconds": billed,
+        "cost": tariff.cost(billed) if reserved else 0,
+        "endReason": reason,
+    }
+
+
+def close_call(
+    ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
+) -> dict[str, Any]:
+    """End the call if it is still open; returns the ended call, whoever ended it."""
+    ended = ctx.db.calls.find_one_and_update(
+        {"_id": call["_id"], "status": OPEN},
+        {"$set": _rated_end(ctx, call, reason, now), "$unset": {"open": ""}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if ended is not None:
+        log.info("call_ended", call_id=str(call["_id"]), reason=ended["endReason"])
+        return ended
+    return ctx.db.calls.find_one({"_id": call["_id"]})
+
+
+def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
+    """Capture an ended call's cost from its hold, split between the receiver and the
+    platform, and release the rest. Safe to run any number of times."""
+    if call["status"] != ENDED or call.get("settled"):
+        return
+    entry_id = None
+    if ctx.db.holds.find_one({"_id": call["holdId"]}, {"_id": 1}) is not None:
+        entry_id = _capture(ctx, call)
+    ctx.db.calls.update_one(
+        {"_id": call["_id"], "settled": False},
+        {"$set": {"settled": True, "settledAt": now, "entryId": entry_id}},
+    )
+
+
+def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
+    currency = call["currency"]
+    earned, fee = split_cost(int(call["cost"]), ctx.config.platform_fee_percent)
+    shares = [
+        (wallet_id(call["receiverId"], currency), earned),
+        (system_account_id(SystemAccount.PLATFORM_REVENUE, currency), fee),
+    ]
+    try:
+        result = ctx.ledger.capture(
+            f"call:{call['_id']}:capture",
+            call["holdId"],
+            int(call["cost"]),
+            [(account, amount) for account, amount in shares if amount],
+            reference=f"call:{call['_id']}",
+            description=f"Call {call['_id']}",
+        )
+    except HoldNotOpen:
+        # Released behind the call's back (expiry should make this impossible): the
+        # money is back with the caller and nothing can be captured. Loud, not retried.
+        log.error("call_hold_closed_before_settlement", call_id=str(call["_id"]))
+        return None
+    return result.entry_id

@@ -1,0 +1,91 @@
+"""The call document, its states and end reasons, and how it reads to a participant.
+
+A call is `initiated` (open) from the moment its first hold is placed until it is
+`ended`; `settled` turns true once its cost has been captured from the hold. While it
+is open it carries `open: true` and a `slot` number, which a partial unique index turns
+into the per-caller concurrency limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from shared.calls.rating import Tariff, billed_minutes
+
+OPEN = "initiated"
+ENDED = "ended"
+
+# Why a call ended.
+CALLER_HANGUP = "caller_hangup"
+RECEIVER_HANGUP = "receiver_hangup"
+INSUFFICIENT_FUNDS = "insufficient_funds"  # the money ran out: cut off
+MAX_DURATION = "max_duration"  # CALL_MAX_DURATION_SECONDS reached
+RENEWAL_MISSING = "renewal_missing"  # the sweeper found no renewal: billed what was held
+FAILED_TO_START = "failed_to_start"  # initiation failed after the call was recorded
+
+# Worker tasks, by name: the gateway never imports the worker.
+RENEW_TASK = "calls.renew"
+CUT_OFF_TASK = "calls.cut_off"
+SETTLE_TASK = "calls.settle"
+
+
+@dataclass(frozen=True)
+class Followup:
+    """A task the caller of a domain function must enqueue (domain code never does)."""
+
+    task: str
+    eta: datetime
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def hold_id_of(call_id: ObjectId) -> str:
+    return f"call:{call_id}"
+
+
+def tariff_of(call: dict[str, Any]) -> Tariff:
+    """The tariff fixed when the call started; later rate changes don't touch it."""
+    return Tariff(
+        int(call["ratePerMinute"]), int(call["connectFee"]), int(call["incrementSeconds"])
+    )
+
+
+def role_of(call: dict[str, Any], user_id: ObjectId) -> str | None:
+    if call["callerId"] == user_id:
+        return "caller"
+    if call["receiverId"] == user_id:
+        return "receiver"
+    return None
+
+
+def end_view(call: dict[str, Any]) -> dict[str, Any]:
+    """What every end of the same call answers, however many there were."""
+    return {
+        "callId": str(call["_id"]),
+        "status": call["status"],
+        "duration": billed_minutes(call["billedSeconds"]),
+        "durationSeconds": call["durationSeconds"],
+        "cost": call["cost"],
+        "endReason": call["endReason"],
+    }
+
+
+def call_view(call: dict[str, Any], viewer: ObjectId) -> dict[str, Any]:
+    """A call as one of its participants sees it (history and GET /calls/<id>)."""
+    ended = call["status"] == ENDED
+    return {
+        "callId": str(call["_id"]),
+        "callerId": str(call["callerId"]),
+        "receiverId": str(call["receiverId"]),
+        "role": role_of(call, viewer),
+        "status": call["status"],
+        "duration": billed_minutes(call["billedSeconds"]) if ended else None,
+        "durationSeconds": call.get("durationSeconds"),
+        "cost": call.get("cost"),
+        "startedAt": call["startedAt"],
+        "endedAt": call.get("endedAt"),
+        "endReason": call.get("endReason"),
+    }

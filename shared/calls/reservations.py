@@ -1,0 +1,136 @@
+"""Reserving a call's money in blocks (prepaid charging's debit interval).
+
+The call's hold is the truth of what is reserved: it always holds exactly
+`tariff.cost(T)` for the T seconds reserved, so T is read back from the hold's amount
+(`seconds_covered`) and a task run twice, or late, finds the work already done.
+
+Each block reserves up to CALL_HOLD_BLOCK_SECONDS more. When the wallet can't pay a
+whole block, the call gets what the money buys in whole increments, and a final reason:
+it is cut off at the second the reservation runs out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from shared.calls.context import CallContext
+from shared.calls.model import (
+    CUT_OFF_TASK,
+    INSUFFICIENT_FUNDS,
+    MAX_DURATION,
+    OPEN,
+    RENEW_TASK,
+    Followup,
+    tariff_of,
+)
+from shared.calls.rating import Tariff
+from shared.ledger import HoldNotOpen, IdempotencyConflict, InsufficientFunds
+from shared.settings import CallSettings
+
+EXTEND_ATTEMPTS = 3
+
+
+def wallet_state(ctx: CallContext, account: str) -> tuple[int, bool]:
+    """The wallet's available balance, and whether it is restricted."""
+    wallet = ctx.db.accounts.find_one({"_id": account}, {"balance": 1, "held": 1, "restricted": 1})
+    if wallet is None:
+        return 0, False
+    available = max(int(wallet["balance"]) - int(wallet["held"]), 0)
+    return available, bool(wallet.get("restricted"))
+
+
+def spendable(ctx: CallContext, account: str) -> int:
+    """What the wallet can still reserve: its available balance, none if restricted."""
+    available, restricted = wallet_state(ctx, account)
+    return 0 if restricted else available
+
+
+def duration_cap(config: CallSettings) -> int:
+    """CALL_MAX_DURATION_SECONDS in whole billing increments."""
+    increment = config.billing_increment_seconds
+    return config.max_duration_seconds // increment * increment
+
+
+def reservation_target(config: CallSettings, tariff: Tariff, reserved: int, budget: int) -> int:
+    """Seconds reserved in total after the next block: one more block, or less when the
+    budget (what is held plus what is spendable) or the maximum duration says so."""
+    wanted = min(reserved + config.hold_block_seconds, duration_cap(config))
+    return max(min(wanted, tariff.seconds_covered(budget)), reserved)
+
+
+def final_reason(config: CallSettings, before: int, after: int) -> str | None:
+    """Why no block follows the one that took the reservation from `before` to `after`
+    seconds: the duration cap, or a wallet that could not pay a whole block."""
+    if after >= duration_cap(config):
+        return MAX_DURATION
+    if after - before < config.hold_block_seconds:
+        return INSUFFICIENT_FUNDS
+    return None
+
+
+def hold_expiry(config: CallSettings, call: dict[str, Any], reserved: int) -> datetime:
+    """Far enough past the reservation's end that ledger.expire_holds never releases a
+    live call's hold: the sweeper ends the call long before."""
+    return call["startedAt"] + timedelta(seconds=reserved + config.hold_expiry_grace_seconds)
+
+
+def reserved_seconds(ctx: CallContext, call: dict[str, Any]) -> int | None:
+    """Seconds the call's open hold pays for; None once the hold is closed (or absent)."""
+    hold = ctx.db.holds.find_one({"_id": call["holdId"]}, {"amount": 1, "status": 1})
+    if hold is None or hold["status"] != "open":
+        return None
+    return tariff_of(call).seconds_covered(int(hold["amount"]))
+
+
+def record_reservation(
+    ctx: CallContext, call: dict[str, Any], before: int, after: int
+) -> dict[str, Any] | None:
+    """Write the reservation onto the open call; None if the call ended meanwhile."""
+    fields: dict[str, Any] = {
+        "reservedSeconds": after,
+        "paidUntil": call["startedAt"] + timedelta(seconds=after),
+    }
+    reason = final_reason(ctx.config, before, after)
+    if reason:
+        fields["finalReason"] = reason
+    return ctx.db.calls.find_one_and_update(
+        {"_id": call["_id"], "status": OPEN, "reservedSeconds": {"$lte": after}},
+        {"$set": fields},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+def next_step(config: CallSettings, call: dict[str, Any]) -> Followup:
+    """The cut-off at the reservation's end for a call on its last block, otherwise the
+    renewal shortly before it."""
+    call_id = str(call["_id"])
+    if call.get("finalReason"):
+        return Followup(CUT_OFF_TASK, call["paidUntil"], {"call_id": call_id})
+    renew_at = call["paidUntil"] - timedelta(seconds=config.renew_lead_seconds)
+    return Followup(
+        RENEW_TASK, renew_at, {"call_id": call_id, "reserved_seconds": call["reservedSeconds"]}
+    )
+
+
+def extend(ctx: CallContext, call: dict[str, Any], reserved: int) -> None:
+    """Reserve the next block on the call's hold, planning again if the wallet changed
+    under us. A hold extended by a concurrent run of this step, or closed, is left be."""
+    tariff = tariff_of(call)
+    held = tariff.cost(reserved)
+    key = f"call:{call['_id']}:extend:{reserved}"
+    for _ in range(EXTEND_ATTEMPTS):
+        budget = held + spendable(ctx, call["account"])
+        target = reservation_target(ctx.config, tariff, reserved, budget)
+        if target == reserved:
+            return
+        expires = hold_expiry(ctx.config, call, target)
+        try:
+            ctx.ledger.extend_hold(key, call["holdId"], tariff.cost(target) - held, expires)
+            return
+        except InsufficientFunds:
+            continue  # spent elsewhere since we looked: plan with what is left
+        except (IdempotencyConflict, HoldNotOpen):
+            return
