@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from flask import request
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 
 from services.api import context
 from services.api.blueprint import Blueprint
@@ -57,6 +57,8 @@ def _login_limit() -> str:
 @limiter.limit(_signup_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(201, TokensSchema)
+@blp.alt_response(409, response="CONFLICT", description="The email is taken")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def signup(credentials: dict):
     """Create an account and its NGN wallet; answers the tokens."""
     db = context.db()
@@ -70,6 +72,8 @@ def signup(credentials: dict):
 @limiter.limit(_login_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokensSchema)
+@blp.alt_response(401, response="UNAUTHORIZED", description="Invalid email or password")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def login(credentials: dict):
     """Exchange email and password for tokens. Unknown email and wrong password look alike."""
     user = authenticate(context.db(), credentials["email"], credentials["password"])
@@ -79,7 +83,7 @@ def login(credentials: dict):
 
 
 @blp.route("/refresh", methods=["POST"])
-@jwt_required(refresh=True)
+@blp.token_required(refresh=True)
 @blp.response(200, TokensSchema)
 def refresh():
     """A new access and refresh token for a valid refresh token, which then stops working."""
@@ -88,7 +92,7 @@ def refresh():
 
 
 @blp.route("/logout", methods=["POST"])
-@jwt_required(verify_type=False)
+@blp.token_required(verify_type=False)
 @blp.response(204)
 def logout():
     """End the session of the token sent (access or refresh): all its tokens stop working."""
@@ -96,7 +100,7 @@ def logout():
 
 
 @blp.route("/me", methods=["GET"])
-@jwt_required()
+@blp.token_required()
 @blp.response(200, MeSchema)
 def me():
     """The authenticated user."""

@@ -10,6 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import DomainError
@@ -26,6 +27,15 @@ _MESSAGES = {
     415: "Request bodies must be JSON (Content-Type: application/json)",
     429: "Too many requests; slow down",
 }
+
+
+class ErrorSchema(Schema):
+    """The one error shape, as documented in the OpenAPI document."""
+
+    statusCode = fields.Integer(required=True, metadata={"example": 400})
+    error = fields.String(required=True, metadata={"example": "Bad Request"})
+    message = fields.String(required=True, metadata={"example": "Validation failed: email: ..."})
+    details = fields.Dict(metadata={"description": "Per-field messages, or per-check states"})
 
 
 def error_response(

@@ -17,6 +17,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_smorest import Api
 
+from services.api.errors import ErrorSchema
+
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -62,9 +64,13 @@ def init_limiter(app: Flask) -> Limiter:
     return app_limiter
 
 
+class _Api(Api):
+    ERROR_SCHEMA = ErrorSchema  # documents our error shape, not flask-smorest's
+
+
 def init_api(app: Flask) -> Api:
     """The OpenAPI 3 document at /openapi.json and Swagger UI at /docs."""
-    api = Api(app)
+    api = _Api(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
