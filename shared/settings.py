@@ -8,11 +8,16 @@ entry points turn that into one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+from limits import parse_many
 
 from shared.money import CURRENCY_EXPONENTS, to_minor
 
@@ -21,6 +26,8 @@ T = TypeVar("T")
 
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 MIN_PRODUCTION_SECRET_LENGTH = 32
+MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS = 8
+_SIMULATOR_HOSTS = ("localhost", "monnify-sim", "0.0.0.0")
 ENVIRONMENTS = ("development", "test", "production")
 _DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"
 
@@ -86,16 +93,33 @@ class Settings:
 
     @property
     def monnify_is_simulator(self) -> bool:
-        host = self.monnify_base_url.split("://", 1)[-1]
-        return host.startswith(("127.0.0.1", "localhost", "monnify-sim"))
+        """Monnify is the local simulator: a loopback, unspecified or `monnify-sim` host."""
+        host = urlsplit(self.monnify_base_url).hostname or ""
+        if host in _SIMULATOR_HOSTS:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or address.is_unspecified
 
     @property
     def default_currency(self) -> str:
         return self.currencies[0]
 
 
-def _parse_int(raw: str) -> int:
-    return int(raw, 10)
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw, 10)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw, 10)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port, 1 to 65535")
+    return value
 
 
 def _parse_positive_int(raw: str) -> int:
@@ -107,9 +131,22 @@ def _parse_positive_int(raw: str) -> int:
 
 def _parse_positive_float(raw: str) -> float:
     value = float(raw)
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise ValueError("must be a positive number")
     return value
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _parse_rate_limit(raw: str) -> str:
+    """flask-limiter notation, e.g. `10 per minute` or `5/minute;100/day`."""
+    parse_many(raw)  # raises ValueError when malformed
+    return raw
 
 
 def _parse_bool(raw: str) -> bool:
@@ -143,6 +180,13 @@ def _parse_major_amount(raw: str) -> int:
         raise ValueError("must be an amount in major units, at most 2 decimals") from exc
 
 
+def _parse_positive_amount(raw: str) -> int:
+    value = _parse_major_amount(raw)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
 def _parse_ip_list(raw: str) -> tuple[str, ...]:
     """`*` allows every source; otherwise a comma-separated list of IP addresses."""
     if raw.strip() == "*":
@@ -153,10 +197,19 @@ def _parse_ip_list(raw: str) -> tuple[str, ...]:
     return addresses
 
 
-def _parse_url(raw: str) -> str:
-    if "://" not in raw:
-        raise ValueError("must be a URL")
-    return raw.rstrip("/")
+def _url(*schemes: str) -> Callable[[str], str]:
+    """A parser for URLs with one of `schemes` and a host."""
+
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw.strip())
+        if parts.scheme not in schemes or not parts.netloc.rsplit("@", 1)[-1].strip(":"):
+            raise ValueError(f"must be a URL like {schemes[0]}://host:port/...")
+        return raw.strip().rstrip("/")
+
+    return parse
+
+
+_http_url = _url("http", "https")
 
 
 def _parse_fee_amount(raw: str) -> int:
@@ -248,14 +301,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment, raising ConfigError on the first bad value."""
     read = _Reader(os.environ if env is None else env).get
     app_env = read("APP_ENV", _parse_env_name, "development")
-    port = read("PORT", _parse_positive_int, "3000")
-    sim_port = read("MONNIFY_SIM_PORT", _parse_positive_int, "3100")
+    port = read("PORT", _parse_port, "3000")
+    sim_port = read("MONNIFY_SIM_PORT", _parse_port, "3100")
     production = app_env == "production"
     settings = Settings(
         app_env=app_env,
         port=port,
-        database_url=read("DATABASE_URL", _parse_url, None if production else _DEV_DATABASE_URL),
-        redis_url=read("REDIS_URL", _parse_url, None if production else "redis://127.0.0.1:6379/0"),
+        database_url=read(
+            "DATABASE_URL",
+            _url("mongodb", "mongodb+srv"),
+            None if production else _DEV_DATABASE_URL,
+        ),
+        redis_url=read(
+            "REDIS_URL", _url("redis", "rediss"), None if production else "redis://127.0.0.1:6379/0"
+        ),
         jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
         access_token_seconds=read("ACCESS_TOKEN_SECONDS", _parse_positive_int, "900"),
         refresh_token_seconds=read("REFRESH_TOKEN_SECONDS", _parse_positive_int, "1209600"),
@@ -266,26 +325,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         monnify_contract_code=read(
             "MONNIFY_CONTRACT_CODE", str, None if production else "1234567890"
         ),
-        monnify_base_url=read("MONNIFY_BASE_URL", _parse_url, f"http://127.0.0.1:{sim_port}"),
+        monnify_base_url=read(
+            "MONNIFY_BASE_URL", _http_url, None if production else f"http://127.0.0.1:{sim_port}"
+        ),
         monnify_sim_port=sim_port,
         monnify_webhook_url=read(
             "MONNIFY_WEBHOOK_URL",
-            _parse_url,
+            _http_url,
             f"http://127.0.0.1:{port}/payments/monnify/webhook",
         ),
         currencies=read("CURRENCIES", _parse_currencies, "NGN,USD"),
-        max_amount_minor=read("MAX_AMOUNT", _parse_major_amount, "10000000"),
-        min_funding_minor=read("MIN_FUNDING_AMOUNT", _parse_major_amount, "20"),
+        max_amount_minor=read("MAX_AMOUNT", _parse_positive_amount, "10000000"),
+        min_funding_minor=read("MIN_FUNDING_AMOUNT", _parse_positive_amount, "20"),
         max_body_bytes=read("MAX_BODY_BYTES", _parse_positive_int, "65536"),
-        signup_rate_limit=read("SIGNUP_RATE_LIMIT", str, "10 per minute"),
-        login_rate_limit=read("LOGIN_RATE_LIMIT", str, "10 per minute"),
+        signup_rate_limit=read("SIGNUP_RATE_LIMIT", _parse_rate_limit, "10 per minute"),
+        login_rate_limit=read("LOGIN_RATE_LIMIT", _parse_rate_limit, "10 per minute"),
         calls=_read_call_settings(read),
         lock_timeout_seconds=read("LOCK_TIMEOUT_SECONDS", _parse_positive_float, "10"),
         lock_wait_seconds=read("LOCK_WAIT_SECONDS", _parse_positive_float, "5"),
         log_json=read("LOG_JSON", _parse_bool, "true" if production else "false"),
-        log_level=read("LOG_LEVEL", str.upper, "INFO"),
+        log_level=read("LOG_LEVEL", _parse_log_level, "INFO"),
         monnify_allowed_ips=read("MONNIFY_ALLOWED_IPS", _parse_ip_list, "*"),
-        trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_int, "0"),
+        trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_non_negative_int, "0"),
         confirmation_retry_window_seconds=read(
             "CONFIRMATION_RETRY_WINDOW_SECONDS", _parse_positive_int, "3600"
         ),
@@ -294,15 +355,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", _parse_positive_int, "60"),
     )
+    if settings.min_funding_minor > settings.max_amount_minor:
+        raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")
     if production:
         _check_production(settings)
     return settings
 
 
 def _check_production(settings: Settings) -> None:
+    secret = settings.jwt_secret
     if (
-        settings.jwt_secret == DEFAULT_JWT_SECRET
-        or len(settings.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH
+        secret == DEFAULT_JWT_SECRET
+        or len(secret) < MIN_PRODUCTION_SECRET_LENGTH
+        or len(set(secret.strip())) < MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS
     ):
         raise ConfigError(
             f"JWT_SECRET must be a random secret of at least {MIN_PRODUCTION_SECRET_LENGTH} "
@@ -310,3 +375,5 @@ def _check_production(settings: Settings) -> None:
         )
     if settings.monnify_is_simulator:
         raise ConfigError("MONNIFY_BASE_URL points at the simulator; production needs Monnify")
+    if not settings.monnify_base_url.startswith("https://"):
+        raise ConfigError("MONNIFY_BASE_URL must be an https URL in production")

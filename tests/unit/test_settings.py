@@ -1,0 +1,189 @@
+"""Settings: parsed and validated once; a missing or malformed variable is a ConfigError
+naming it; production refuses unsafe values."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import DEFAULT_JWT_SECRET, ConfigError, load_settings
+
+STRONG_SECRET = "k3J9x!Qw7Zp2Lm5Vb8Nc4Rt6Yh1Gf0Ds"  # 32 characters
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "mongodb://db.internal:27017/payment_calls?replicaSet=rs0",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "JWT_SECRET": STRONG_SECRET,
+    "MONNIFY_API_KEY": "MK_PROD_XXXXXXXX",
+    "MONNIFY_SECRET_KEY": "prod-secret-key",
+    "MONNIFY_CONTRACT_CODE": "1234567890",
+    "MONNIFY_BASE_URL": "https://api.monnify.com",
+    "MONNIFY_WEBHOOK_URL": "https://pay.example.com/payments/monnify/webhook",
+}
+
+
+def _error(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_development_defaults_load_from_an_empty_environment():
+    settings = load_settings({})
+    assert settings.app_env == "development"
+    assert settings.port == 3000
+    assert settings.access_token_seconds == 900
+    assert settings.jwt_secret == DEFAULT_JWT_SECRET
+    assert settings.monnify_is_simulator
+    assert settings.default_currency == "NGN"
+    assert not settings.is_production
+
+
+def test_empty_values_mean_unset():
+    assert load_settings({"PORT": "", "ACCESS_TOKEN_SECONDS": ""}).port == 3000
+
+
+def test_values_are_parsed():
+    settings = load_settings(
+        {
+            "PORT": "8080",
+            "ACCESS_TOKEN_SECONDS": "60",
+            "LOG_JSON": "yes",
+            "LOG_LEVEL": "debug",
+            "CURRENCIES": "usd, ngn",
+            "MAX_AMOUNT": "49.99",
+            "SIGNUP_RATE_LIMIT": "5/minute;100 per day",
+            "REDIS_URL": "rediss://cache:6380/2",
+            "DATABASE_URL": "mongodb+srv://cluster.example.net/payments",
+        }
+    )
+    assert settings.port == 8080
+    assert settings.access_token_seconds == 60
+    assert settings.log_json is True
+    assert settings.log_level == "DEBUG"
+    assert settings.currencies == ("USD", "NGN")
+    assert settings.max_amount_minor == 4999
+    assert settings.signup_rate_limit == "5/minute;100 per day"
+
+
+MALFORMED = [
+    ("APP_ENV", "prod"),
+    ("PORT", "abc"),
+    ("PORT", "0"),
+    ("PORT", "-1"),
+    ("PORT", "70000"),
+    ("PORT", "3000.5"),
+    ("MONNIFY_SIM_PORT", "x"),
+    ("DATABASE_URL", "localhost:27017"),
+    ("DATABASE_URL", "http://db:27017/x"),
+    ("DATABASE_URL", "mongodb://"),
+    ("REDIS_URL", "localhost:6379"),
+    ("REDIS_URL", "mongodb://cache:6379"),
+    ("ACCESS_TOKEN_SECONDS", "0"),
+    ("ACCESS_TOKEN_SECONDS", "15m"),
+    ("REFRESH_TOKEN_SECONDS", "-5"),
+    ("MONNIFY_BASE_URL", "sandbox.monnify.com"),
+    ("MONNIFY_BASE_URL", "ftp://sandbox.monnify.com"),
+    ("MONNIFY_WEBHOOK_URL", "not a url"),
+    ("CURRENCIES", "EUR"),
+    ("CURRENCIES", " , "),
+    ("MAX_AMOUNT", "1.001"),
+    ("MAX_AMOUNT", "abc"),
+    ("MAX_AMOUNT", "NaN"),
+    ("MAX_AMOUNT", "-5"),
+    ("MAX_AMOUNT", "0"),
+    ("MIN_FUNDING_AMOUNT", "0"),
+    ("MIN_FUNDING_AMOUNT", "Infinity"),
+    ("MAX_BODY_BYTES", "0"),
+    ("MAX_BODY_BYTES", "64k"),
+    ("SIGNUP_RATE_LIMIT", "lots"),
+    ("LOGIN_RATE_LIMIT", "10 per fortnight"),
+    ("LOCK_TIMEOUT_SECONDS", "0"),
+    ("LOCK_TIMEOUT_SECONDS", "inf"),
+    ("LOCK_TIMEOUT_SECONDS", "nan"),
+    ("LOCK_WAIT_SECONDS", "soon"),
+    ("LOG_JSON", "maybe"),
+    ("LOG_LEVEL", "LOUD"),
+    ("MONNIFY_ALLOWED_IPS", "1.2.3"),
+    ("TRUSTED_PROXY_COUNT", "-1"),
+    ("TRUSTED_PROXY_COUNT", "one"),
+    ("CONFIRMATION_RETRY_WINDOW_SECONDS", "0"),
+    ("RECONCILE_PENDING_AFTER_SECONDS", "x"),
+    ("INBOX_REQUEUE_AFTER_SECONDS", "-1"),
+    ("CALL_BILLING_INCREMENT_SECONDS", "0"),
+    ("PLATFORM_FEE_PERCENT", "101"),
+]
+
+
+@pytest.mark.parametrize("name, value", MALFORMED)
+def test_malformed_variable_is_named(name, value):
+    message = _error({name: value})
+    assert message.startswith(f"{name} "), message
+
+
+def test_minimum_funding_above_the_maximum_is_refused():
+    message = _error({"MIN_FUNDING_AMOUNT": "500", "MAX_AMOUNT": "100"})
+    assert "MIN_FUNDING_AMOUNT" in message and "MAX_AMOUNT" in message
+
+
+def test_production_loads_with_everything_set():
+    settings = load_settings(PRODUCTION)
+    assert settings.is_production
+    assert settings.log_json is True
+    assert not settings.monnify_is_simulator
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_SECRET",
+        "MONNIFY_API_KEY",
+        "MONNIFY_SECRET_KEY",
+        "MONNIFY_CONTRACT_CODE",
+        "MONNIFY_BASE_URL",
+    ],
+)
+def test_production_requires(name):
+    env = {key: value for key, value in PRODUCTION.items() if key != name}
+    message = _error(env)
+    assert message.startswith(f"{name} "), message
+
+
+@pytest.mark.parametrize(
+    "secret", [DEFAULT_JWT_SECRET, "short-secret", STRONG_SECRET[:-1], "x" * 40, " " * 40]
+)
+def test_production_refuses_a_default_short_or_trivial_jwt_secret(secret):
+    message = _error({**PRODUCTION, "JWT_SECRET": secret})
+    assert message.startswith("JWT_SECRET "), message
+    assert secret.strip() == "" or secret not in message  # never echo the secret
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:3100",
+        "http://localhost:3100",
+        "http://monnify-sim:3100",
+        "http://[::1]:3100",
+        "http://0.0.0.0:3100",
+        "http://api.monnify.com",
+    ],
+)
+def test_production_refuses_the_simulator_or_plain_http_as_monnify(url):
+    message = _error({**PRODUCTION, "MONNIFY_BASE_URL": url})
+    assert message.startswith("MONNIFY_BASE_URL "), message
+
+
+def test_malformed_value_is_not_echoed_for_secrets():
+    message = _error(
+        {
+            "APP_ENV": "production",
+            **{k: v for k, v in PRODUCTION.items() if k != "APP_ENV"},
+            "JWT_SECRET": "tiny",
+        }
+    )
+    assert "tiny" not in message
