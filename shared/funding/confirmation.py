@@ -16,9 +16,16 @@ from typing import Any
 from bson import Int64
 from pymongo.database import Database
 
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.funding import fundings as f
-from shared.ledger import IdempotencyConflict, Ledger, Posting, SystemAccount, system_account_id
+from shared.ledger import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    Ledger,
+    Posting,
+    SystemAccount,
+    system_account_id,
+)
 from shared.ledger.accounts import receivable_id, set_restricted
 from shared.logs import get_logger
 from shared.monnify.client import MonnifyClient
@@ -130,6 +137,8 @@ class FundingConfirmer:
             return self._discrepancy(funding, f"Monnify now reports {amount} paid")
         if result.replayed and funding["status"] == status:
             return Outcome(funding["_id"], status, 0)  # a repeat: nothing new happened
+        # Before the status is final, so a repayment interrupted here is done by the retry.
+        self._repay_receivable(funding, reference)
         self._set(
             funding,
             {
@@ -141,7 +150,6 @@ class FundingConfirmer:
             },
             decision=f"credited {amount} ({transaction.payment_status.value})",
         )
-        self._repay_receivable(funding, reference)
         log.info("funding_credited", paymentReference=funding["_id"], amount=amount, status=status)
         return Outcome(funding["_id"], status, amount)
 
@@ -176,6 +184,9 @@ class FundingConfirmer:
             )
         except IdempotencyConflict:
             return  # already reversed by an earlier run that saw another available balance
+        except InsufficientFunds:
+            # The wallet spent some since we read it: try again with what it has now.
+            raise Conflict("The wallet changed during the reversal; retry") from None
         if shortfall:
             set_restricted(self.db, wallet, True, f"reversal of {reference} left {shortfall} owed")
         log.warning(
@@ -192,13 +203,18 @@ class FundingConfirmer:
         wallet = self.db.accounts.find_one({"_id": funding["account"]})
         repaid = min(owed, int(wallet["balance"] - wallet["held"]))
         if repaid > 0:
-            self.ledger.post(
-                f"{credit_key(reference)}:repay",
-                [Posting(funding["account"], -repaid), Posting(receivable, repaid)],
-                kind="repayment",
-                reference=reference,
-                description="Repayment of a reversed funding",
-            )
+            try:
+                self.ledger.post(
+                    f"{credit_key(reference)}:repay",
+                    [Posting(funding["account"], -repaid), Posting(receivable, repaid)],
+                    kind="repayment",
+                    reference=reference,
+                    description="Repayment of a reversed funding",
+                )
+            except InsufficientFunds:
+                raise Conflict("The wallet changed during the repayment; retry") from None
+            except IdempotencyConflict:
+                return  # repaid by an earlier run, which then stopped before the status
         if repaid >= owed:
             set_restricted(self.db, funding["account"], False, "receivable repaid")
 

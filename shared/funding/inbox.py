@@ -90,7 +90,7 @@ def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEve
         return_document=ReturnDocument.AFTER,
     )
     if existing["status"] in (UNCONFIRMED, FAILED):
-        mark_event(db, existing["_id"], RECEIVED, "delivered again")
+        revive_event(db, existing["_id"], "delivered again")
         return StoredEvent(existing["_id"], True, True)
     return StoredEvent(existing["_id"], True, existing["status"] == RECEIVED)
 
@@ -102,10 +102,57 @@ def mark_event(db: Database, event_id: ObjectId, status: str, note: str | None =
     db.webhook_events.update_one({"_id": event_id}, {"$set": update})
 
 
+def revive_event(db: Database, event_id: ObjectId, note: str) -> None:
+    """Back to `received` with a fresh retry window (a redelivery, an admin's requeue);
+    the caller enqueues it now, so the requeue job counts from now too."""
+    now = datetime.now(UTC)
+    db.webhook_events.update_one(
+        {"_id": event_id},
+        {
+            "$set": {
+                "status": RECEIVED,
+                "note": note,
+                "revivedAt": now,
+                "retryAt": now,
+                "updatedAt": now,
+            }
+        },
+    )
+
+
+def window_start(event: dict[str, Any]) -> datetime:
+    """When the event's current retry window began."""
+    return event.get("revivedAt") or event["receivedAt"]
+
+
+def schedule_retry(db: Database, event_id: ObjectId, delay_seconds: float) -> None:
+    """Note when a task will try again, so the requeue job leaves the event alone until
+    then instead of starting a second chain of retries."""
+    retry_at = datetime.now(UTC) + timedelta(seconds=delay_seconds)
+    db.webhook_events.update_one({"_id": event_id}, {"$set": {"retryAt": retry_at}})
+
+
 def events_to_requeue(db: Database, older_than_seconds: int, limit: int = 200) -> list[ObjectId]:
-    """Events stored but not processed in time (the queue was down, or a task was lost)."""
+    """Events stored but not processed in time (the queue was down, or a task was lost):
+    received long enough ago, and not waiting for a retry that is still due."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
     cursor = db.webhook_events.find(
-        {"status": RECEIVED, "receivedAt": {"$lte": cutoff}}, {"_id": 1}
+        {
+            "status": RECEIVED,
+            "$or": [
+                {"retryAt": {"$exists": False}, "receivedAt": {"$lte": cutoff}},
+                {"retryAt": {"$lte": cutoff}},
+            ],
+        },
+        {"_id": 1},
     ).limit(limit)
     return [event["_id"] for event in cursor]
+
+
+def settle_waiting_events(db: Database, payment_reference: str, note: str) -> int:
+    """Events that gave up on a funding another path (reconciliation) has now settled."""
+    result = db.webhook_events.update_many(
+        {"paymentReference": payment_reference, "status": {"$in": [UNCONFIRMED, FAILED]}},
+        {"$set": {"status": PROCESSED, "note": note, "updatedAt": datetime.now(UTC)}},
+    )
+    return result.modified_count
