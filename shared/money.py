@@ -5,13 +5,19 @@ The API speaks major units as JSON numbers (`49.99`), parsed as Decimal, never f
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact
 
 from shared.errors import InvalidRequest
 
 # Minor units per major unit, as a power of ten. NGN: kobo; USD: cents.
 CURRENCY_EXPONENTS: dict[str, int] = {"NGN": 2, "USD": 2}
 DEFAULT_EXPONENT = 2
+# The largest amount MongoDB stores as a 64-bit integer; also keeps a tiny JSON number
+# like 1e999999999 from becoming a gigantic Python int.
+MAX_MINOR = 2**63 - 1
+# Enough digits for any amount up to MAX_MINOR with room to spare; a conversion that
+# would lose a non-zero digit signals Inexact instead of rounding silently.
+_EXACT = Context(prec=100, traps=[Inexact])
 
 
 class AmountError(ValueError):
@@ -25,9 +31,16 @@ def to_minor(amount: Decimal | int, exponent: int = DEFAULT_EXPONENT) -> int:
     value = Decimal(amount)
     if not value.is_finite():
         raise AmountError("must be a finite number")
-    scaled = value.scaleb(exponent)
+    if value.copy_abs() > Decimal(MAX_MINOR).scaleb(-exponent):
+        bound = to_major(MAX_MINOR, exponent)
+        raise AmountError(f"must lie between -{bound} and {bound}")
+    decimals_rule = f"must have at most {exponent} decimal places"
+    try:
+        scaled = value.scaleb(exponent, context=_EXACT)
+    except Inexact:
+        raise AmountError(decimals_rule) from None
     if scaled != scaled.to_integral_value():
-        raise AmountError(f"must have at most {exponent} decimal places")
+        raise AmountError(decimals_rule)
     return int(scaled)
 
 

@@ -8,14 +8,17 @@ from typing import Any
 from bson import ObjectId
 from marshmallow import ValidationError, fields
 
-from shared.money import AmountError, to_major, to_minor
+from shared.money import DEFAULT_EXPONENT, AmountError, to_major, to_minor
 
 
 class Money(fields.Field):
     """A positive amount in major units on the wire, an int in minor units in Python.
 
-    Accepts JSON numbers only (the JSON parser hands us int or Decimal, never float).
-    `maximum_minor` is read from the schema context so it follows configuration.
+    Accepts JSON numbers only (the JSON parser hands us int or Decimal, never float);
+    strings, booleans, floats, NaN/Infinity, more than two decimals, zero, negatives and
+    amounts outside [minimum_minor, maximum_minor] are refused with the rule they break.
+    Bounds that come from configuration are checked where the settings are at hand
+    (`shared.money.check_amount_bounds`). Documented in OpenAPI as a number.
     """
 
     def __init__(self, *, maximum_minor: int | None = None, minimum_minor: int = 1, **kwargs):
@@ -23,6 +26,7 @@ class Money(fields.Field):
         self.maximum_minor = maximum_minor
         self.minimum_minor = minimum_minor
         self.metadata.setdefault("type", "number")
+        self.metadata.setdefault("multipleOf", Decimal(1).scaleb(-DEFAULT_EXPONENT))
         self.metadata.setdefault("example", 5000)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
