@@ -4,8 +4,10 @@ Renewals, the cut-off and settlement run in the worker; this module only enqueue
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from bson import ObjectId
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 from marshmallow import ValidationError
 
 from services.api import context
@@ -27,6 +29,17 @@ from shared.schemas.fields import ObjectIdField
 log = get_logger(__name__)
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
+
+
+def _may_answer(*statuses: HTTPStatus):
+    """Document the error answers of a route (in the common error shape)."""
+
+    def decorator(view):
+        for status in statuses:
+            view = blp.alt_response(status.value, response=status.name)(view)
+        return view
+
+    return decorator
 
 
 def _calls() -> CallContext:
@@ -53,9 +66,12 @@ def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
 
 
 @blp.route("/initiate", methods=["POST"])
-@jwt_required()
+@blp.token_required()
 @blp.arguments(InitiateCallSchema)
 @blp.response(201, CallStartedSchema)
+@_may_answer(
+    HTTPStatus.BAD_REQUEST, HTTPStatus.PAYMENT_REQUIRED, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT
+)
 def initiate(body: dict):
     """Start a call at the receiver's rate; funds for its first block are reserved now."""
     ctx = _calls()
@@ -67,8 +83,9 @@ def initiate(body: dict):
 
 
 @blp.route("/<call_id>/end", methods=["POST"])
-@jwt_required()
+@blp.token_required()
 @blp.response(200, CallEndedSchema)
+@_may_answer(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 def end(call_id: str):
     """End the call (caller or receiver); every end of one call answers the same."""
     ctx = _calls()
@@ -78,9 +95,10 @@ def end(call_id: str):
 
 
 @blp.route("/history", methods=["GET"])
-@jwt_required()
+@blp.token_required()
 @blp.arguments(CallHistoryQuerySchema, location="query")
 @blp.response(200, CallSchema(many=True))
+@_may_answer(HTTPStatus.BAD_REQUEST)
 def history(query: dict):
     """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
     limit = query["limit"]
@@ -91,8 +109,9 @@ def history(query: dict):
 
 
 @blp.route("/<call_id>", methods=["GET"])
-@jwt_required()
+@blp.token_required()
 @blp.response(200, CallSchema)
+@_may_answer(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
 def get_call(call_id: str):
     """One of your calls; any other id is not found."""
     return sessions.get_call(_calls(), _call_id(call_id), current_user["_id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 
 from services.api import context
 from services.api.blueprint import Blueprint
@@ -22,7 +22,7 @@ def _rate_view(user: dict) -> dict:
 
 
 @blp.route("/me/rate", methods=["GET"])
-@jwt_required()
+@blp.token_required()
 @blp.response(200, RateViewSchema)
 def get_rate():
     """What callers pay per minute to call you."""
@@ -30,9 +30,10 @@ def get_rate():
 
 
 @blp.route("/me/rate", methods=["PUT"])
-@jwt_required()
+@blp.token_required()
 @blp.arguments(RateSchema)
 @blp.response(200, RateViewSchema)
+@blp.alt_response(400, response="BAD_REQUEST")
 def put_rate(body: dict):
     """Set your per-minute rate, within the configured bounds. Calls already running
     keep the rate they started with."""
@@ -43,7 +44,7 @@ def put_rate(body: dict):
 
 
 @blp.route("/me/rate", methods=["DELETE"])
-@jwt_required()
+@blp.token_required()
 @blp.response(200, RateViewSchema)
 def delete_rate():
     """Go back to the default rate."""

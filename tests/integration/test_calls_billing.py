@@ -1,0 +1,294 @@
+"""Calls billed by the real worker (in-process, on threads): renewals block by block, the
+cut-off when the money runs out, settlement with the receiver's share and the platform
+fee, and every race that must still settle exactly once. Test timings
+(tests/conftest.py): per-second billing at 50 NGN a minute (83.33 kobo a second),
+2-second blocks renewed 1 second before they end, a 2-second sweeper grace."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from bson import ObjectId
+
+from shared.calls import CallContext, billing, sessions
+from shared.calls.rating import Tariff, split_cost
+from shared.ledger import Ledger
+from tests.integration.calls_support import (
+    PLATFORM,
+    call_doc,
+    captures_of,
+    end_call,
+    hold_of,
+    initiate,
+    new_party,
+    start_call,
+    wait_settled,
+    wait_until,
+    wallet,
+)
+from tests.integration.ledger_support import assert_ledger_healthy, run_threads
+
+DEFAULT = Tariff(5000, 0, 1)
+
+
+@pytest.fixture()
+def ledger(settings) -> Ledger:
+    return Ledger.from_settings(settings)
+
+
+@pytest.fixture()
+def party(signup, ledger):
+    def make(kobo: int = 0):
+        return new_party(signup, ledger, kobo)
+
+    return make
+
+
+@pytest.fixture()
+def calls(settings) -> CallContext:
+    return CallContext.from_settings(settings)
+
+
+def assert_settled_exactly_once(db, call_id: str, caller, receiver, funded: int) -> dict:
+    """The call's cost left the caller once, split between the receiver and the platform
+    in one ledger entry; the rest of the hold went back; the ledger is healthy."""
+    call = wait_settled(db, call_id)
+    cost = int(call["cost"])
+    earned, fee = split_cost(cost, Decimal(20))  # PLATFORM_FEE_PERCENT's default
+    entries = captures_of(db, call_id)
+    assert len(entries) == (1 if cost else 0)
+    if cost:
+        amounts = {p["account"]: int(p["amount"]) for p in entries[0]["postings"]}
+        assert amounts == {caller.wallet: -cost, receiver.wallet: earned, PLATFORM: fee}
+    assert hold_of(db, call_id)["status"] == "captured"
+    assert int(hold_of(db, call_id)["captured"]) == cost
+    assert wallet(db, caller.wallet) == {
+        "balance": funded - cost,
+        "held": 0,
+        "available": funded - cost,
+    }
+    assert wallet(db, receiver.wallet)["balance"] == earned
+    assert_ledger_healthy(db)
+    return call
+
+
+def test_a_call_is_cut_off_when_the_money_runs_out(client, db, party, celery_worker):
+    funded = 450  # 4.50 NGN pays for 5 whole seconds (416.67 -> 417 kobo), not 6
+    caller, receiver = party(funded), party()
+    call_id = start_call(client, caller, receiver)
+
+    lowest_available, deadline = funded, time.monotonic() + 30
+    while call_doc(db, call_id)["status"] != "ended":
+        assert time.monotonic() < deadline, "the call was never cut off"
+        state = wallet(db, caller.wallet)
+        assert state["balance"] == funded  # nothing is taken while the call runs
+        lowest_available = min(lowest_available, state["available"])
+        time.sleep(0.05)
+
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert lowest_available >= 0
+    assert call["endReason"] == "insufficient_funds"
+    assert call["durationSeconds"] == 5 and call["billedSeconds"] == 5
+    assert int(call["cost"]) == DEFAULT.cost(5) == 417 == int(hold_of(db, call_id)["amount"])
+    assert call["endedAt"] == call["startedAt"] + timedelta(seconds=5)
+    shown = client.get(f"/calls/{call_id}", headers=caller.headers).get_json()
+    assert shown["endReason"] == "insufficient_funds" and shown["cost"] == Decimal("4.17")
+
+
+def test_renewals_keep_a_funded_call_running_block_after_block(client, db, party, celery_worker):
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    call_id = start_call(client, caller, receiver)
+
+    # Renewals run a second before each 2-second block ends: at 1 s, 3 s and 5 s.
+    wait_until(lambda: call_doc(db, call_id)["reservedSeconds"] >= 8, timeout=20)
+    assert wallet(db, caller.wallet)["held"] >= DEFAULT.cost(8)
+    body = end_call(client, caller, call_id).get_json()
+
+    assert body["endReason"] == "caller_hangup" and body["durationSeconds"] >= 5
+    assert body["cost"] * 100 == DEFAULT.cost(body["durationSeconds"])
+    assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+
+
+def test_concurrent_ends_settle_once_and_answer_alike(app, db, party, celery_worker):
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    call_id = start_call(app.test_client(), caller, receiver)
+    time.sleep(1.2)
+
+    responses = run_threads(
+        lambda who: end_call(app.test_client(), who, call_id),
+        [(caller,), (receiver,)] * 5,
+    )
+
+    assert {r.status_code for r in responses} == {200}
+    bodies = [r.get_json() for r in responses]
+    assert all(body == bodies[0] for body in bodies)
+    assert bodies[0]["endReason"] in ("caller_hangup", "receiver_hangup")
+    assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+
+
+def test_an_end_racing_the_cut_off_settles_once(app, db, party, celery_worker):
+    funded = 250  # exactly 3 seconds
+    caller, receiver = party(funded), party()
+    call_id = start_call(app.test_client(), caller, receiver)
+    cut_off_at = call_doc(db, call_id)["startedAt"] + timedelta(seconds=3)
+    wait_until(lambda: call_doc(db, call_id).get("finalReason"), timeout=10)
+
+    def end_later(delay: float):
+        """End `delay` seconds after 0.2 s before the cut-off second."""
+        until = (cut_off_at - datetime.now(UTC)).total_seconds() - 0.2 + delay
+        time.sleep(max(until, 0))
+        return end_call(app.test_client(), caller, call_id)
+
+    responses = run_threads(end_later, [(d / 10,) for d in range(5)])
+
+    bodies = [r.get_json() for r in responses]
+    assert {r.status_code for r in responses} == {200}
+    assert all(body == bodies[0] for body in bodies)
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert int(call["cost"]) == DEFAULT.cost(call["billedSeconds"]) <= funded
+    if call["endReason"] == "insufficient_funds":
+        assert call["durationSeconds"] == 3 and int(call["cost"]) == funded
+    else:
+        assert call["endReason"] == "caller_hangup" and call["durationSeconds"] <= 3
+
+
+def test_an_end_racing_wallet_credits_settles_once(app, db, ledger, party, celery_worker):
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    call_id = start_call(app.test_client(), caller, receiver)
+    time.sleep(1.5)
+    credits = [(f"test:credit:{uuid.uuid4().hex}", 1000 + i) for i in range(6)]
+
+    def act(kind: str, arg):
+        if kind == "end":
+            return end_call(app.test_client(), caller, call_id).status_code
+        return ledger.credit(arg[0], caller.wallet, arg[1]).replayed
+
+    results = run_threads(act, [("end", None), *[("credit", c) for c in credits], ("end", None)])
+
+    assert results[0] == results[-1] == 200
+    assert results[1:-1] == [False] * len(credits)
+    total = funded + sum(amount for _, amount in credits)
+    assert_settled_exactly_once(db, call_id, caller, receiver, total)
+
+
+def test_simultaneous_initiates_never_over_reserve(app, db, party, celery_worker):
+    funded = 200  # the first block (167) fits; what is left (33) buys no second
+    caller = party(funded)
+    receivers = [party() for _ in range(8)]
+
+    responses = run_threads(
+        lambda r: initiate(app.test_client(), caller, r), [(r,) for r in receivers]
+    )
+
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 1 and set(codes) <= {201, 402, 409}
+    state = wallet(db, caller.wallet)
+    assert state["held"] == DEFAULT.cost(2) and state["available"] == funded - DEFAULT.cost(2)
+    started = next(r.get_json()["callId"] for r in responses if r.status_code == 201)
+    end_call(app.test_client(), caller, started)
+    wait_settled(db, started)
+    assert_ledger_healthy(db)
+
+
+def test_simultaneous_initiates_respect_the_concurrency_limit(app, db, party, celery_worker):
+    caller = party(1_000_000)
+    receivers = [party() for _ in range(8)]
+
+    responses = run_threads(
+        lambda r: initiate(app.test_client(), caller, r), [(r,) for r in receivers]
+    )
+
+    assert sorted(r.status_code for r in responses) == [201, 201] + [409] * 6
+    assert db.calls.count_documents({"callerId": ObjectId(caller.id), "open": True}) == 2
+    assert wallet(db, caller.wallet)["held"] == 2 * DEFAULT.cost(2)
+    for response in responses:
+        if response.status_code == 201:
+            end_call(app.test_client(), caller, response.get_json()["callId"])
+    assert_ledger_healthy(db)
+
+
+def test_the_sweeper_settles_a_call_whose_renewals_never_ran(calls, db, party, celery_worker):
+    """The worker 'died': the call was started without enqueuing its renewal."""
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])  # started.followups deliberately dropped
+    time.sleep(2 + 2 + 0.5)  # past the reservation and the sweeper's grace
+
+    celery_worker.send_task("calls.sweep").get(timeout=30)
+
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert call["endReason"] == "renewal_missing"
+    assert call["billedSeconds"] == 2 and int(call["cost"]) == DEFAULT.cost(2)
+
+
+def test_renewal_and_settlement_run_twice_do_the_work_once(calls, db, party):
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])
+
+    first = billing.renew(calls, call_id, 2)
+    second = billing.renew(calls, call_id, 2)  # redelivered
+
+    assert first == second and first[0].kwargs == {"call_id": call_id, "reserved_seconds": 4}
+    assert int(hold_of(db, call_id)["amount"]) == DEFAULT.cost(4)
+    assert wallet(db, caller.wallet)["held"] == DEFAULT.cost(4)
+    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
+    billing.settle_call(calls, call_id)
+    billing.settle_call(calls, call_id)
+    assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+
+
+def test_a_call_reaching_the_maximum_duration_is_cut_off_there(settings, db, party):
+    short = CallContext.from_settings(
+        replace(settings, calls=replace(settings.calls, max_duration_seconds=3))
+    )
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    started = sessions.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])
+    assert started.max_duration_seconds == 3
+
+    (step,) = billing.renew(short, call_id, 2)
+
+    assert step.task == "calls.cut_off"
+    assert call_doc(db, call_id)["finalReason"] == "max_duration"
+    assert step.eta == call_doc(db, call_id)["startedAt"] + timedelta(seconds=3)
+    assert billing.cut_off(short, call_id) == [step]  # too early: comes back at the second
+    time.sleep(max((step.eta - short.clock()).total_seconds(), 0) + 0.05)
+    assert billing.cut_off(short, call_id) == []
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert call["endReason"] == "max_duration" and int(call["cost"]) == DEFAULT.cost(3)
+
+
+def test_a_live_calls_hold_outlives_expire_holds(calls, db, ledger, party):
+    caller, receiver = party(100_000), party()
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])
+
+    ledger.expire_holds(now=started.call["startedAt"] + timedelta(seconds=120))
+
+    assert hold_of(db, call_id)["status"] == "open"
+    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
+    billing.settle_call(calls, call_id)
+    assert hold_of(db, call_id)["status"] == "captured"
+
+
+def test_ended_calls_answer_the_same_after_settlement(client, db, party, celery_worker):
+    caller, receiver = party(100_000), party()
+    call_id = start_call(client, caller, receiver)
+    before = end_call(client, caller, call_id).get_json()
+    wait_settled(db, call_id)
+
+    after = end_call(client, receiver, call_id).get_json()
+
+    assert after == before
