@@ -66,11 +66,27 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="funding_by_transaction_reference",
         ),
         IndexModel([("status", ASCENDING), ("createdAt", ASCENDING)], name="fundings_by_status"),
+        IndexModel(
+            [("status", ASCENDING), ("confirmedAt", ASCENDING)], name="fundings_by_confirmation"
+        ),
     ],
+    "refunds": [
+        IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="refunds_by_status"),
+        IndexModel([("paymentReference", ASCENDING)], name="refunds_by_funding"),
+    ],
+    "reconciliation_discrepancies": [
+        IndexModel([("day", DESCENDING)], name="discrepancies_by_day")
+    ],
+    "admin_actions": [IndexModel([("at", DESCENDING)], name="admin_actions_by_time")],
     "webhook_events": [
         IndexModel([("dedupeKey", ASCENDING)], unique=True, name="event_dedupe"),
         IndexModel([("status", ASCENDING), ("receivedAt", ASCENDING)], name="events_by_status"),
+        IndexModel(
+            [("paymentReference", ASCENDING), ("status", ASCENDING)], name="events_by_funding"
+        ),
     ],
+    # The chain's order: two sealers can never both append the same seq.
+    "audit": [IndexModel([("seq", ASCENDING)], unique=True, name="audit_seq_unique")],
     "holds": [
         IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)], name="holds_open_by_expiry"),
         IndexModel([("account", ASCENDING), ("status", ASCENDING)], name="holds_by_account"),

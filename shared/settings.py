@@ -81,6 +81,10 @@ class Settings:
     lock_wait_seconds: float
     log_json: bool
     log_level: str
+    worker_metrics_port: int
+    prometheus_multiproc_dir: str
+    sse_heartbeat_seconds: float
+    audit_seal_interval_seconds: float
     monnify_allowed_ips: tuple[str, ...]
     trusted_proxy_count: int
     confirmation_retry_window_seconds: int
@@ -126,6 +130,13 @@ def _parse_positive_int(raw: str) -> int:
     value = int(raw, 10)
     if value <= 0:
         raise ValueError("must be a positive integer")
+    return value
+
+
+def _parse_port_or_off(raw: str) -> int:
+    value = int(raw, 10)
+    if not 0 <= value < 65536:
+        raise ValueError("must be a TCP port, or 0 for off")
     return value
 
 
@@ -345,6 +356,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lock_wait_seconds=read("LOCK_WAIT_SECONDS", _parse_positive_float, "5"),
         log_json=read("LOG_JSON", _parse_bool, "true" if production else "false"),
         log_level=read("LOG_LEVEL", _parse_log_level, "INFO"),
+        worker_metrics_port=read("WORKER_METRICS_PORT", _parse_port_or_off, "9808"),
+        # prometheus-client reads it itself; here so a service can check and create it.
+        prometheus_multiproc_dir=read("PROMETHEUS_MULTIPROC_DIR", str, ""),
+        sse_heartbeat_seconds=read("SSE_HEARTBEAT_SECONDS", _parse_positive_float, "15"),
+        audit_seal_interval_seconds=read("AUDIT_SEAL_INTERVAL_SECONDS", _parse_positive_float, "5"),
         monnify_allowed_ips=read("MONNIFY_ALLOWED_IPS", _parse_ip_list, "*"),
         trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_non_negative_int, "0"),
         confirmation_retry_window_seconds=read(

@@ -4,8 +4,18 @@ fails the session with a clear message; nothing is skipped."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+
+# Before anything imports prometheus-client, which picks multi-process mode at import:
+# the session's app and in-process worker share one metrics directory, as a gunicorn
+# server's workers do.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="test-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
 
 import pymongo
 import pytest
@@ -69,6 +79,11 @@ TEST_ENV = {
     "CALL_SWEEP_INTERVAL_SECONDS": "1",
     "CALL_SWEEP_GRACE_SECONDS": "2",
     "CALL_HOLD_EXPIRY_GRACE_SECONDS": "600",
+    # Operations: no worker exporter on a fixed port (tests start their own), a fast
+    # heartbeat on event streams.
+    "WORKER_METRICS_PORT": "0",
+    "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
+    "SSE_HEARTBEAT_SECONDS": "0.5",
 }
 
 

@@ -45,6 +45,7 @@ celery = Celery(
         "services.worker.tasks.ledger",
         "services.worker.tasks.payments",
         "services.worker.tasks.calls",
+        "services.worker.tasks.audit",
     ],
 )
 celery.conf.update(
@@ -71,3 +72,7 @@ celery.conf.update(
 @signals.setup_logging.connect
 def _setup_logging(**_kwargs) -> None:
     configure_logging(json=_settings.log_json, level=_settings.log_level)
+
+
+# Task metrics and the worker's exporter; connected on import.
+import services.worker.signals  # noqa: E402, F401

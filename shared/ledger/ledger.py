@@ -32,6 +32,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from shared import audit, live_events
 from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
 from shared.ledger.accounts import (
     SystemAccount,
@@ -108,6 +109,9 @@ class _Transaction:
         self.session = session
         self.now = now
         self.accounts: dict[str, dict[str, Any]] = {}
+        # account -> (balance, held) after this transaction: for the audit record and
+        # the live balance events.
+        self.after: dict[str, tuple[int, int]] = {}
 
     def load_accounts(self, account_ids: Sequence[str]) -> None:
         wanted = sorted(set(account_ids) - set(self.accounts))
@@ -143,6 +147,7 @@ class _Transaction:
                 )
             self._write(account, change)
             balances_after[account_id] = balance
+            self.after[account_id] = (balance, held)
         return balances_after
 
     def _write(self, account: dict[str, Any], change: _Change) -> None:
@@ -553,8 +558,21 @@ class Ledger:
                 },
                 session=session,
             )
+            # Same transaction: no movement commits without its audit record.
+            audit.append(
+                self.db, f"ledger.{op}", _audit_payload(key, op, result, tx), session=session
+            )
         log.info("ledger_operation", key=key, op=op, **result)
+        self._announce(tx)
         return {**result, "replayed": False}
+
+    def _announce(self, tx: _Transaction) -> None:
+        """After the commit: each touched wallet's owner gets its new balance."""
+        for account_id, (balance, held) in tx.after.items():
+            if is_user_wallet(account_id):
+                _, user_id, currency = account_id.split(":")
+                data = live_events.balance_data(account_id, currency, balance, held)
+                live_events.publish(self.redis, user_id, live_events.BALANCE, data)
 
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
         record = self.db.operations.find_one({"_id": key})
@@ -566,6 +584,15 @@ class Ledger:
                 {"key": key},
             )
         return {**record["result"], "replayed": True}
+
+
+def _audit_payload(key: str, op: str, result: dict[str, Any], tx: _Transaction) -> dict[str, Any]:
+    return {
+        "key": key,
+        "op": op,
+        "result": result,
+        "accounts": {a: {"balance": b, "held": h} for a, (b, h) in tx.after.items()},
+    }
 
 
 def _open_hold(tx: _Transaction, hold_id: str) -> dict[str, Any]:
