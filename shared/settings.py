@@ -90,6 +90,9 @@ class Settings:
     confirmation_retry_window_seconds: int
     reconcile_pending_after_seconds: int
     inbox_requeue_after_seconds: int
+    reconcile_interval_seconds: int
+    reconcile_credited_lookback_seconds: int
+    reconcile_credited_every_seconds: int
 
     @property
     def is_production(self) -> bool:
@@ -370,6 +373,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "RECONCILE_PENDING_AFTER_SECONDS", _parse_positive_int, "900"
         ),
         inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", _parse_positive_int, "60"),
+        reconcile_interval_seconds=read("RECONCILE_INTERVAL_SECONDS", _parse_positive_int, "60"),
+        # Monnify sends no reversal event: credits this recent are re-checked this often.
+        reconcile_credited_lookback_seconds=read(
+            "RECONCILE_CREDITED_LOOKBACK_SECONDS", _parse_positive_int, "604800"
+        ),
+        reconcile_credited_every_seconds=read(
+            "RECONCILE_CREDITED_EVERY_SECONDS", _parse_positive_int, "3600"
+        ),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")

@@ -79,6 +79,12 @@ TEST_ENV = {
     "CALL_SWEEP_INTERVAL_SECONDS": "1",
     "CALL_SWEEP_GRACE_SECONDS": "2",
     "CALL_HOLD_EXPIRY_GRACE_SECONDS": "600",
+    # Funding: a webhook's confirmation is retried for 3 s; reconciliation and the inbox
+    # requeue job take anything older than a second.
+    "CONFIRMATION_RETRY_WINDOW_SECONDS": "3",
+    "RECONCILE_PENDING_AFTER_SECONDS": "1",
+    "RECONCILE_CREDITED_EVERY_SECONDS": "1",
+    "INBOX_REQUEUE_AFTER_SECONDS": "1",
     # Operations: no worker exporter on a fixed port (tests start their own), a fast
     # heartbeat on event streams.
     "WORKER_METRICS_PORT": "0",

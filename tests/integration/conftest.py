@@ -74,3 +74,13 @@ def gateway(app, settings, monnify_sim, celery_worker):
     server = ServerThread(app, settings.port)
     yield server.url
     server.stop()
+
+
+@pytest.fixture()
+def run_task(celery_worker):
+    """Run a task by name on the session's real worker and return its result."""
+
+    def _run(name: str, **kwargs):
+        return celery_worker.send_task(name, kwargs=kwargs).get(timeout=60)
+
+    return _run

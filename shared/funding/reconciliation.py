@@ -1,0 +1,389 @@
+"""Reconciliation with Monnify: what webhooks missed, and a daily report.
+
+- Open fundings older than a configured age are confirmed with the status API, so a
+  missed webhook costs nothing and expired ones are closed.
+- Recently credited fundings are confirmed again now and then: Monnify sends no event
+  when it reverses a payment, so this is how a reversal is found.
+- Open refunds are looked up with the refund status API, in case their webhook never came.
+- The daily report compares a day's movements of the gateway clearing account with
+  Monnify's view of that day's fundings, runs the ledger's invariants, and stores every
+  discrepancy for `GET /admin/reconciliation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from bson import Int64
+from pymongo import ASCENDING
+from pymongo.database import Database
+
+from shared.errors import Conflict
+from shared.funding import fundings as f
+from shared.funding import inbox
+from shared.funding.confirmation import FundingConfirmer, Outcome, UnknownFunding
+from shared.funding.refunds import Refunds, UnknownRefund
+from shared.ledger import SystemAccount, check_invariants, system_account_id
+from shared.logs import get_logger
+from shared.metrics import RECONCILIATION_DISCREPANCIES
+from shared.money import CURRENCY_EXPONENTS
+from shared.monnify.client import MonnifyClient
+from shared.monnify.errors import MonnifyError, MonnifyNotFound
+from shared.monnify.models import PaymentStatus, RefundStatus
+
+log = get_logger(__name__)
+
+BATCH = 200
+_PAID = (PaymentStatus.PAID, PaymentStatus.OVERPAID, PaymentStatus.PARTIALLY_PAID)
+_CLOSED = (f.EXPIRED, f.FAILED)
+
+
+@dataclass
+class Tally:
+    """What one reconciliation pass did."""
+
+    checked: int = 0
+    credited: int = 0
+    reversed: int = 0
+    closed: int = 0
+    still_open: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Reconciler:
+    def __init__(self, db: Database, confirmer: FundingConfirmer, refunder: Refunds):
+        self.db = db
+        self.confirmer = confirmer
+        self.refunder = refunder
+
+    def settle_open_fundings(self, older_than_seconds: int) -> Tally:
+        """Confirm fundings still open after `older_than_seconds`, least recently checked
+        first."""
+        cutoff = _now() - timedelta(seconds=older_than_seconds)
+        selector = {"status": {"$in": list(f.OPEN_STATUSES)}, "createdAt": {"$lte": cutoff}}
+        return self._check_all(selector)
+
+    def recheck_credited_fundings(self, *, lookback_seconds: int, every_seconds: int) -> Tally:
+        """Confirm again fundings credited within the lookback and not checked for
+        `every_seconds`: a REVERSED status then takes the money back."""
+        now = _now()
+        selector = {
+            "status": {"$in": list(f.CREDITED_STATUSES)},
+            "confirmedAt": {"$gte": now - timedelta(seconds=lookback_seconds)},
+            "$or": [
+                {"reconciledAt": {"$exists": False}},
+                {"reconciledAt": {"$lte": now - timedelta(seconds=every_seconds)}},
+            ],
+        }
+        return self._check_all(selector)
+
+    def poll_refunds(self) -> Tally:
+        """Settle open refunds from Monnify's refund status API."""
+        tally = Tally()
+        for refund_reference in self.refunder.refunds_to_poll(BATCH):
+            tally.checked += 1
+            try:
+                status = self.refunder.settle(refund_reference)
+            except (MonnifyError, Conflict, UnknownRefund) as exc:
+                tally.errors += 1
+                log.warning("refund_poll_failed", refundReference=refund_reference, error=str(exc))
+                continue
+            tally.still_open += status in ("initiating", "pending")
+            tally.closed += status not in ("initiating", "pending")
+        return tally
+
+    # ---- one funding -----------------------------------------------------------------
+
+    def _check_all(self, selector: dict[str, Any]) -> Tally:
+        tally = Tally()
+        cursor = (
+            self.db.fundings.find(selector, {"_id": 1, "status": 1})
+            .sort("reconciledAt", ASCENDING)
+            .limit(BATCH)
+        )
+        for funding in list(cursor):
+            tally.checked += 1
+            self._check(funding, tally)
+            self.db.fundings.update_one({"_id": funding["_id"]}, {"$set": {"reconciledAt": _now()}})
+        if tally.checked:
+            log.info("reconciliation_pass", **tally.as_dict())
+        return tally
+
+    def _check(self, funding: dict[str, Any], tally: Tally) -> None:
+        try:
+            outcome = self.confirmer.confirm(payment_reference=funding["_id"])
+        except MonnifyNotFound:
+            self._close_unknown_at_monnify(funding, tally)
+            return
+        except (MonnifyError, Conflict, UnknownFunding) as exc:
+            tally.errors += 1
+            log.warning(
+                "reconciliation_check_failed", paymentReference=funding["_id"], error=str(exc)
+            )
+            return
+        self._count(outcome, tally)
+        if outcome.settled and outcome.status not in f.OPEN_STATUSES:
+            inbox.settle_waiting_events(
+                self.db, funding["_id"], f"settled by reconciliation: funding {outcome.status}"
+            )
+
+    @staticmethod
+    def _count(outcome: Outcome, tally: Tally) -> None:
+        if not outcome.settled:
+            tally.still_open += 1
+        elif outcome.credited_minor > 0:
+            tally.credited += 1
+        elif outcome.credited_minor < 0:
+            tally.reversed += 1
+        elif outcome.status in _CLOSED:
+            tally.closed += 1
+
+    def _close_unknown_at_monnify(self, funding: dict[str, Any], tally: Tally) -> None:
+        """A funding whose set-up never reached Monnify: nobody can pay it."""
+        now = _now()
+        closed = self.db.fundings.update_one(
+            {"_id": funding["_id"], "status": {"$in": [f.INITIALIZING, f.INIT_FAILED]}},
+            {
+                "$set": {"status": f.FAILED, "updatedAt": now},
+                "$push": {"decisions": {"at": now, "decision": "closed: unknown to Monnify"}},
+            },
+        )
+        if closed.modified_count:
+            tally.closed += 1
+        else:
+            tally.errors += 1
+            log.error(
+                "funding_discrepancy", paymentReference=funding["_id"], reason="unknown to Monnify"
+            )
+
+
+# ---- the daily report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    kind: str
+    subject: str
+    message: str
+    expected: int | None = None
+    actual: int | None = None
+
+
+def daily_report(db: Database, monnify: MonnifyClient, day: date) -> dict[str, Any]:
+    """Reconcile one UTC day; the report and its discrepancies replace any earlier run's."""
+    start = datetime.combine(day, time.min, UTC)
+    end = start + timedelta(days=1)
+    movements = _clearing_movements(db, start, end)
+    fundings = _fundings_of_the_day(db, start, end, {reference for reference, _ in movements})
+    discrepancies: list[Discrepancy] = []
+    totals: dict[str, dict[str, int]] = {}
+    unchecked = 0
+    for funding in fundings:
+        expected = _monnify_expected(db, monnify, funding)
+        if expected is None:
+            unchecked += 1
+            continue
+        ours = _ledger_net(db, funding)
+        currency = totals.setdefault(funding["currency"], {"monnify": 0, "ledger": 0})
+        currency["monnify"] += expected
+        currency["ledger"] += ours
+        discrepancies.extend(_funding_discrepancies(funding, expected, ours))
+    discrepancies.extend(_movements_without_funding(movements, fundings))
+    discrepancies.extend(
+        Discrepancy("ledger_invariant", f"{v.rule}:{v.subject}", v.rule, v.expected, v.actual)
+        for v in check_invariants(db)
+    )
+    discrepancies = list({(d.kind, d.subject): d for d in discrepancies}.values())
+    report = _report_document(day, movements, totals, len(fundings), unchecked, discrepancies)
+    _store(db, day, report, discrepancies)
+    return report
+
+
+def report_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The report in plain JSON types (for a task result)."""
+    return {key: value for key, value in report.items() if key not in ("createdAt",)}
+
+
+def _clearing_accounts() -> list[str]:
+    return [system_account_id(SystemAccount.GATEWAY_CLEARING, c) for c in CURRENCY_EXPONENTS]
+
+
+def _clearing_movements(db: Database, start: datetime, end: datetime) -> list[tuple[str, dict]]:
+    """The day's clearing postings, netted per reference (a transactionReference)."""
+    pipeline = [
+        {
+            "$match": {
+                "account": {"$in": _clearing_accounts()},
+                "createdAt": {"$gte": start, "$lt": end},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$reference",
+                "net": {"$sum": "$amount"},
+                "currency": {"$first": "$currency"},
+            }
+        },
+    ]
+    return [(row["_id"], row) for row in db.postings.aggregate(pipeline)]
+
+
+def _fundings_of_the_day(
+    db: Database, start: datetime, end: datetime, references: set[str]
+) -> list[dict[str, Any]]:
+    """Fundings created that day, moved through clearing that day, or flagged that day."""
+    in_day = {"$gte": start, "$lt": end}
+    selector = {
+        "$or": [
+            {"createdAt": in_day},
+            {"transactionReference": {"$in": sorted(references)}},
+            {"discrepancy": {"$exists": True}, "updatedAt": in_day},
+        ]
+    }
+    return list(db.fundings.find(selector))
+
+
+def _monnify_expected(db: Database, monnify: MonnifyClient, funding: dict[str, Any]) -> int | None:
+    """What Monnify says the wallet should have got net: the amount paid (nothing once
+    reversed) less refunds it completed. None if Monnify could not be asked."""
+    try:
+        if funding.get("transactionReference"):
+            transaction = monnify.get_transaction(funding["transactionReference"])
+        else:
+            transaction = monnify.get_transaction_by_payment_reference(funding["_id"])
+    except MonnifyNotFound:
+        return 0  # never created at Monnify: nothing was paid
+    except MonnifyError as exc:
+        log.warning("reconciliation_unchecked", paymentReference=funding["_id"], error=str(exc))
+        return None
+    if transaction.payment_status not in _PAID:
+        return 0
+    try:
+        refunded = _monnify_refunded(db, monnify, funding)
+    except MonnifyError as exc:
+        log.warning("reconciliation_unchecked", paymentReference=funding["_id"], error=str(exc))
+        return None
+    return transaction.amount_paid_minor - refunded
+
+
+def _monnify_refunded(db: Database, monnify: MonnifyClient, funding: dict[str, Any]) -> int:
+    refunded = 0
+    for refund in db.refunds.find(
+        {"paymentReference": funding["_id"], "status": {"$ne": "rejected"}}
+    ):
+        try:
+            answer = monnify.get_refund(refund["_id"], funding["currency"])
+        except MonnifyNotFound:
+            continue
+        if answer.refund_status is RefundStatus.COMPLETED:
+            refunded += answer.refund_amount_minor
+    return refunded
+
+
+def _ledger_net(db: Database, funding: dict[str, Any]) -> int:
+    """What left the clearing account for this funding, net, as of now: the credit, less
+    a reversal, less captured refunds."""
+    reference = funding.get("transactionReference")
+    if not reference:
+        return 0
+    rows = db.postings.aggregate(
+        [
+            {"$match": {"reference": reference, "account": {"$in": _clearing_accounts()}}},
+            {"$group": {"_id": None, "net": {"$sum": "$amount"}}},
+        ]
+    )
+    return -sum(int(row["net"]) for row in rows)
+
+
+def _funding_discrepancies(funding: dict[str, Any], expected: int, ours: int) -> list[Discrepancy]:
+    found = []
+    if expected != ours:
+        found.append(
+            Discrepancy(
+                "amount_mismatch",
+                funding["_id"],
+                "the ledger moved a different amount for this funding than Monnify reports",
+                expected,
+                ours,
+            )
+        )
+    if funding.get("discrepancy"):
+        found.append(Discrepancy("funding_flagged", funding["_id"], funding["discrepancy"]))
+    return found
+
+
+def _movements_without_funding(
+    movements: list[tuple[str, dict]], fundings: list[dict[str, Any]]
+) -> list[Discrepancy]:
+    known = {funding.get("transactionReference") for funding in fundings}
+    return [
+        Discrepancy(
+            "clearing_without_funding",
+            str(reference),
+            "the clearing account moved money under a reference no funding has",
+            0,
+            -int(row["net"]),
+        )
+        for reference, row in movements
+        if reference not in known
+    ]
+
+
+def _report_document(
+    day: date,
+    movements: list[tuple[str, dict]],
+    totals: dict[str, dict[str, int]],
+    fundings_checked: int,
+    unchecked: int,
+    discrepancies: list[Discrepancy],
+) -> dict[str, Any]:
+    clearing: dict[str, int] = {}
+    for _, row in movements:
+        clearing[row["currency"]] = clearing.get(row["currency"], 0) + int(row["net"])
+    return {
+        "day": day.isoformat(),
+        "clearingMovements": clearing,  # net of the day's postings (credits are negative)
+        "totals": totals,  # per currency: what Monnify expects and what the ledger moved
+        "fundingsChecked": fundings_checked - unchecked,
+        "fundingsUnchecked": unchecked,
+        "discrepancies": len(discrepancies),
+        "createdAt": _now(),
+    }
+
+
+def _store(db: Database, day: date, report: dict[str, Any], found: list[Discrepancy]) -> None:
+    key = day.isoformat()
+    db.reconciliation_reports.replace_one({"_id": key}, report, upsert=True)
+    db.reconciliation_discrepancies.delete_many({"day": key})
+    now = _now()
+    documents = [
+        {
+            "_id": f"{key}:{d.kind}:{d.subject}",
+            "day": key,
+            **{k: v for k, v in asdict(d).items() if k not in ("expected", "actual")},
+            "expected": None if d.expected is None else Int64(d.expected),
+            "actual": None if d.actual is None else Int64(d.actual),
+            "foundAt": now,
+        }
+        for d in found
+    ]
+    if documents:
+        db.reconciliation_discrepancies.insert_many(documents)
+    for discrepancy in found:
+        log.error("reconciliation_discrepancy", day=key, **asdict(discrepancy))
+    RECONCILIATION_DISCREPANCIES.labels("reconciliation").inc(len(found))
+    log.info(
+        "reconciliation_report",
+        day=key,
+        discrepancies=len(found),
+        fundings=report["fundingsChecked"],
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,348 @@
+"""Refunds of a credited funding, started by an admin, paid out through Monnify.
+
+The amount is first reserved on the funding (never more than was credited minus what
+earlier refunds took) and held in the user's wallet; then Monnify's refund API is called
+with our own unique refundReference. Monnify's verdict, from a SUCCESSFUL_REFUND or
+FAILED_REFUND webhook or from polling its refund status API, settles the hold: a
+completed refund captures it into the gateway clearing account (the money leaves through
+Monnify), a failed one releases it. What Monnify refuses outright (its R-codes) releases
+the hold at once and comes back as a 4xx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import Int64, ObjectId
+from pymongo.database import Database
+
+from shared.errors import Conflict, DomainError, NotFound, UpstreamUnavailable
+from shared.funding import fundings as f
+from shared.ledger import (
+    HoldNotOpen,
+    InsufficientFunds,
+    Ledger,
+    SystemAccount,
+    system_account_id,
+)
+from shared.logs import get_logger
+from shared.money import to_major
+from shared.monnify.client import MonnifyClient
+from shared.monnify.errors import (
+    MonnifyError,
+    MonnifyNotFound,
+    MonnifyProtocolError,
+    MonnifyRejected,
+    MonnifyUnavailable,
+)
+from shared.monnify.models import RefundStatus
+
+log = get_logger(__name__)
+
+INITIATING = "initiating"  # held; Monnify has not (yet) acknowledged it
+PENDING = "pending"  # Monnify acknowledged it and is processing it
+COMPLETED = "completed"
+FAILED = "failed"  # Monnify tried and failed: the hold was released
+REJECTED = "rejected"  # refused before anything moved (the wallet, or Monnify's R-code)
+OPEN_STATUSES = (INITIATING, PENDING)
+
+# Longer than any refund takes, so the hold never expires under a refund in flight.
+HOLD_SECONDS = 30 * 86400
+# An unanswered initiate is looked up only after this long, well past the client's
+# timeouts, so the poller never races a request still on its way to Monnify.
+UNANSWERED_AFTER_SECONDS = 300
+# Monnify's R-codes that mean "already exists" rather than "not allowed".
+CONFLICT_CODES = ("R9",)
+
+
+class RefundRefused(DomainError):
+    """Monnify (or our own rules) refused the refund; nothing moved."""
+
+    status = 422
+    error = "Unprocessable Entity"
+
+
+class UnknownRefund(NotFound):
+    """A refund notification names no refund of ours."""
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    payment_reference: str
+    amount_minor: int | None  # None: everything still refundable
+    reason: str
+    customer_note: str | None
+    requested_by: ObjectId
+
+
+def refund_key(refund_reference: str, step: str) -> str:
+    return f"refund:{refund_reference}:{step}"
+
+
+def new_refund_reference() -> str:
+    return f"RFD-{ObjectId()}"
+
+
+def refund_view(refund: dict[str, Any]) -> dict[str, Any]:
+    """What the admin API shows of a refund."""
+    return {
+        "refundReference": refund["_id"],
+        "paymentReference": refund["paymentReference"],
+        "transactionReference": refund["transactionReference"],
+        "amount": int(refund["amount"]),
+        "currency": refund["currency"],
+        "status": refund["status"],
+        "reason": refund["reason"],
+        "note": refund.get("note"),
+        "createdAt": refund["createdAt"],
+        "updatedAt": refund["updatedAt"],
+    }
+
+
+class Refunds:
+    def __init__(self, db: Database, ledger: Ledger, monnify: MonnifyClient):
+        self.db = db
+        self.ledger = ledger
+        self.monnify = monnify
+
+    # ---- starting a refund -----------------------------------------------------------
+
+    def start(self, request: RefundRequest) -> dict[str, Any]:
+        funding = self._refundable_funding(request.payment_reference)
+        amount = self._reserve(funding, request.amount_minor)
+        refund = self._record(funding, amount, request)
+        self._hold(refund)
+        try:
+            answer = self.monnify.initiate_refund(
+                transaction_reference=refund["transactionReference"],
+                refund_reference=refund["_id"],
+                amount_minor=amount,
+                reason=request.reason,
+                currency=refund["currency"],
+                customer_note=request.customer_note,
+            )
+        except (MonnifyUnavailable, MonnifyProtocolError):
+            self._note(refund, "Monnify did not answer; its refund status will be checked")
+            raise UpstreamUnavailable(
+                "Monnify did not answer the refund request; the amount stays held and the "
+                "refund's status will be checked with Monnify",
+                {"refundReference": refund["_id"]},
+            ) from None
+        except MonnifyError as exc:  # a definite refusal: nothing was refunded
+            self._abandon(refund, f"Monnify refused it: {exc.message}")
+            raise _refused_by_monnify(exc, refund["_id"]) from None
+        self._transition(refund, INITIATING, PENDING, "Monnify is processing it")
+        log.info("refund_started", refundReference=refund["_id"], amount=amount)
+        return self._apply(self._reload(refund["_id"]), answer.refund_status)
+
+    def _refundable_funding(self, payment_reference: str) -> dict[str, Any]:
+        funding = self.db.fundings.find_one({"_id": payment_reference})
+        if funding is None:
+            raise NotFound(
+                "No funding with this paymentReference", {"paymentReference": payment_reference}
+            )
+        if funding["status"] not in f.CREDITED_STATUSES:
+            raise Conflict(
+                f"Only a credited funding can be refunded; this one is {funding['status']}",
+                {"paymentReference": payment_reference},
+            )
+        return funding
+
+    def _reserve(self, funding: dict[str, Any], amount: int | None) -> int:
+        """Count the amount as refunded on the funding, atomically, so two refunds at
+        once can't together exceed what was credited."""
+        credited = int(funding["amountCredited"])
+        already = int(funding.get("amountRefunded", 0))
+        remaining = credited - already
+        if remaining <= 0:
+            raise Conflict("This funding has already been refunded in full")
+        amount = remaining if amount is None else amount
+        if amount > remaining:
+            raise RefundRefused(
+                f"At most {to_major(remaining)} of this funding can still be refunded",
+                {"refundable": to_major(remaining)},
+            )
+        reserved = self.db.fundings.update_one(
+            {
+                "_id": funding["_id"],
+                "amountCredited": funding["amountCredited"],
+                "$or": [
+                    {"amountRefunded": {"$exists": False}},
+                    {"amountRefunded": {"$lte": credited - amount}},
+                ],
+            },
+            {"$inc": {"amountRefunded": Int64(amount)}},
+        )
+        if reserved.matched_count != 1:
+            raise Conflict("Another refund of this funding was just started; retry")
+        return amount
+
+    def _record(self, funding: dict[str, Any], amount: int, request: RefundRequest) -> dict:
+        now = datetime.now(UTC)
+        refund = {
+            "_id": new_refund_reference(),
+            "paymentReference": funding["_id"],
+            "transactionReference": funding["transactionReference"],
+            "userId": funding["userId"],
+            "account": funding["account"],
+            "currency": funding["currency"],
+            "amount": Int64(amount),
+            "reason": request.reason,
+            "customerNote": request.customer_note,
+            "requestedBy": request.requested_by,
+            "status": INITIATING,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        self.db.refunds.insert_one(refund)
+        return refund
+
+    def _hold(self, refund: dict[str, Any]) -> None:
+        try:
+            self.ledger.hold(
+                refund_key(refund["_id"], "hold"),
+                refund["account"],
+                int(refund["amount"]),
+                datetime.now(UTC) + timedelta(seconds=HOLD_SECONDS),
+                hold_id=refund_key(refund["_id"], "hold"),
+                reference=refund["transactionReference"],
+            )
+        except InsufficientFunds as exc:
+            self._abandon(refund, "the wallet's available balance could not cover it", hold=False)
+            available = (exc.details or {}).get("available")
+            raise InsufficientFunds(
+                f"The wallet's available balance ({to_major(int(available or 0))}) cannot "
+                f"cover a refund of {to_major(int(refund['amount']))}; nothing was refunded",
+                {"available": to_major(int(available or 0))},
+            ) from None
+
+    # ---- settling a refund (webhook or poller) ---------------------------------------
+
+    def settle(self, refund_reference: str | None) -> str:
+        """Follow Monnify's refund status API; returns the refund's status after."""
+        refund = self.db.refunds.find_one({"_id": refund_reference}) if refund_reference else None
+        if refund is None:
+            raise UnknownRefund(
+                "No refund matches this notification", {"refundReference": refund_reference}
+            )
+        if refund["status"] not in OPEN_STATUSES:
+            return refund["status"]
+        try:
+            answer = self.monnify.get_refund(refund["_id"], refund["currency"])
+        except MonnifyNotFound:
+            return self._not_at_monnify(refund)
+        if refund["status"] == INITIATING:
+            self._transition(refund, INITIATING, PENDING, "found at Monnify")
+            refund = self._reload(refund["_id"])
+        return self._apply(refund, answer.refund_status)["status"]
+
+    def refunds_to_poll(self, limit: int = 100) -> list[str]:
+        """Open refunds whose verdict we have not heard: acknowledged ones, and
+        unanswered ones old enough that no request for them is still in flight."""
+        unanswered_before = datetime.now(UTC) - timedelta(seconds=UNANSWERED_AFTER_SECONDS)
+        cursor = self.db.refunds.find(
+            {
+                "$or": [
+                    {"status": PENDING},
+                    {"status": INITIATING, "updatedAt": {"$lte": unanswered_before}},
+                ]
+            },
+            {"_id": 1},
+        ).limit(limit)
+        return [refund["_id"] for refund in cursor]
+
+    def _not_at_monnify(self, refund: dict[str, Any]) -> str:
+        if refund["status"] == INITIATING:  # the request never reached Monnify
+            self._abandon(refund, "Monnify has no such refund: it was never made")
+            return REJECTED
+        log.error("refund_discrepancy", refundReference=refund["_id"], reason="unknown to Monnify")
+        return refund["status"]
+
+    def _apply(self, refund: dict[str, Any], status: RefundStatus) -> dict[str, Any]:
+        if status is RefundStatus.COMPLETED:
+            self._capture(refund)
+        elif status is RefundStatus.FAILED:
+            self._release(refund, FAILED, "Monnify reports the refund failed")
+        return self._reload(refund["_id"])
+
+    def _capture(self, refund: dict[str, Any]) -> None:
+        amount = int(refund["amount"])
+        clearing = system_account_id(SystemAccount.GATEWAY_CLEARING, refund["currency"])
+        try:
+            self.ledger.capture(
+                refund_key(refund["_id"], "capture"),
+                refund_key(refund["_id"], "hold"),
+                amount,
+                destinations=[(clearing, amount)],
+                reference=refund["transactionReference"],
+                description="Refund via Monnify",
+            )
+        except HoldNotOpen:
+            log.error("refund_discrepancy", refundReference=refund["_id"], reason="hold not open")
+            return
+        if self._transition(refund, refund["status"], COMPLETED, "Monnify completed the refund"):
+            self._push_funding_decision(refund, f"refund {refund['_id']} of {amount} completed")
+            log.info("refund_completed", refundReference=refund["_id"], amount=amount)
+
+    def _release(self, refund: dict[str, Any], status: str, note: str) -> None:
+        try:
+            self.ledger.release(
+                refund_key(refund["_id"], "release"), refund_key(refund["_id"], "hold")
+            )
+        except HoldNotOpen:
+            log.error("refund_discrepancy", refundReference=refund["_id"], reason="hold not open")
+            return
+        if self._transition(refund, refund["status"], status, note):
+            self._unreserve(refund)
+        log.info("refund_closed", refundReference=refund["_id"], status=status)
+
+    def _abandon(self, refund: dict[str, Any], note: str, *, hold: bool = True) -> None:
+        """Nothing was refunded: give the hold and the reservation back."""
+        if hold:
+            self._release(refund, REJECTED, note)
+        elif self._transition(refund, refund["status"], REJECTED, note):
+            self._unreserve(refund)
+
+    # ---- records ---------------------------------------------------------------------
+
+    def _transition(self, refund: dict[str, Any], before: str, after: str, note: str) -> bool:
+        """Move the refund from `before` to `after`; False if another path moved it first."""
+        result = self.db.refunds.update_one(
+            {"_id": refund["_id"], "status": before},
+            {"$set": {"status": after, "note": note, "updatedAt": datetime.now(UTC)}},
+        )
+        return result.modified_count == 1
+
+    def _note(self, refund: dict[str, Any], note: str) -> None:
+        self.db.refunds.update_one(
+            {"_id": refund["_id"]}, {"$set": {"note": note, "updatedAt": datetime.now(UTC)}}
+        )
+
+    def _unreserve(self, refund: dict[str, Any]) -> None:
+        self.db.fundings.update_one(
+            {"_id": refund["paymentReference"]},
+            {"$inc": {"amountRefunded": Int64(-int(refund["amount"]))}},
+        )
+
+    def _push_funding_decision(self, refund: dict[str, Any], decision: str) -> None:
+        now = datetime.now(UTC)
+        self.db.fundings.update_one(
+            {"_id": refund["paymentReference"]},
+            {"$push": {"decisions": {"at": now, "decision": decision}}, "$set": {"updatedAt": now}},
+        )
+
+    def _reload(self, refund_reference: str) -> dict[str, Any]:
+        return self.db.refunds.find_one({"_id": refund_reference})
+
+
+def _refused_by_monnify(exc: MonnifyError, refund_reference: str) -> DomainError:
+    if not isinstance(exc, MonnifyRejected):
+        return exc  # our credentials refused: a configuration problem, answered as 502
+    code = exc.response_code or "unknown"
+    details = {"monnifyResponseCode": code, "refundReference": refund_reference}
+    message = f"Monnify refused the refund ({code}): {exc.message}"
+    if code in CONFLICT_CODES:
+        return Conflict(message, details)
+    return RefundRefused(message, details)
