@@ -21,6 +21,7 @@ from shared.calls.model import (
     MAX_DURATION,
     OPEN,
     RENEWAL_MISSING,
+    STARTING,
     Followup,
 )
 from shared.calls.reservations import extend, next_step, record_reservation, reserved_seconds
@@ -86,10 +87,10 @@ def sweep(ctx: CallContext) -> int:
     too_long = now - timedelta(seconds=ctx.config.max_duration_seconds)
     overdue = ctx.db.calls.find(
         {
-            "status": OPEN,
+            "status": {"$in": [STARTING, OPEN]},
             "$or": [
-                {"paidUntil": {"$lte": now - grace}},
-                {"paidUntil": None, "startedAt": {"$lte": now - grace}},
+                {"status": OPEN, "paidUntil": {"$lte": now - grace}},
+                {"status": STARTING, "startedAt": {"$lte": now - grace}},
                 {"startedAt": {"$lte": too_long}},
             ],
         }
@@ -110,7 +111,7 @@ def sweep(ctx: CallContext) -> int:
 
 
 def _sweep_reason(call: dict[str, Any], too_long: datetime) -> str:
-    if call.get("paidUntil") is None:
+    if call["status"] == STARTING:
         return FAILED_TO_START
     if call["startedAt"] <= too_long:
         return MAX_DURATION

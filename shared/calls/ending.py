@@ -13,12 +13,21 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import ENDED, FAILED_TO_START, OPEN, tariff_of
+from shared.calls.model import (
+    ENDED,
+    FAILED_TO_START,
+    INSUFFICIENT_FUNDS,
+    OPEN,
+    STARTING,
+    tariff_of,
+)
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
 from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
 from shared.logs import get_logger
+from shared.metrics import CALLS_CUT_OFF
 
 log = get_logger(__name__)
 
@@ -53,16 +62,25 @@ def _rated_end(
 def close_call(
     ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
-    """End the call if it is still open; returns the ended call, whoever ended it."""
+    """End the call if it has not ended; returns the ended call, whoever ended it."""
     ended = ctx.db.calls.find_one_and_update(
-        {"_id": call["_id"], "status": OPEN},
+        {"_id": call["_id"], "status": {"$in": [STARTING, OPEN]}},
         {"$set": _rated_end(ctx, call, reason, now), "$unset": {"open": ""}},
         return_document=ReturnDocument.AFTER,
     )
     if ended is not None:
         log.info("call_ended", call_id=str(call["_id"]), reason=ended["endReason"])
+        _announce_end(ctx, ended)
         return ended
     return ctx.db.calls.find_one({"_id": call["_id"]})
+
+
+def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
+    cut_off = ended["endReason"] == INSUFFICIENT_FUNDS
+    if cut_off:
+        CALLS_CUT_OFF.inc()
+    state = live_events.CALL_CUT_OFF if cut_off else live_events.CALL_ENDED
+    live_events.publish_call(ctx.redis, ended, state)
 
 
 def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:

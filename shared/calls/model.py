@@ -1,9 +1,9 @@
 """The call document, its states and end reasons, and how it reads to a participant.
 
-A call is `initiated` (open) from the moment its first hold is placed until it is
-`ended`; `settled` turns true once its cost has been captured from the hold. While it
-is open it carries `open: true` and a `slot` number, which a partial unique index turns
-into the per-caller concurrency limit.
+A call is `starting` while the gateway places its first hold, `initiated` (open) from
+then until it is `ended`; `settled` turns true once its cost has been captured from the
+hold. Until it ends it carries `open: true` and a `slot` number, which a partial unique
+index turns into the per-caller concurrency limit.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bson import ObjectId
 
 from shared.calls.rating import Tariff, billed_minutes
 
+STARTING = "starting"
 OPEN = "initiated"
 ENDED = "ended"
 

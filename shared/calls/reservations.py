@@ -86,10 +86,12 @@ def reserved_seconds(ctx: CallContext, call: dict[str, Any]) -> int | None:
 
 
 def record_reservation(
-    ctx: CallContext, call: dict[str, Any], before: int, after: int
+    ctx: CallContext, call: dict[str, Any], before: int, after: int, *, status: str = OPEN
 ) -> dict[str, Any] | None:
-    """Write the reservation onto the open call; None if the call ended meanwhile."""
+    """Write the reservation onto the call, which was in `status` and is open after;
+    None if it ended meanwhile."""
     fields: dict[str, Any] = {
+        "status": OPEN,
         "reservedSeconds": after,
         "paidUntil": call["startedAt"] + timedelta(seconds=after),
     }
@@ -97,7 +99,7 @@ def record_reservation(
     if reason:
         fields["finalReason"] = reason
     return ctx.db.calls.find_one_and_update(
-        {"_id": call["_id"], "status": OPEN, "reservedSeconds": {"$lte": after}},
+        {"_id": call["_id"], "status": status, "reservedSeconds": {"$lte": after}},
         {"$set": fields},
         return_document=ReturnDocument.AFTER,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from shared.calls.model import (
     FAILED_TO_START,
     OPEN,
     SETTLE_TASK,
+    STARTING,
     Followup,
     call_view,
     end_view,
@@ -37,7 +38,7 @@ from shared.calls.reservations import (
 )
 from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, PaymentRequired
 from shared.indexes import CALLS_BY_CALLER, CALLS_BY_RECEIVER
-from shared.ledger import InsufficientFunds
+from shared.ledger import HoldNotOpen, InsufficientFunds
 from shared.ledger.accounts import open_wallet
 from shared.money import to_major
 from shared.pagination import NEWEST_FIRST, next_cursor, older_than
@@ -87,7 +88,7 @@ def initiate(
         first = reservation_target(ctx.config, tariff, 0, budget)
         call = _record_call(ctx, caller_id, receiver_id, account, tariff, slot)
         _place_first_hold(ctx, call, tariff, first)
-    started = record_reservation(ctx, call, 0, first) or call
+    started = _activate(ctx, call, first)
     max_duration = min(tariff.seconds_covered(budget), duration_cap(ctx.config))
     return Initiated(started, max_duration, [next_step(ctx.config, started)])
 
@@ -148,7 +149,7 @@ def _record_call(
     tariff: Tariff,
     slot: int,
 ) -> dict[str, Any]:
-    """Insert the open call in the caller's free slot. Billing runs from now."""
+    """Insert the starting call in the caller's free slot. Billing runs from now."""
     now = ctx.clock()
     call_id = ObjectId()
     call = {
@@ -161,11 +162,10 @@ def _record_call(
         "ratePerMinute": tariff.rate_per_minute,
         "connectFee": tariff.connect_fee,
         "incrementSeconds": tariff.increment_seconds,
-        "status": OPEN,
+        "status": STARTING,
         "open": True,
         "slot": slot,
         "reservedSeconds": 0,
-        "paidUntil": None,
         "settled": False,
         "startedAt": now,
         "createdAt": now,
@@ -187,13 +187,27 @@ def _place_first_hold(ctx: CallContext, call: dict[str, Any], tariff: Tariff, fi
             hold_id=call["holdId"],
             reference=f"call:{call['_id']}",
         )
-    except InsufficientFunds:
-        ctx.db.calls.delete_one({"_id": call["_id"], "status": OPEN})
-        raise PaymentRequired(INSUFFICIENT_BALANCE) from None
+    except (InsufficientFunds, Conflict) as refused:
+        # Refused before anything was held (no funds, a busy wallet): no call happened.
+        ctx.db.calls.delete_one({"_id": call["_id"], "status": STARTING})
+        if isinstance(refused, InsufficientFunds):
+            raise PaymentRequired(INSUFFICIENT_BALANCE) from None
+        raise
     except BaseException:
         # The hold may or may not exist: end the call unbilled; settling releases it.
         close_call(ctx, call, FAILED_TO_START, ctx.clock())
         raise
+
+
+def _activate(ctx: CallContext, call: dict[str, Any], first: int) -> dict[str, Any]:
+    """Open the call with its first block reserved. Only the sweeper, finding it stuck in
+    `starting` past its grace, can have ended it meanwhile: then give the money back."""
+    started = record_reservation(ctx, call, 0, first, status=STARTING)
+    if started is None:
+        with suppress(HoldNotOpen):  # the sweeper's settlement released it already
+            ctx.ledger.release(f"call:{call['_id']}:abandon", call["holdId"])
+        raise Conflict("The call could not be started in time; nothing was charged")
+    return started
 
 
 def end(ctx: CallContext, call_id: ObjectId, user_id: ObjectId) -> tuple[dict, list[Followup]]:
@@ -205,6 +219,8 @@ def end(ctx: CallContext, call_id: ObjectId, user_id: ObjectId) -> tuple[dict, l
     role = role_of(call, user_id)
     if role is None:
         raise Forbidden("Only the caller or the receiver can end this call")
+    if call["status"] == STARTING:
+        raise Conflict("The call is still being set up; end it once it has started")
     now = ctx.clock()
     if call["status"] == OPEN:
         call = close_call(ctx, call, f"{role}_hangup", now)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from bson import ObjectId
 
 from shared.calls import CallContext, billing, sessions
 from shared.calls.rating import Tariff, split_cost
+from shared.errors import DomainError
 from shared.ledger import Ledger
 from tests.integration.calls_support import (
     PLATFORM,
@@ -292,3 +294,62 @@ def test_ended_calls_answer_the_same_after_settlement(client, db, party, celery_
     after = end_call(client, receiver, call_id).get_json()
 
     assert after == before
+
+
+def _initiate_outcome(calls: CallContext, caller, receiver) -> int:
+    try:
+        sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+        return 201
+    except DomainError as exc:
+        return exc.status
+
+
+@pytest.mark.parametrize(("funded", "most"), [(200, 1), (1_000_000, 2)])
+def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
+    calls, db, party, monkeypatch, funded, most
+):
+    """A lost Redis lock (expired, evicted) must not let initiates exceed the limit or
+    the balance: the lock only keeps the race rare."""
+    monkeypatch.setattr(sessions, "_caller_lock", lambda *_: nullcontext())
+    caller = party(funded)
+    receivers = [party() for _ in range(8)]
+
+    outcomes = run_threads(_initiate_outcome, [(calls, caller, r) for r in receivers])
+
+    assert 1 <= outcomes.count(201) <= most and set(outcomes) <= {201, 402, 409}
+    open_calls = list(db.calls.find({"callerId": ObjectId(caller.id), "open": True}))
+    assert len(open_calls) == outcomes.count(201)
+    state = wallet(db, caller.wallet)
+    assert state["held"] == sum(int(hold_of(db, str(c["_id"]))["amount"]) for c in open_calls)
+    assert state["available"] >= 0
+    for call in open_calls:
+        sessions.end(calls, call["_id"], ObjectId(caller.id))
+        billing.settle_call(calls, str(call["_id"]))
+    assert_ledger_healthy(db)
+
+
+def test_a_call_stuck_starting_is_swept_without_charge(calls, db, party):
+    """The gateway died between placing the first hold and opening the call."""
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    tariff = Tariff(5000, 0, 1)
+    call = sessions._record_call(
+        calls, ObjectId(caller.id), ObjectId(receiver.id), caller.wallet, tariff, 0
+    )
+    sessions._place_first_hold(calls, call, tariff, 2)
+    call_id = str(call["_id"])
+    with pytest.raises(DomainError) as raised:  # a call that never started can't be ended
+        sessions.end(calls, call["_id"], ObjectId(receiver.id))
+    assert raised.value.status == 409
+    time.sleep(2.5)  # past the sweeper's grace
+
+    billing.sweep(calls)
+
+    swept = call_doc(db, call_id)
+    assert swept["status"] == "ended" and swept["endReason"] == "failed_to_start"
+    assert int(swept["cost"]) == 0 and swept["settled"]
+    assert (
+        hold_of(db, call_id)["status"] == "captured" and int(hold_of(db, call_id)["captured"]) == 0
+    )
+    assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
+    assert_ledger_healthy(db)
