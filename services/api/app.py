@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from services.api import auth, calls, health, payments, users, wallet
+from services.api import admin, auth, calls, health, payments, users, wallet
 from services.api.errors import error_response, register_error_handlers
 from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     app.after_request(_finish_request)
     configure_jwt(app)
     api = init_api(app)
-    for module in (health, auth, wallet, payments, calls, users):
+    for module in (health, auth, wallet, payments, calls, users, admin):
         api.register_blueprint(module.blp)
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)

@@ -1,0 +1,216 @@
+"""Admin operations: the webhook review queue, wallet restrictions lifted by hand,
+refunds, and the reconciliation report. Every route needs the `admin` role, read from
+the user's record on each request (granted only by `python -m services.manage`), and
+every action is recorded with who, what, when and why."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from bson import ObjectId
+from flask_jwt_extended import current_user
+from pymongo import DESCENDING
+
+from services.api import context
+from services.api.blueprint import Blueprint
+from services.api.queue import enqueue
+from shared.admin_actions import record_admin_action
+from shared.errors import Conflict, DomainError, Forbidden, NotFound
+from shared.funding import inbox
+from shared.funding.refunds import RefundRequest, Refunds, refund_view
+from shared.ledger.accounts import receivable_id, set_restricted, wallet_id
+from shared.logs import get_logger
+from shared.schemas.admin import (
+    ReasonSchema,
+    ReconciliationQuerySchema,
+    ReconciliationSchema,
+    RefundRequestSchema,
+    RefundSchema,
+    RequeuedSchema,
+    UnrestrictSchema,
+    WalletStateSchema,
+    WebhookEventSchema,
+    WebhookQuerySchema,
+)
+
+log = get_logger(__name__)
+
+blp = Blueprint("admin", __name__, url_prefix="/admin", description="Admin operations")
+
+ADMIN_ROLE = "admin"
+
+
+def admin_required(view):
+    """A valid access token whose user holds the admin role now (not when the token was
+    issued: a revoked admin loses access at once)."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if current_user.get("role") != ADMIN_ROLE:
+            raise Forbidden("This operation needs the admin role")
+        return view(*args, **kwargs)
+
+    return blp.alt_response(403, response="FORBIDDEN")(blp.token_required()(guarded))
+
+
+def _actor() -> str:
+    return str(current_user["_id"])
+
+
+# ---- webhook review queue -------------------------------------------------------------
+
+
+@blp.route("/webhooks", methods=["GET"])
+@admin_required
+@blp.arguments(WebhookQuerySchema, location="query")
+@blp.response(200, WebhookEventSchema(many=True))
+def webhooks(query: dict):
+    """Webhook events needing review (malformed, ignored, unmatched, unconfirmed, failed),
+    newest first."""
+    statuses = [query["status"]] if "status" in query else list(inbox.REVIEW_STATUSES)
+    cursor = (
+        context.db()
+        .webhook_events.find({"status": {"$in": statuses}})
+        .sort("receivedAt", DESCENDING)
+        .limit(query["limit"])
+    )
+    return [{**event, "id": str(event["_id"])} for event in cursor]
+
+
+@blp.route("/webhooks/<event_id>/requeue", methods=["POST"])
+@admin_required
+@blp.arguments(ReasonSchema)
+@blp.response(202, RequeuedSchema)
+def requeue_webhook(body: dict, event_id: str):
+    """Process a reviewed event again, with a fresh retry window."""
+    db = context.db()
+    event = db.webhook_events.find_one({"_id": _object_id(event_id, "webhook event")})
+    if event is None:
+        raise NotFound("No such webhook event", {"id": event_id})
+    if event["status"] not in inbox.REVIEW_STATUSES or event["status"] == inbox.MALFORMED:
+        raise Conflict(
+            f"A {event['status']} event cannot be requeued",
+            {"requeueable": [s for s in inbox.REVIEW_STATUSES if s != inbox.MALFORMED]},
+        )
+    inbox.revive_event(db, event["_id"], "requeued by an admin")
+    record_admin_action(
+        db, actor=_actor(), action="requeue_webhook", target=event_id, reason=body["reason"]
+    )
+    enqueued = _try_enqueue(event_id)
+    return {"id": event_id, "status": inbox.RECEIVED, "enqueued": enqueued}
+
+
+def _try_enqueue(event_id: str) -> bool:
+    try:
+        enqueue("payments.process_event", event_id=event_id)
+    except Exception as exc:  # stored as received: the requeue job sends it
+        log.warning("admin_requeue_enqueue_failed", event_id=event_id, error=type(exc).__name__)
+        return False
+    return True
+
+
+# ---- wallets ---------------------------------------------------------------------------
+
+
+@blp.route("/wallets/<user_id>/unrestrict", methods=["POST"])
+@admin_required
+@blp.arguments(UnrestrictSchema)
+@blp.response(200, WalletStateSchema)
+def unrestrict_wallet(body: dict, user_id: str):
+    """Lift a wallet's restriction by hand (what the user owes, if anything, stays owed)."""
+    db = context.db()
+    owner = _object_id(user_id, "user")
+    currency = body.get("currency") or context.settings().default_currency
+    account_id = wallet_id(owner, currency)
+    if db.accounts.find_one({"_id": account_id}) is None:
+        raise NotFound("This user has no wallet in this currency", {"currency": currency})
+    set_restricted(db, account_id, False, f"lifted by an admin: {body['reason']}")
+    record_admin_action(
+        db, actor=_actor(), action="unrestrict_wallet", target=account_id, reason=body["reason"]
+    )
+    return _wallet_state(account_id, owner, currency)
+
+
+def _wallet_state(account_id: str, owner: ObjectId, currency: str) -> dict:
+    db = context.db()
+    account = db.accounts.find_one({"_id": account_id})
+    receivable = db.accounts.find_one({"_id": receivable_id(owner, currency)})
+    return {
+        "account": account_id,
+        "currency": currency,
+        "balance": account["balance"],
+        "available": account["balance"] - account["held"],
+        "owed": max(0, -int(receivable["balance"])) if receivable else 0,
+        "restricted": account.get("restricted", False),
+        "restrictedReason": account.get("restrictedReason"),
+    }
+
+
+# ---- refunds ---------------------------------------------------------------------------
+
+
+@blp.route("/fundings/<payment_reference>/refunds", methods=["POST"])
+@admin_required
+@blp.arguments(RefundRequestSchema)
+@blp.response(201, RefundSchema)
+def refund_funding(body: dict, payment_reference: str):
+    """Refund a credited funding through Monnify, in full or in part. The amount is held
+    in the wallet until Monnify reports the refund completed (then it leaves) or failed
+    (then it is released)."""
+    db = context.db()
+    request = RefundRequest(
+        payment_reference=payment_reference,
+        amount_minor=body.get("amount"),
+        reason=body["reason"],
+        customer_note=body.get("customerNote"),
+        requested_by=current_user["_id"],
+    )
+    try:
+        refund = Refunds(db, context.ledger(), context.monnify()).start(request)
+    except DomainError as exc:  # an attempt is an action too
+        _record_refund(payment_reference, body, {"refused": exc.message, "status": exc.status})
+        raise
+    _record_refund(
+        payment_reference,
+        body,
+        {"refundReference": refund["_id"], "amount": int(refund["amount"])},
+    )
+    return refund_view(refund)
+
+
+def _record_refund(payment_reference: str, body: dict, details: dict) -> None:
+    record_admin_action(
+        context.db(),
+        actor=_actor(),
+        action="refund_funding",
+        target=payment_reference,
+        reason=body["reason"],
+        details=details,
+    )
+
+
+# ---- reconciliation --------------------------------------------------------------------
+
+
+@blp.route("/reconciliation", methods=["GET"])
+@admin_required
+@blp.arguments(ReconciliationQuerySchema, location="query")
+@blp.response(200, ReconciliationSchema)
+def reconciliation(query: dict):
+    """The latest daily report (or the given day's) and its discrepancies, newest first."""
+    db = context.db()
+    selector = {"day": query["day"].isoformat()} if "day" in query else {}
+    report = db.reconciliation_reports.find_one(selector, sort=[("day", DESCENDING)])
+    cursor = (
+        db.reconciliation_discrepancies.find(selector)
+        .sort([("day", DESCENDING), ("_id", DESCENDING)])
+        .limit(query["limit"])
+    )
+    discrepancies = [{**row, "id": row["_id"]} for row in cursor]
+    return {"latestReport": report, "discrepancies": discrepancies}
+
+
+def _object_id(value: str, what: str) -> ObjectId:
+    if not ObjectId.is_valid(value):
+        raise NotFound(f"No such {what}", {"id": value})
+    return ObjectId(value)
