@@ -1,0 +1,214 @@
+"""Refunds over real HTTP: an admin refunds a credited funding, the amount is held, the
+simulator's refund API is called, and SUCCESSFUL_REFUND / FAILED_REFUND (or polling the
+refund status API) capture or release the hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from bson import ObjectId
+
+from shared.ledger import Ledger, wallet_id
+from shared.monnify.client import MonnifyClient
+from tests.integration.funding_support import (
+    funding_record,
+    make_admin,
+    pay,
+    signup,
+    sim,
+    wait_for,
+)
+
+
+@pytest.fixture()
+def admin(gateway, db):
+    return make_admin(db, signup(gateway))
+
+
+@pytest.fixture()
+def credited(gateway, monnify_sim):
+    """A user whose 5000 NGN funding was paid by bank transfer and credited."""
+
+    def _credited(**payment):
+        user = signup(gateway)
+        funding = user.fund(5000)
+        pay(monnify_sim, funding, **payment)
+        user.wait_for_balance(5000)
+        return user, funding
+
+    return _credited
+
+
+def refund(admin, funding, **body):
+    return admin.post(
+        f"/admin/fundings/{funding['paymentReference']}/refunds",
+        {"reason": "customer asked", **body},
+    )
+
+
+def complete(monnify_sim, refund_reference, status):
+    sim(monnify_sim, f"refunds/{refund_reference}/complete", {"status": status})
+
+
+def refund_status(db, refund_reference, wanted):
+    return wait_for(
+        lambda: db.refunds.find_one({"_id": refund_reference}),
+        lambda refund: refund["status"] == wanted,
+    )
+
+
+def test_a_full_refund_holds_then_leaves_through_monnify(monnify_sim, admin, credited, db):
+    user, funding = credited()
+    started = refund(admin, funding)
+    assert started.status_code == 201, started.text
+    body = started.json()
+    assert body["amount"] == 5000 and body["status"] == "pending"
+    assert body["refundReference"].startswith("RFD-")
+    held = user.balance()
+    assert (held["balance"], held["held"], held["available"]) == (5000, 5000, 0)
+
+    complete(monnify_sim, body["refundReference"], "COMPLETED")
+    refund_status(db, body["refundReference"], "completed")
+    after = user.balance()
+    assert (after["balance"], after["held"]) == (0, 0)
+    capture = db.entries.find_one({"key": f"refund:{body['refundReference']}:capture"})
+    assert capture["reference"] == funding["transactionReference"]
+    assert funding_record(db, funding)["amountRefunded"] == 500000
+    again = refund(admin, funding)
+    assert again.status_code == 409
+    assert "refunded in full" in again.json()["message"]
+    action = db.admin_actions.find_one({"target": funding["paymentReference"]})
+    assert action["details"]["refundReference"] == body["refundReference"]
+
+
+def test_a_failed_refund_releases_the_hold(monnify_sim, admin, credited, db):
+    user, funding = credited()
+    first = refund(admin, funding, amount=2000).json()
+    assert user.balance()["held"] == 2000
+    complete(monnify_sim, first["refundReference"], "FAILED")
+    refund_status(db, first["refundReference"], "failed")
+    after = user.balance()
+    assert (after["balance"], after["held"]) == (5000, 0)
+    assert funding_record(db, funding)["amountRefunded"] == 0
+
+    # What failed can be refunded again; no more than what was credited.
+    assert refund(admin, funding, amount=3000).status_code == 201
+    too_much = refund(admin, funding, amount=2500)
+    assert too_much.status_code == 422
+    assert too_much.json()["message"] == "At most 2000 of this funding can still be refunded"
+
+
+def test_a_refund_the_wallet_cannot_cover_is_402_and_moves_nothing(admin, credited, db, settings):
+    user, funding = credited()
+    ledger = Ledger.from_settings(settings)
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    ledger.hold(f"test-spend-{ObjectId()}", wallet_id(ObjectId(user.id), "NGN"), 400000, expires)
+    response = refund(admin, funding)
+    assert response.status_code == 402
+    assert response.json()["message"] == (
+        "The wallet's available balance (1000) cannot cover a refund of 5000; nothing was refunded"
+    )
+    assert user.balance()["held"] == 4000
+    assert db.refunds.find_one({"paymentReference": funding["paymentReference"]})["status"] == (
+        "rejected"
+    )
+    assert funding_record(db, funding)["amountRefunded"] == 0
+
+
+def test_monnify_r_codes_come_back_as_clear_4xx_and_release_the_hold(
+    monnify_sim, admin, credited, db, settings
+):
+    card_user, card_funding = credited(paymentMethod="CARD")
+    not_permitted = refund(admin, card_funding)
+    assert not_permitted.status_code == 422
+    assert not_permitted.json()["message"] == (
+        "Monnify refused the refund (R2): Refund not permitted for specified transaction."
+    )
+    assert not_permitted.json()["details"]["monnifyResponseCode"] == "R2"
+    assert card_user.balance()["held"] == 0
+
+    user, funding = credited()
+    below_minimum = refund(admin, funding, amount=5)
+    assert below_minimum.status_code == 422
+    assert "(R4)" in below_minimum.json()["message"]
+
+    # A refund made outside this service (Monnify's dashboard) leaves less to refund.
+    monnify = MonnifyClient.from_settings(settings)
+    monnify.initiate_refund(
+        transaction_reference=funding["transactionReference"],
+        refund_reference=f"dashboard-{ObjectId()}",
+        amount_minor=300000,
+        reason="dashboard refund",
+    )
+    exceeds = refund(admin, funding)
+    assert exceeds.status_code == 422
+    assert "(R12)" in exceeds.json()["message"]
+    after = user.balance()
+    assert (after["balance"], after["held"]) == (5000, 0)
+    assert funding_record(db, funding)["amountRefunded"] == 0
+    statuses = {
+        r["status"] for r in db.refunds.find({"paymentReference": funding["paymentReference"]})
+    }
+    assert statuses == {"rejected"}
+
+
+@pytest.mark.parametrize(
+    "body", [{"amount": 0}, {"amount": -5}, {"amount": 1.001}, {"reason": ""}, {"reason": "x" * 65}]
+)
+def test_bad_refund_requests_are_400(admin, credited, body):
+    _, funding = credited()
+    response = admin.post(
+        f"/admin/fundings/{funding['paymentReference']}/refunds", {"reason": "r", **body}
+    )
+    assert response.status_code == 400, response.text
+
+
+def test_only_a_credited_funding_of_ours_can_be_refunded(admin, gateway):
+    assert refund(admin, {"paymentReference": "FND-nope"}).status_code == 404
+    pending = signup(gateway).fund(5000)
+    response = refund(admin, pending)
+    assert response.status_code == 409
+    assert (
+        response.json()["message"] == "Only a credited funding can be refunded; this one is pending"
+    )
+
+
+def test_a_lost_refund_webhook_is_settled_by_polling(monnify_sim, admin, credited, db, run_task):
+    user, funding = credited()
+    started = refund(admin, funding, amount=1000).json()
+    config = requests.get(f"{monnify_sim}/sim/config", timeout=10).json()
+    sim(monnify_sim, "config", {"webhookUrl": "http://127.0.0.1:9/lost"})
+    try:
+        complete(monnify_sim, started["refundReference"], "COMPLETED")
+    finally:
+        sim(monnify_sim, "config", {"webhookUrl": config["webhookUrl"]})
+    assert db.refunds.find_one({"_id": started["refundReference"]})["status"] == "pending"
+    result = run_task("payments.reconcile_pending")
+    assert result["refunds"]["closed"] >= 1
+    assert db.refunds.find_one({"_id": started["refundReference"]})["status"] == "completed"
+    assert user.balance()["balance"] == 4000
+
+
+def test_an_unanswered_refund_request_stays_held_until_monnify_is_asked(
+    monnify_sim, admin, credited, db, run_task
+):
+    user, funding = credited()
+    sim(monnify_sim, "faults", {"mode": "down"})
+    try:
+        response = refund(admin, funding, amount=1000)
+    finally:
+        sim(monnify_sim, "faults", {"mode": "none"})
+    assert response.status_code == 503
+    reference = response.json()["details"]["refundReference"]
+    assert user.balance()["held"] == 1000  # it may exist at Monnify: the money stays held
+
+    # Later than any request could still be in flight, the poller asks Monnify.
+    db.refunds.update_one(
+        {"_id": reference}, {"$set": {"updatedAt": datetime.now(UTC) - timedelta(minutes=10)}}
+    )
+    run_task("payments.reconcile_pending")
+    assert db.refunds.find_one({"_id": reference})["status"] == "rejected"
+    assert user.balance()["held"] == 0
+    assert funding_record(db, funding)["amountRefunded"] == 0
