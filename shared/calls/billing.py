@@ -85,29 +85,31 @@ def sweep(ctx: CallContext) -> int:
     now = ctx.clock()
     grace = timedelta(seconds=ctx.config.sweep_grace_seconds)
     too_long = now - timedelta(seconds=ctx.config.max_duration_seconds)
-    overdue = ctx.db.calls.find(
-        {
-            "status": {"$in": [STARTING, OPEN]},
-            "$or": [
-                {"status": OPEN, "paidUntil": {"$lte": now - grace}},
-                {"status": STARTING, "startedAt": {"$lte": now - grace}},
-                {"startedAt": {"$lte": too_long}},
-            ],
-        }
-    ).limit(SWEEP_BATCH)
+    overdue = {
+        call["_id"]: call
+        for selector in (
+            {"status": OPEN, "paidUntil": {"$lte": now - grace}},
+            {"status": STARTING, "startedAt": {"$lte": now - grace}},
+            {"status": OPEN, "startedAt": {"$lte": too_long}},
+        )
+        for call in _find(ctx, selector)
+    }
     handled = 0
-    for call in overdue:
+    for call in overdue.values():
         reason = _sweep_reason(call, too_long)
         log.warning("call_swept", call_id=str(call["_id"]), reason=reason)
         settle(ctx, close_call(ctx, call, reason, now), now)
         handled += 1
-    unsettled = ctx.db.calls.find(
-        {"status": ENDED, "settled": False, "endedAt": {"$lte": now - grace}}
-    ).limit(SWEEP_BATCH)
+    unsettled = _find(ctx, {"status": ENDED, "settled": False, "endedAt": {"$lte": now - grace}})
     for call in unsettled:
         settle(ctx, call, now)
         handled += 1
     return handled
+
+
+def _find(ctx: CallContext, selector: dict[str, Any]) -> list[dict[str, Any]]:
+    """One bounded batch; each selector is served by its own index (shared/indexes.py)."""
+    return list(ctx.db.calls.find(selector).limit(SWEEP_BATCH))
 
 
 def _sweep_reason(call: dict[str, Any], too_long: datetime) -> str:
