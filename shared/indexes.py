@@ -38,7 +38,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("receiverId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
             name=CALLS_BY_RECEIVER,
         ),
-        IndexModel([("status", ASCENDING), ("paidUntil", ASCENDING)], name="calls_open_by_paid"),
+        # The sweeper's queries, one index each.
+        IndexModel([("status", ASCENDING), ("paidUntil", ASCENDING)], name="calls_by_paid_until"),
+        IndexModel([("status", ASCENDING), ("startedAt", ASCENDING)], name="calls_by_start"),
         IndexModel(
             [("status", ASCENDING), ("settled", ASCENDING), ("endedAt", ASCENDING)],
             name="calls_unsettled",
