@@ -87,7 +87,8 @@ def login(credentials: dict):
 @blp.response(200, TokensSchema)
 def refresh():
     """A new access and refresh token for a valid refresh token, which then stops working."""
-    revoke_current_token()
+    if not revoke_current_token():
+        raise Unauthorized("Token has been revoked")
     return issue_tokens(current_user, session_id=current_session_id())
 
 

@@ -46,10 +46,12 @@ def current_session_id() -> str:
     return get_jwt()["sid"]
 
 
-def revoke_current_token() -> None:
-    """Blocklist the token of this request until it would have expired anyway."""
+def revoke_current_token() -> bool:
+    """Blocklist the token of this request until it would have expired anyway. False if
+    another request revoked it first (two refreshes racing with one token)."""
     claims = get_jwt()
-    context.redis_client().set(_REVOKED_TOKEN + claims["jti"], 1, ex=_seconds_left(claims))
+    key = _REVOKED_TOKEN + claims["jti"]
+    return bool(context.redis_client().set(key, 1, ex=_seconds_left(claims), nx=True))
 
 
 def revoke_current_session() -> None:

@@ -243,6 +243,26 @@ def test_refresh_token_is_single_use(client, signup):
     _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
+def test_racing_refreshes_with_one_token_give_one_new_pair(app, signup):
+    _, body = signup()
+    racers = 6
+    barrier = threading.Barrier(racers)
+    statuses: list[int] = []
+
+    def race() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/auth/refresh", headers=_bearer(body["refresh_token"]))
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [401] * (racers - 1)
+
+
 def test_access_token_cannot_refresh(client, signup):
     _, body = signup()
     error = _assert_error(client.post("/auth/refresh", headers=_bearer(body["access_token"])), 401)
