@@ -1,5 +1,11 @@
 """gunicorn entry point: `gunicorn -c deploy/gunicorn.conf.py services.api.wsgi:app`."""
 
-from services.api.app import create_app
+import sys
 
-app = create_app()
+from services.api.app import create_app
+from shared.settings import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as exc:  # one line naming the variable, not a traceback
+    sys.exit(f"configuration error: {exc}")
