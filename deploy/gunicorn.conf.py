@@ -6,6 +6,7 @@ through shared.settings, so a bad value stops gunicorn with one line naming it.
 
 import os
 import sys
+import tempfile
 
 from gunicorn.glogging import Logger
 
@@ -24,6 +25,15 @@ try:
     _settings = load_settings()
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
+
+# Metrics in multi-process mode: every worker writes its samples to this directory and
+# a scrape of any worker adds them all up. Set here, before the workers import the app
+# (and with it prometheus-client), and emptied at start.
+_METRICS_DIR = _settings.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="api-metrics-")
+os.makedirs(_METRICS_DIR, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
+# Only now: prometheus-client reads the variable when first imported.
+from shared.metrics import mark_process_dead, reset_directory  # noqa: E402
 
 
 class StructuredLogger(Logger):
@@ -56,3 +66,12 @@ logger_class = StructuredLogger
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+
+
+def on_starting(_server):
+    reset_directory(_METRICS_DIR)
+
+
+def child_exit(_server, worker):
+    """A worker exited (recycled, or died): its live samples go with it."""
+    mark_process_dead(worker.pid)

@@ -30,6 +30,7 @@ from typing import IO
 import requests
 
 from services.embedded import EmbeddedServerError, start_mongo, start_redis
+from shared.metrics import MULTIPROC_ENV, reset_directory
 from shared.settings import ConfigError, Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,8 @@ class LaunchError(Exception):
 class ProcessSpec:
     name: str
     argv: tuple[str, ...]
+    # Its own PROMETHEUS_MULTIPROC_DIR, emptied at each start (README, Operations).
+    metrics_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,16 @@ def process_specs(config: LaunchConfig) -> list[ProcessSpec]:
         str(config.data_dir / "celerybeat-schedule"),
     )
     return [
-        ProcessSpec("api", ("gunicorn", "-c", "deploy/gunicorn.conf.py", "services.api.wsgi:app")),
-        ProcessSpec("worker", (*CELERY, "worker", *worker_options)),
+        ProcessSpec(
+            "api",
+            ("gunicorn", "-c", "deploy/gunicorn.conf.py", "services.api.wsgi:app"),
+            metrics_dir=config.data_dir / "metrics" / "api",
+        ),
+        ProcessSpec(
+            "worker",
+            (*CELERY, "worker", *worker_options),
+            metrics_dir=config.data_dir / "metrics" / "worker",
+        ),
         ProcessSpec("beat", (*CELERY, "beat", *beat_options)),
         ProcessSpec("flower", (*CELERY, "flower")),
         ProcessSpec("monnify-sim", ("python", "-m", "services.monnify_sim")),
@@ -197,11 +208,19 @@ def _resolve(argv: tuple[str, ...]) -> list[str]:
     return [program, *argv[1:]]
 
 
+def _process_environment(spec: ProcessSpec, env: Mapping[str, str]) -> dict[str, str]:
+    child_env = {k: v for k, v in env.items() if k != MULTIPROC_ENV}
+    if spec.metrics_dir is not None:
+        reset_directory(str(spec.metrics_dir))
+        child_env[MULTIPROC_ENV] = str(spec.metrics_dir)
+    return child_env
+
+
 def spawn(spec: ProcessSpec, env: Mapping[str, str], output: Output) -> Child:
     process = subprocess.Popen(
         _resolve(spec.argv),
         cwd=REPO_ROOT,
-        env=dict(env),
+        env=_process_environment(spec, env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -310,6 +329,7 @@ def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> No
         f"       API docs   {api}/docs",
         f"       Flower     http://127.0.0.1:{env['FLOWER_PORT']} (basic auth: FLOWER_BASIC_AUTH)",
         f"       Simulator  http://127.0.0.1:{settings.monnify_sim_port}",
+        f"       Metrics    {api}/metrics, worker http://127.0.0.1:{settings.worker_metrics_port}",
         "       Ctrl-C stops everything",
     ]
     for text in lines:

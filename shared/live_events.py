@@ -28,6 +28,12 @@ CHANNEL_PREFIX = "user-events:"
 BALANCE = "balance"
 CALL = "call"
 
+# A call's states, as its participants see them.
+CALL_INITIATED = "initiated"
+CALL_EXTENDED = "extended"  # another block reserved
+CALL_CUT_OFF = "cut_off"  # ended because the caller's money ran out
+CALL_ENDED = "ended"
+
 
 def channel(user_id: object) -> str:
     return f"{CHANNEL_PREFIX}{user_id}"
@@ -53,6 +59,22 @@ def balance_data(account: str, currency: str, balance: int, held: int) -> dict[s
         "held": held,
         "available": balance - held,
     }
+
+
+def publish_call(redis_client: redis.Redis, call: dict[str, Any], state: str) -> None:
+    """A call's state change, to both its participants."""
+    data = {
+        "callId": str(call["_id"]),
+        "state": state,
+        "callerId": str(call["callerId"]),
+        "receiverId": str(call["receiverId"]),
+        "paidUntil": call.get("paidUntil"),
+        "durationSeconds": call.get("durationSeconds"),
+        "cost": call.get("cost"),
+        "endReason": call.get("endReason"),
+    }
+    for user_id in (call["callerId"], call["receiverId"]):
+        publish(redis_client, user_id, CALL, data)
 
 
 class Subscription:

@@ -16,7 +16,14 @@ import os
 import shutil
 from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -73,15 +80,27 @@ WEBHOOKS_REJECTED = Counter(
 CALLS_CUT_OFF = Counter("calls_cut_off_total", "Calls ended because the caller's money ran out")
 RECONCILIATION_DISCREPANCIES = Counter(
     "reconciliation_discrepancies_total",
-    "Fundings where Monnify and the ledger disagree and a person must look",
+    "Disagreements between Monnify and the ledger that a person must look at, by where "
+    "they were found (confirmation, reconciliation)",
+    ["source"],
 )
-INVARIANT_VIOLATIONS = Counter(
-    "ledger_invariant_violations_total", "Ledger invariant violations found, by rule", ["rule"]
+# The latest check's finding, whichever process ran it: stays up until a check is clean.
+INVARIANT_VIOLATIONS = Gauge(
+    "ledger_invariant_violations",
+    "Violations the latest ledger invariant check found",
+    multiprocess_mode="mostrecent",
 )
 AUDIT_SEALED = Counter("audit_records_sealed_total", "Audit records added to the hash chain")
 LIVE_EVENT_FAILURES = Counter(
     "live_event_publish_failures_total", "Live events that could not be published"
 )
+
+
+# Known labels start at 0, so an alert on `increase()` sees their first event too.
+for _reason in ("signature", "source_ip"):
+    WEBHOOKS_REJECTED.labels(_reason)
+for _status in ("unconfirmed", "failed"):
+    CONFIRMATION_FAILURES.labels(_status)
 
 
 def multiprocess_dir() -> str | None:

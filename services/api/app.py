@@ -7,10 +7,11 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from services.api import admin, auth, calls, health, payments, users, wallet
+from services.api import admin, auth, calls, events, health, payments, users, wallet
 from services.api.errors import error_response, register_error_handlers
 from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
+from services.api.metrics import init_metrics
 from services.api.tokens import configure_jwt
 from shared.indexes import ensure_indexes
 from shared.logs import bind_request_id, configure_logging
@@ -44,9 +45,10 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     # First, so that every answer (a 429 from the limiter too) carries the request id.
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    init_metrics(app)
     configure_jwt(app)
     api = init_api(app)
-    for module in (health, auth, wallet, payments, calls, users, admin):
+    for module in (health, auth, wallet, payments, calls, users, events, admin):
         api.register_blueprint(module.blp)
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)

@@ -15,6 +15,7 @@ from services.api.queue import enqueue
 from shared.errors import Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
 from shared.logs import get_logger
+from shared.metrics import WEBHOOKS_REJECTED
 from shared.monnify.signature import verify_request, verify_transaction_hash
 from shared.schemas.payments import WebhookAckSchema
 
@@ -42,6 +43,7 @@ def _check_source() -> None:
     allowed = context.settings().monnify_allowed_ips
     if allowed and request.remote_addr not in allowed:
         log.warning("webhook_source_refused", source_ip=request.remote_addr)
+        WEBHOOKS_REJECTED.labels("source_ip").inc()
         raise Forbidden("This source may not post Monnify notifications")
 
 
@@ -53,6 +55,7 @@ def _authenticate(raw: bytes) -> str:
     if body is not None and "eventType" not in body and _legacy_hash_valid(body, secret):
         return "transactionHash"
     log.warning("webhook_signature_rejected", source_ip=request.remote_addr)
+    WEBHOOKS_REJECTED.labels("signature").inc()
     raise Unauthorized("Missing or invalid monnify-signature")
 
 

@@ -28,6 +28,7 @@ from shared.ledger import (
 )
 from shared.ledger.accounts import receivable_id, set_restricted
 from shared.logs import get_logger
+from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
 from shared.monnify.client import MonnifyClient
 from shared.monnify.models import PaymentStatus, Transaction
 
@@ -151,6 +152,8 @@ class FundingConfirmer:
             decision=f"credited {amount} ({transaction.payment_status.value})",
         )
         log.info("funding_credited", paymentReference=funding["_id"], amount=amount, status=status)
+        FUNDINGS_CONFIRMED.labels(funding["currency"], status).inc()
+        AMOUNT_CREDITED.labels(funding["currency"]).inc(amount)
         return Outcome(funding["_id"], status, amount)
 
     def _reverse(self, funding: dict[str, Any], transaction: Transaction) -> Outcome:
@@ -230,6 +233,7 @@ class FundingConfirmer:
 
     def _discrepancy(self, funding: dict[str, Any], reason: str) -> Outcome:
         log.error("funding_discrepancy", paymentReference=funding["_id"], reason=reason)
+        RECONCILIATION_DISCREPANCIES.labels("confirmation").inc()
         self._set(funding, {"discrepancy": reason}, decision=f"discrepancy: {reason}")
         return Outcome(funding["_id"], funding["status"])
 

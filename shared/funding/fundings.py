@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.errors import Conflict
 from shared.ledger.accounts import open_wallet
 from shared.logs import get_logger
+from shared.metrics import FUNDINGS_INITIATED
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyError
 
@@ -155,6 +156,7 @@ def _open_at_monnify(
         return_document=ReturnDocument.AFTER,
     )
     log.info("funding_started", paymentReference=funding["_id"], amount=response["amount"])
+    FUNDINGS_INITIATED.labels(funding["currency"]).inc()
     return response
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.worker import context
 from services.worker.celery_app import celery
 from shared.ledger import check_invariants
+from shared.metrics import INVARIANT_VIOLATIONS
 
 
 @celery.task(name="ledger.expire_holds")
@@ -15,4 +16,6 @@ def expire_holds() -> int:
 @celery.task(name="ledger.check_invariants")
 def check_ledger_invariants() -> list[dict]:
     """Report violations (already logged at error level); never repairs anything."""
-    return [violation.as_dict() for violation in check_invariants(context.db())]
+    violations = check_invariants(context.db())
+    INVARIANT_VIOLATIONS.set(len(violations))
+    return [violation.as_dict() for violation in violations]

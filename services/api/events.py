@@ -1,0 +1,140 @@
+"""GET /wallet/events: the owner's live events as Server-Sent Events.
+
+Balance changes (published by the ledger after each commit) and call state changes
+(published by the calls code) arrive through Redis pub/sub on the user's channel. The
+stream opens with a `ready` event carrying the current balances, sends a heartbeat
+comment every SSE_HEARTBEAT_SECONDS so proxies neither buffer nor time it out, and ends
+with an `expired` event when the access token expires: the client reconnects with a
+fresh one.
+
+Each open stream holds one gunicorn thread and one Redis connection for its life
+(README, Operations: how it scales); a user may hold a few at once, not more.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from bson import ObjectId
+from flask import Response
+from flask_jwt_extended import current_user, get_jwt, jwt_required
+from pymongo.database import Database
+
+from services.api import context
+from services.api.blueprint import Blueprint
+from shared import live_events
+from shared.errors import DomainError
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+MAX_STREAMS_PER_USER = 3
+RECONNECT_MILLISECONDS = 3000
+_OPEN_STREAMS = "sse:open:"
+
+
+class TooManyStreams(DomainError):
+    status = 429
+    error = "Too Many Requests"
+
+
+blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wallet events")
+
+
+@blp.route("/events", methods=["GET"])
+@jwt_required()
+@blp.doc(
+    responses={
+        "200": {
+            "description": "A text/event-stream: `ready` (current balances), then `balance` "
+            "and `call` events, heartbeat comments, and `expired` when the token expires.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+)
+def events():
+    """Stream your balance changes and call state changes as they happen."""
+    redis_client = context.redis_client()
+    user_id = current_user["_id"]
+    _claim_stream(redis_client, user_id, int(get_jwt()["exp"]))
+    stream = _Stream(
+        redis_client,
+        context.db(),
+        user_id,
+        expires_at=float(get_jwt()["exp"]),
+        heartbeat=context.settings().sse_heartbeat_seconds,
+    )
+    return Response(
+        stream.frames(),
+        content_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
+    )
+
+
+def _claim_stream(redis_client: redis.Redis, user_id: ObjectId, expires_at: int) -> None:
+    """Count the user's open streams; the key outlives any stream (its token's life)."""
+    key = f"{_OPEN_STREAMS}{user_id}"
+    with redis_client.pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expireat(key, expires_at + 60)
+        count = pipe.execute()[0]
+    if count > MAX_STREAMS_PER_USER:
+        redis_client.decr(key)
+        raise TooManyStreams(
+            f"At most {MAX_STREAMS_PER_USER} event streams may be open at once",
+            {"limit": MAX_STREAMS_PER_USER},
+        )
+
+
+class _Stream:
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        db: Database,
+        user_id: ObjectId,
+        *,
+        expires_at: float,
+        heartbeat: float,
+    ):
+        self.redis = redis_client
+        self.db = db
+        self.user_id = user_id
+        self.expires_at = expires_at
+        self.heartbeat = heartbeat
+
+    def frames(self) -> Iterator[str]:
+        """Runs as the server sends the body; closing it (the client left) ends it."""
+        try:
+            with live_events.subscribe(self.redis, self.user_id) as subscription:
+                # Subscribed first: a change after this snapshot still arrives as an event.
+                yield f"retry: {RECONNECT_MILLISECONDS}\n"
+                yield _frame("ready", {"balances": self._balances()})
+                yield from self._follow(subscription)
+        finally:
+            self.redis.decr(f"{_OPEN_STREAMS}{self.user_id}")
+
+    def _follow(self, subscription: live_events.Subscription) -> Iterator[str]:
+        next_beat = time.monotonic() + self.heartbeat
+        while (left := self.expires_at - time.time()) > 0:
+            event = subscription.next_event(max(min(next_beat - time.monotonic(), left), 0))
+            if event is not None:
+                yield _frame(event["type"], event)
+            elif time.monotonic() >= next_beat:
+                yield ": heartbeat\n\n"
+                next_beat = time.monotonic() + self.heartbeat
+        yield _frame("expired", {"message": "The access token expired; reconnect with a new one"})
+
+    def _balances(self) -> list[dict[str, Any]]:
+        wallets = self.db.accounts.find({"userId": self.user_id, "kind": "user"})
+        return [
+            live_events.balance_data(w["_id"], w["currency"], int(w["balance"]), int(w["held"]))
+            for w in wallets
+        ]
+
+
+def _frame(event_type: str, data: dict[str, Any]) -> str:
+    return f"event: {event_type}\ndata: {json.dumps(data, default=str)}\n\n"

@@ -1,0 +1,250 @@
+"""GET /wallet/events over real HTTP: the owner's balance and call events as Server-Sent
+Events, a heartbeat, the end of the stream when the token expires."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+import requests
+from bson import ObjectId
+from flask_jwt_extended import create_access_token
+
+from shared import live_events
+from shared.ledger import Ledger, wallet_id
+from shared.metrics import LIVE_EVENT_FAILURES
+from tests.integration.funding_support import pay, signup
+
+WAIT = 10  # seconds a test waits for something that should come at once
+
+
+@dataclass(frozen=True)
+class Frame:
+    event: str | None  # None for a comment (the heartbeat)
+    data: dict[str, Any] | None
+
+
+class EventStream:
+    """Reads an SSE response in a background thread, frame by frame."""
+
+    def __init__(self, url: str, token: str):
+        self.response = requests.get(
+            url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=(5, 30)
+        )
+        self.frames: queue.Queue[Frame | None] = queue.Queue()
+        if self.response.status_code == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        event, data, comment = None, None, False
+        try:
+            for line in self.response.iter_lines(decode_unicode=True):
+                if line.startswith(":"):
+                    comment = True
+                elif line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    data = json.loads(line.removeprefix("data: "))
+                elif line == "" and (event or comment):
+                    self.frames.put(Frame(event, data))
+                    event, data, comment = None, None, False
+        except (requests.RequestException, AttributeError, OSError):
+            pass  # the test closed the response under the reader (urllib3 then has no fp)
+        self.frames.put(None)  # the server ended the stream
+
+    def next(self, timeout: float = WAIT) -> Frame | None:
+        return self.frames.get(timeout=timeout)
+
+    def next_event(self, event: str, timeout: float = WAIT) -> Frame:
+        """The next frame of this type, skipping heartbeats and other events."""
+        while True:
+            frame = self.next(timeout)
+            assert frame is not None, f"the stream ended before a {event!r} event"
+            if frame.event == event:
+                return frame
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@pytest.fixture()
+def open_streams():
+    streams: list[EventStream] = []
+
+    def _open(gateway: str, token: str) -> EventStream:
+        stream = EventStream(f"{gateway}/wallet/events", token)
+        streams.append(stream)
+        return stream
+
+    yield _open
+    for stream in streams:
+        stream.close()
+
+
+def _token(user) -> str:
+    return user.headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_the_stream_opens_with_the_current_balances(gateway, settings, open_streams):
+    user = signup(gateway)
+    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 1200)
+    stream = open_streams(gateway, _token(user))
+    assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+    assert stream.response.headers["X-Accel-Buffering"] == "no"
+    ready = stream.next_event("ready")
+    (wallet,) = [b for b in ready.data["balances"] if b["currency"] == "NGN"]
+    assert wallet == {
+        "account": _wallet(user),
+        "currency": "NGN",
+        "balance": 1200,
+        "held": 0,
+        "available": 1200,
+    }
+
+
+def test_a_credit_reaches_the_stream_within_a_second(gateway, settings, open_streams):
+    user = signup(gateway)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
+    frame = stream.next_event("balance", timeout=1.0)
+    assert frame.data["type"] == "balance"
+    assert frame.data["data"]["balance"] == 5000
+    assert frame.data["data"]["available"] == 5000
+
+
+def test_a_funding_paid_at_monnify_streams_its_credit(gateway, monnify_sim, open_streams):
+    user = signup(gateway)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    pay(monnify_sim, user.fund(5000))
+    frame = stream.next_event("balance")
+    assert frame.data["data"]["balance"] == 500000  # kobo: what the worker credited
+
+
+def test_holds_stream_the_available_balance(gateway, settings, open_streams):
+    user = signup(gateway)
+    ledger = Ledger.from_settings(settings)
+    ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    expiry = ledger.clock() + timedelta(minutes=5)
+    ledger.hold(f"sse-{uuid.uuid4().hex}", _wallet(user), 1500, expiry)
+    data = stream.next_event("balance").data["data"]
+    assert (data["balance"], data["held"], data["available"]) == (5000, 1500, 3500)
+
+
+def test_nobody_sees_another_users_events(gateway, settings, open_streams):
+    watcher, other = signup(gateway), signup(gateway)
+    stream = open_streams(gateway, _token(watcher))
+    stream.next_event("ready")
+    ledger = Ledger.from_settings(settings)
+    ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(other), 700)
+    ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(watcher), 300)
+    assert stream.next_event("balance").data["data"]["balance"] == 300
+
+
+def test_heartbeats_keep_an_idle_stream_alive(gateway, open_streams):
+    stream = open_streams(gateway, _token(signup(gateway)))
+    stream.next_event("ready")
+    frame = stream.next()  # nothing happens to this wallet: only heartbeats come
+    assert frame == Frame(None, None)
+    assert stream.next() == Frame(None, None)
+
+
+def test_the_stream_ends_when_the_token_expires(gateway, app, open_streams):
+    user = signup(gateway)
+    with app.app_context():
+        token = create_access_token(
+            identity=user.id,
+            additional_claims={"sid": uuid.uuid4().hex},
+            expires_delta=timedelta(seconds=2),
+        )
+    stream = open_streams(gateway, token)
+    stream.next_event("ready")
+    expired = stream.next_event("expired")
+    assert "reconnect" in expired.data["message"]
+    assert stream.next() is None  # and the server closed it
+
+
+def test_call_state_changes_reach_both_participants(gateway, redis_client, open_streams):
+    caller, receiver = signup(gateway), signup(gateway)
+    caller_stream = open_streams(gateway, _token(caller))
+    receiver_stream = open_streams(gateway, _token(receiver))
+    caller_stream.next_event("ready")
+    receiver_stream.next_event("ready")
+    call = {"_id": ObjectId(), "callerId": caller.id, "receiverId": receiver.id, "cost": 120}
+    live_events.publish_call(redis_client, call, live_events.CALL_CUT_OFF)
+    for stream in (caller_stream, receiver_stream):
+        data = stream.next_event("call").data["data"]
+        assert data["callId"] == str(call["_id"]) and data["state"] == "cut_off"
+
+
+def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_streams):
+    caller, receiver = signup(gateway), signup(gateway)
+    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
+    stream = open_streams(gateway, _token(caller))
+    stream.next_event("ready")
+    started = caller.post("/calls/initiate", {"receiverId": receiver.id})
+    assert started.status_code == 201, started.text
+    call_id = started.json()["callId"]
+    assert caller.post(f"/calls/{call_id}/end").status_code == 200
+    ended = stream.next_event("call").data["data"]
+    while ended["state"] != "ended":  # earlier states of the call may come first
+        ended = stream.next_event("call").data["data"]
+    assert ended["callId"] == call_id and ended["endReason"] == "caller_hangup"
+
+
+def test_the_stream_needs_a_valid_token(gateway):
+    response = requests.get(f"{gateway}/wallet/events", timeout=10)
+    assert response.status_code == 401
+    assert response.json()["statusCode"] == 401
+
+
+def test_a_user_may_hold_only_a_few_streams(gateway, open_streams):
+    user = signup(gateway)
+    streams = [open_streams(gateway, _token(user)) for _ in range(3)]
+    for stream in streams:
+        stream.next_event("ready")
+    refused = open_streams(gateway, _token(user))
+    assert refused.response.status_code == 429
+    assert refused.response.json()["statusCode"] == 429
+    streams[0].close()
+    again = _wait_for_a_free_stream(gateway, user, open_streams)
+    again.next_event("ready")
+
+
+def _wait_for_a_free_stream(gateway, user, open_streams) -> EventStream:
+    """The server notices a closed stream at its next write (a heartbeat)."""
+    for _ in range(50):
+        stream = open_streams(gateway, _token(user))
+        if stream.response.status_code == 200:
+            return stream
+        threading.Event().wait(0.2)
+    raise AssertionError("the closed stream's slot was never freed")
+
+
+class _PublishFails(redis.Redis):
+    def publish(self, *_args, **_kwargs):
+        raise redis.ConnectionError("pub/sub is down")
+
+
+def test_a_publish_failure_never_fails_the_movement(db, settings):
+    ledger = Ledger(db, _PublishFails.from_url(settings.redis_url))
+    before = LIVE_EVENT_FAILURES._value.get()
+    account = wallet_id(ObjectId(), "NGN")
+    result = ledger.credit(f"sse-{uuid.uuid4().hex}", account, 900)
+    assert not result.replayed
+    assert db.accounts.find_one({"_id": account})["balance"] == 900
+    assert LIVE_EVENT_FAILURES._value.get() == before + 1
+
+
+def _wallet(user) -> str:
+    return wallet_id(user.id, "NGN")
