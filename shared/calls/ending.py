@@ -25,6 +25,7 @@ from shared.calls.model import (
 )
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
+from shared.errors import NotFound
 from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
 from shared.logs import get_logger
 from shared.metrics import CALLS_CUT_OFF
@@ -88,9 +89,7 @@ def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
     platform, and release the rest. Safe to run any number of times."""
     if call["status"] != ENDED or call.get("settled"):
         return
-    entry_id = None
-    if ctx.db.holds.find_one({"_id": call["holdId"]}, {"_id": 1}) is not None:
-        entry_id = _capture(ctx, call)
+    entry_id = _capture(ctx, call)
     ctx.db.calls.update_one(
         {"_id": call["_id"], "settled": False},
         {"$set": {"settled": True, "settledAt": now, "entryId": entry_id}},
@@ -113,6 +112,8 @@ def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
             reference=f"call:{call['_id']}",
             description=f"Call {call['_id']}",
         )
+    except NotFound:
+        return None  # the call failed to start before its hold was placed: nothing held
     except HoldNotOpen:
         # Released behind the call's back (expiry should make this impossible): the
         # money is back with the caller and nothing can be captured. Loud, not retried.
