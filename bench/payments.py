@@ -1,0 +1,340 @@
+"""Payments benchmark: signed Monnify webhooks driven at the gateway for a fixed time.
+
+    python -m bench.payments [--seconds 10] [--fundings 1200] [--senders 8] [--duplicates 0.1]
+
+Starts the whole stack with the launcher (`python -m services.devstack`, as bench/calls
+does: embedded SecantusDB and Valkey, gunicorn, a Celery worker and beat, the Monnify
+simulator) on free ports in a temporary directory. Signs users up and opens fundings
+over HTTP, and has the simulator mark each one paid without notifying anyone. Then,
+for the fixed time, `--senders` threads post one signed SUCCESSFUL_TRANSACTION per
+funding (and, for a `--duplicates` share of them, the same bytes again at once, as
+Monnify's redeliveries do) until the time or the fundings run out.
+
+Reports intake requests per second and p50/p99 intake latency, the time from a
+webhook's post to its funding's confirmation (credit committed) p50/p99, the worker's
+confirmations per second (a burst queues up behind it: that is the wait), and MongoDB
+commands per confirmed payment (the server's opcounters over the run, every process
+included, less the benchmark's own polling). Waits until every notified funding is
+confirmed, checks that each was credited exactly once and every wallet holds exactly
+what was paid into it, runs the ledger invariants, and writes bench/reports/payments.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pymongo
+import requests
+import simplejson
+from pymongo import monitoring
+from pymongo.database import Database
+
+from bench.calls import Stack, percentile, start_stack, stop_stack, summary_ms, wait_ready
+from shared.ledger import check_invariants, wallet_id
+from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
+from shared.settings import load_settings
+
+REPORT = Path(__file__).resolve().parent / "reports" / "payments.json"
+CONFIRM_TIMEOUT_SECONDS = 300.0
+FUNDINGS_PER_USER = 10
+AMOUNT_NGN = 5000
+SETUP_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Funding:
+    user_id: str
+    payment_reference: str
+    transaction_reference: str
+    amount_minor: int
+
+
+@dataclass
+class Sent:
+    """One funding's notification: when it was first posted, and each post's latency."""
+
+    funding: Funding
+    posted_at: float  # wall clock, to compare with the server's confirmedAt
+    latencies: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the benchmark's own commands, to take them out of the server's totals."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        with self._lock:
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- setup
+
+
+def sign_up(api: str) -> tuple[str, dict[str, str]]:
+    email = f"bench-{random.getrandbits(64):016x}@example.com"
+    response = requests.post(
+        f"{api}/auth/signup", json={"email": email, "password": "password123"}, timeout=30
+    )
+    response.raise_for_status()
+    body = response.json()
+    return body["user"]["id"], {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def open_paid_fundings(api: str, count: int) -> tuple[list[Funding], str]:
+    """`count` fundings, each paid at the simulator with no notification sent; returns
+    them and the simulator's URL."""
+    users = [sign_up(api) for _ in range(-(-count // FUNDINGS_PER_USER))]
+    owners = list(itertools.islice(itertools.cycle(users), count))
+    with ThreadPoolExecutor(SETUP_THREADS) as pool:
+        opened = list(pool.map(lambda owner: _open(api, *owner), owners))
+    # The checkout page lives on the simulator: its URL is the simulator's public URL.
+    parts = urlsplit(opened[0][1])
+    simulator = f"{parts.scheme}://{parts.netloc}"
+    fundings = [funding for funding, _ in opened]
+    with ThreadPoolExecutor(SETUP_THREADS) as pool:
+        list(pool.map(lambda funding: _pay_silently(simulator, funding), fundings))
+    return fundings, simulator
+
+
+def _open(api: str, user_id: str, headers: dict[str, str]) -> tuple[Funding, str]:
+    response = requests.post(
+        f"{api}/wallet/fund", json={"amount": AMOUNT_NGN}, headers=headers, timeout=30
+    )
+    response.raise_for_status()
+    body = response.json()
+    funding = Funding(
+        user_id, body["paymentReference"], body["transactionReference"], AMOUNT_NGN * 100
+    )
+    return funding, body["checkoutUrl"]
+
+
+def _pay_silently(simulator: str, funding: Funding) -> None:
+    reference = quote(funding.transaction_reference, safe="")
+    response = requests.post(
+        f"{simulator}/sim/transactions/{reference}/pay", json={"notify": False}, timeout=30
+    )
+    response.raise_for_status()
+
+
+def notification_body(funding: Funding) -> bytes:
+    """What Monnify would post, compact as it writes it."""
+    payload = {
+        "eventType": "SUCCESSFUL_TRANSACTION",
+        "eventData": {
+            "transactionReference": funding.transaction_reference,
+            "paymentReference": funding.payment_reference,
+            "amountPaid": AMOUNT_NGN,
+            "totalPayable": AMOUNT_NGN,
+            "paymentStatus": "PAID",
+            "paymentMethod": "ACCOUNT_TRANSFER",
+            "currency": "NGN",
+        },
+    }
+    return simplejson.dumps(payload, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------- the drive
+
+
+class Driver:
+    def __init__(self, api: str, secret: str, fundings: list[Funding], duplicates: float):
+        self.url = f"{api}/payments/monnify/webhook"
+        self.secret = secret
+        self.duplicates = duplicates
+        self._next = iter(fundings)
+        self._lock = threading.Lock()
+        self.sent: list[Sent] = []
+
+    def run(self, seconds: float, senders: int) -> float:
+        """Post until the time or the fundings run out; returns the seconds it took."""
+        deadline = time.monotonic() + seconds
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(target=self._send_until, args=(deadline,)) for _ in range(senders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+
+    def _take(self) -> Funding | None:
+        with self._lock:
+            return next(self._next, None)
+
+    def _send_until(self, deadline: float) -> None:
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            funding = self._take()
+            if funding is None:
+                return
+            body = notification_body(funding)
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: compute_signature(body, self.secret),
+            }
+            sent = Sent(funding, time.time())
+            copies = 2 if random.random() < self.duplicates else 1
+            for _ in range(copies):
+                began = time.perf_counter()
+                response = session.post(self.url, data=body, headers=headers, timeout=30)
+                sent.latencies.append(time.perf_counter() - began)
+                sent.statuses.append(response.status_code)
+            with self._lock:
+                self.sent.append(sent)
+
+
+# ---------------------------------------------------------------- results
+
+
+def server_commands(db: Database) -> int:
+    counters = db.command("serverStatus")["opcounters"]
+    return sum(int(value) for value in counters.values())
+
+
+def wait_confirmed(db: Database, sent: list[Sent]) -> dict[str, datetime]:
+    """confirmedAt of every notified funding, once all are confirmed."""
+    references = [s.funding.payment_reference for s in sent]
+    deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        confirmed = {
+            row["_id"]: row["confirmedAt"]
+            for row in db.fundings.find(
+                {"_id": {"$in": references}, "confirmedAt": {"$exists": True}},
+                {"confirmedAt": 1},
+            )
+        }
+        if len(confirmed) == len(references):
+            return confirmed
+        time.sleep(0.5)
+    raise SystemExit(f"not every funding was confirmed within {CONFIRM_TIMEOUT_SECONDS:.0f} s")
+
+
+def exactly_once_problems(db: Database, fundings: list[Funding], sent: list[Sent]) -> list[str]:
+    """Every notified funding credited once; nothing else credited; each wallet holds
+    exactly the fundings notified for it."""
+    problems = []
+    notified = {s.funding.payment_reference for s in sent}
+    expected: dict[str, int] = {}
+    for funding in fundings:
+        credits = db.entries.count_documents({"key": f"monnify:{funding.transaction_reference}"})
+        wanted = 1 if funding.payment_reference in notified else 0
+        if credits != wanted:
+            problems.append(f"{funding.payment_reference}: credited {credits} times, not {wanted}")
+        expected[funding.user_id] = expected.get(funding.user_id, 0) + wanted * funding.amount_minor
+    for user_id, amount in expected.items():
+        account = db.accounts.find_one({"_id": wallet_id(user_id, "NGN")})
+        if int(account["balance"]) != amount:
+            problems.append(f"{account['_id']}: balance {account['balance']} != {amount}")
+    return problems
+
+
+def _confirming_seconds(driver: Driver, confirmed: dict[str, datetime]) -> float:
+    first_post = min(s.posted_at for s in driver.sent)
+    return max(at.timestamp() for at in confirmed.values()) - first_post
+
+
+def bench(seconds: float, fundings: int, senders: int, duplicates: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-payments-") as workdir:
+        stack = start_stack(Path(workdir))
+        try:
+            wait_ready(stack)
+            return measure(stack, seconds, fundings, senders, duplicates)
+        finally:
+            stop_stack(stack)
+
+
+def measure(
+    stack: Stack, seconds: float, count: int, senders: int, duplicates: float
+) -> dict[str, Any]:
+    own = CommandCounter()
+    db = pymongo.MongoClient(stack.database_url, event_listeners=[own]).get_default_database()
+    setup_started = time.perf_counter()
+    fundings, _ = open_paid_fundings(stack.api, count)
+    setup_seconds = time.perf_counter() - setup_started
+
+    driver = Driver(stack.api, load_settings().monnify_secret_key, fundings, duplicates)
+    commands_before, own_before = server_commands(db), own.count
+    wall = driver.run(seconds, senders)
+    confirmed = wait_confirmed(db, driver.sent)
+    commands = server_commands(db) - commands_before - (own.count - own_before)
+
+    latencies = [latency for s in driver.sent for latency in s.latencies]
+    statuses = [status for s in driver.sent for status in s.statuses]
+    to_credit = [
+        confirmed[s.funding.payment_reference].timestamp() - s.posted_at for s in driver.sent
+    ]
+    return {
+        "secondsRequested": seconds,
+        "driveSeconds": round(wall, 2),
+        "fundingsPrepared": len(fundings),
+        "fundingsNotified": len(driver.sent),
+        "ranOutOfFundings": len(driver.sent) == len(fundings),
+        "webhookPosts": len(latencies),
+        "duplicatePosts": len(latencies) - len(driver.sent),
+        "non200": len([s for s in statuses if s != 200]),
+        "intakeRequestsPerSecond": round(len(latencies) / wall, 1),
+        "intakeLatency": summary_ms(latencies),
+        "webhookToCredit": summary_ms(to_credit),
+        "webhookToCreditMaxMs": round(percentile(to_credit, 1.0) * 1000, 1),
+        # The worker's pace: confirmations from the first post to the last confirmation.
+        "confirmationsPerSecond": round(
+            len(driver.sent) / _confirming_seconds(driver, confirmed), 1
+        ),
+        "mongoCommandsPerConfirmedPayment": round(commands / len(driver.sent), 1),
+        "exactlyOnceProblems": exactly_once_problems(db, fundings, driver.sent),
+        "invariantViolations": [v.as_dict() for v in check_invariants(db)],
+        "config": {
+            "senders": senders,
+            "duplicateShare": duplicates,
+            "setupSeconds": round(setup_seconds, 1),
+            "gunicorn": "WEB_CONCURRENCY / GUNICORN_THREADS defaults",
+            "workerConcurrency": os.environ.get("WORKER_CONCURRENCY", "2 (launcher default)"),
+            "cpuCount": os.cpu_count(),
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--fundings", type=int, default=1200)
+    parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--duplicates", type=float, default=0.1)
+    args = parser.parse_args()
+    report = bench(args.seconds, args.fundings, args.senders, args.duplicates)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    healthy = not report["exactlyOnceProblems"] and not report["invariantViolations"]
+    verdict = "every funding credited exactly once" if healthy else "BROKEN"
+    print(f"report written to {REPORT}; {verdict}")
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
