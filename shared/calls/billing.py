@@ -7,6 +7,7 @@ and its hold, and does only what is still to be done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,13 +99,24 @@ def sweep(ctx: CallContext) -> int:
     for call in overdue.values():
         reason = _sweep_reason(call, too_long)
         log.warning("call_swept", call_id=str(call["_id"]), reason=reason)
-        settle(ctx, close_call(ctx, call, reason, now), now)
-        handled += 1
+        handled += _isolated(
+            call, lambda c=call, r=reason: settle(ctx, close_call(ctx, c, r, now), now)
+        )
     unsettled = _find(ctx, {"status": ENDED, "settled": False, "endedAt": {"$lte": now - grace}})
     for call in unsettled:
-        settle(ctx, call, now)
-        handled += 1
+        handled += _isolated(call, lambda c=call: settle(ctx, c, now))
     return handled
+
+
+def _isolated(call: dict[str, Any], step: Callable[[], None]) -> int:
+    """Run one call's step; a call that fails is logged and left for the next sweep
+    instead of stopping the calls behind it. Returns 1 if it succeeded."""
+    try:
+        step()
+    except Exception:
+        log.exception("call_sweep_failed", call_id=str(call["_id"]))
+        return 0
+    return 1
 
 
 def _find(ctx: CallContext, selector: dict[str, Any]) -> list[dict[str, Any]]:
