@@ -71,6 +71,7 @@ def publish_call(redis_client: redis.Redis, call: dict[str, Any], state: str) ->
         "paidUntil": call.get("paidUntil"),
         "durationSeconds": call.get("durationSeconds"),
         "cost": call.get("cost"),
+        "currency": call.get("currency"),
         "endReason": call.get("endReason"),
     }
     for user_id in (call["callerId"], call["receiverId"]):

@@ -13,14 +13,13 @@ Each open stream holds one gunicorn thread and one Redis connection for its life
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 from bson import ObjectId
-from flask import Response
+from flask import Response, current_app
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from pymongo.database import Database
 
@@ -28,9 +27,7 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from shared import live_events
 from shared.errors import DomainError
-from shared.logs import get_logger
-
-log = get_logger(__name__)
+from shared.money import exponent_of, to_major
 
 MAX_STREAMS_PER_USER = 3
 RECONNECT_MILLISECONDS = 3000
@@ -67,6 +64,7 @@ def events():
         user_id,
         expires_at=float(get_jwt()["exp"]),
         heartbeat=context.settings().sse_heartbeat_seconds,
+        dumps=current_app.json.dumps,
     )
     return Response(
         stream.frames(),
@@ -99,12 +97,14 @@ class _Stream:
         *,
         expires_at: float,
         heartbeat: float,
+        dumps: Callable[[Any], str],
     ):
         self.redis = redis_client
         self.db = db
         self.user_id = user_id
         self.expires_at = expires_at
         self.heartbeat = heartbeat
+        self.dumps = dumps
 
     def frames(self) -> Iterator[str]:
         """Runs as the server sends the body; closing it (the client left) ends it."""
@@ -112,7 +112,7 @@ class _Stream:
             with live_events.subscribe(self.redis, self.user_id) as subscription:
                 # Subscribed first: a change after this snapshot still arrives as an event.
                 yield f"retry: {RECONNECT_MILLISECONDS}\n"
-                yield _frame("ready", {"balances": self._balances()})
+                yield self._frame("ready", {"balances": self._balances()})
                 yield from self._follow(subscription)
         finally:
             self.redis.decr(f"{_OPEN_STREAMS}{self.user_id}")
@@ -122,19 +122,38 @@ class _Stream:
         while (left := self.expires_at - time.time()) > 0:
             event = subscription.next_event(max(min(next_beat - time.monotonic(), left), 0))
             if event is not None:
-                yield _frame(event["type"], event)
+                yield self._frame(event["type"], _as_the_api_shows_it(event))
             elif time.monotonic() >= next_beat:
                 yield ": heartbeat\n\n"
                 next_beat = time.monotonic() + self.heartbeat
-        yield _frame("expired", {"message": "The access token expired; reconnect with a new one"})
+        yield self._frame(
+            "expired", {"message": "The access token expired; reconnect with a new one"}
+        )
 
     def _balances(self) -> list[dict[str, Any]]:
         wallets = self.db.accounts.find({"userId": self.user_id, "kind": "user"})
         return [
-            live_events.balance_data(w["_id"], w["currency"], int(w["balance"]), int(w["held"]))
+            _in_major_units(
+                live_events.balance_data(w["_id"], w["currency"], int(w["balance"]), int(w["held"]))
+            )
             for w in wallets
         ]
 
+    def _frame(self, event_type: str, data: dict[str, Any]) -> str:
+        return f"event: {event_type}\ndata: {self.dumps(data)}\n\n"
 
-def _frame(event_type: str, data: dict[str, Any]) -> str:
-    return f"event: {event_type}\ndata: {json.dumps(data, default=str)}\n\n"
+
+_AMOUNTS = ("balance", "held", "available", "cost")
+
+
+def _in_major_units(data: dict[str, Any]) -> dict[str, Any]:
+    """Amounts as every other endpoint shows them: major units, exactly."""
+    exponent = exponent_of(data.get("currency") or "NGN")
+    return {
+        key: to_major(int(value), exponent) if key in _AMOUNTS and value is not None else value
+        for key, value in data.items()
+    }
+
+
+def _as_the_api_shows_it(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "data": _in_major_units(event["data"])}

@@ -13,6 +13,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from shared import live_events
 from shared.calls.context import CallContext
 from shared.calls.ending import close_call, settle
 from shared.calls.model import (
@@ -57,7 +58,10 @@ def renew(ctx: CallContext, call_id: str, reserved: int) -> list[Followup]:
         log.warning("call_renewal_out_of_order", call_id=call_id, reserved=reserved)
         return []
     updated = record_reservation(ctx, call, reserved, held_for)
-    return [] if updated is None else [next_step(ctx.config, updated)]
+    if updated is None:
+        return []
+    live_events.publish_call(ctx.redis, updated, live_events.CALL_EXTENDED)
+    return [next_step(ctx.config, updated)]
 
 
 def cut_off(ctx: CallContext, call_id: str) -> list[Followup]:

@@ -13,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from shared import live_events
 from shared.calls.context import CallContext
 from shared.calls.ending import close_call
 from shared.calls.model import (
@@ -89,6 +90,7 @@ def initiate(
         call = _record_call(ctx, caller_id, receiver_id, account, tariff, slot)
         _place_first_hold(ctx, call, tariff, first)
     started = _activate(ctx, call, first)
+    live_events.publish_call(ctx.redis, started, live_events.CALL_INITIATED)
     max_duration = min(tariff.seconds_covered(budget), duration_cap(ctx.config))
     return Initiated(started, max_duration, [next_step(ctx.config, started)])
 

@@ -94,7 +94,7 @@ def _token(user) -> str:
 
 def test_the_stream_opens_with_the_current_balances(gateway, settings, open_streams):
     user = signup(gateway)
-    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 1200)
+    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 120050)
     stream = open_streams(gateway, _token(user))
     assert stream.response.headers["Content-Type"].startswith("text/event-stream")
     assert stream.response.headers["X-Accel-Buffering"] == "no"
@@ -103,9 +103,9 @@ def test_the_stream_opens_with_the_current_balances(gateway, settings, open_stre
     assert wallet == {
         "account": _wallet(user),
         "currency": "NGN",
-        "balance": 1200,
+        "balance": 1200.5,  # major units, as GET /wallet/balance shows them
         "held": 0,
-        "available": 1200,
+        "available": 1200.5,
     }
 
 
@@ -116,8 +116,8 @@ def test_a_credit_reaches_the_stream_within_a_second(gateway, settings, open_str
     Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
     frame = stream.next_event("balance", timeout=1.0)
     assert frame.data["type"] == "balance"
-    assert frame.data["data"]["balance"] == 5000
-    assert frame.data["data"]["available"] == 5000
+    assert frame.data["data"]["balance"] == 50
+    assert frame.data["data"]["available"] == 50
 
 
 def test_a_funding_paid_at_monnify_streams_its_credit(gateway, monnify_sim, open_streams):
@@ -126,7 +126,7 @@ def test_a_funding_paid_at_monnify_streams_its_credit(gateway, monnify_sim, open
     stream.next_event("ready")
     pay(monnify_sim, user.fund(5000))
     frame = stream.next_event("balance")
-    assert frame.data["data"]["balance"] == 500000  # kobo: what the worker credited
+    assert frame.data["data"]["balance"] == 5000
 
 
 def test_holds_stream_the_available_balance(gateway, settings, open_streams):
@@ -138,7 +138,7 @@ def test_holds_stream_the_available_balance(gateway, settings, open_streams):
     expiry = ledger.clock() + timedelta(minutes=5)
     ledger.hold(f"sse-{uuid.uuid4().hex}", _wallet(user), 1500, expiry)
     data = stream.next_event("balance").data["data"]
-    assert (data["balance"], data["held"], data["available"]) == (5000, 1500, 3500)
+    assert (data["balance"], data["held"], data["available"]) == (50, 15, 35)
 
 
 def test_nobody_sees_another_users_events(gateway, settings, open_streams):
@@ -148,7 +148,7 @@ def test_nobody_sees_another_users_events(gateway, settings, open_streams):
     ledger = Ledger.from_settings(settings)
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(other), 700)
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(watcher), 300)
-    assert stream.next_event("balance").data["data"]["balance"] == 300
+    assert stream.next_event("balance").data["data"]["balance"] == 3
 
 
 def test_heartbeats_keep_an_idle_stream_alive(gateway, open_streams):
@@ -180,11 +180,12 @@ def test_call_state_changes_reach_both_participants(gateway, redis_client, open_
     receiver_stream = open_streams(gateway, _token(receiver))
     caller_stream.next_event("ready")
     receiver_stream.next_event("ready")
-    call = {"_id": ObjectId(), "callerId": caller.id, "receiverId": receiver.id, "cost": 120}
+    call = {"_id": ObjectId(), "callerId": caller.id, "receiverId": receiver.id, "cost": 12050}
     live_events.publish_call(redis_client, call, live_events.CALL_CUT_OFF)
     for stream in (caller_stream, receiver_stream):
         data = stream.next_event("call").data["data"]
         assert data["callId"] == str(call["_id"]) and data["state"] == "cut_off"
+        assert data["cost"] == 120.5
 
 
 def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_streams):
@@ -195,11 +196,30 @@ def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_stream
     started = caller.post("/calls/initiate", {"receiverId": receiver.id})
     assert started.status_code == 201, started.text
     call_id = started.json()["callId"]
+    initiated = stream.next_event("call").data["data"]
+    assert (initiated["callId"], initiated["state"]) == (call_id, "initiated")
     assert caller.post(f"/calls/{call_id}/end").status_code == 200
     ended = stream.next_event("call").data["data"]
-    while ended["state"] != "ended":  # earlier states of the call may come first
+    while ended["state"] == "extended":  # a renewal may have come in between
         ended = stream.next_event("call").data["data"]
-    assert ended["callId"] == call_id and ended["endReason"] == "caller_hangup"
+    assert ended["state"] == "ended" and ended["endReason"] == "caller_hangup"
+    assert ended["callId"] == call_id
+
+
+def test_a_renewed_call_streams_its_extension(gateway, settings, open_streams):
+    caller, receiver = signup(gateway), signup(gateway)
+    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
+    stream = open_streams(gateway, _token(caller))
+    stream.next_event("ready")
+    started = caller.post("/calls/initiate", {"receiverId": receiver.id})
+    assert started.status_code == 201, started.text
+    call_id = started.json()["callId"]
+    try:
+        # Test settings: 2-second blocks, renewed a second before they run out.
+        states = [stream.next_event("call").data["data"]["state"] for _ in range(2)]
+        assert states == ["initiated", "extended"]
+    finally:
+        caller.post(f"/calls/{call_id}/end")
 
 
 def test_the_stream_needs_a_valid_token(gateway):

@@ -4,6 +4,8 @@ total across several gunicorn workers; the worker's own exporter."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -12,15 +14,18 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 import requests
+import yaml
 from bson import ObjectId
 from celery import Celery
+from prometheus_client.metrics import MetricWrapperBase
 
 from services.embedded import free_port
 from services.worker.metrics import StateCollector
-from shared import audit
+from shared import audit, metrics
 from shared.monnify.signature import compute_signature
 from tests.integration.funding_support import pay, post_signed, signup
 from tests.integration.metrics_support import (
+    REPO_ROOT,
     samples,
     scrape,
     service,
@@ -186,3 +191,44 @@ def test_queue_length_counts_every_priority_list(db, isolated_redis_url):
     assert sample.labels == {"queue": queue} and sample.value == 5
     pending = collected["audit_outbox_pending"].samples[0].value
     assert pending == db[audit.OUTBOX].estimated_document_count()
+
+
+# ---- deploy/: every metric an alert or a panel uses is one the services export --------
+
+_PROMQL_WORDS = {
+    "sum", "max", "min", "rate", "increase", "deriv", "absent", "histogram_quantile",
+    "clamp_min", "by", "and", "or", "up", "le", "inf",
+}  # fmt: skip
+
+
+def _promql_metric_names(expr: str) -> set[str]:
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|by \([^)]*\)|\"[^\"]*\"|\d+(\.\d+)?(e-?\d+)?", " ", expr)
+    return {word for word in re.findall(r"[a-z_][a-z0-9_]*", expr) if word not in _PROMQL_WORDS}
+
+
+def _deploy_expressions() -> list[str]:
+    alerts = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text())
+    exprs = [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    dashboard = json.loads((REPO_ROOT / "deploy/grafana/dashboard.json").read_text())
+    exprs += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return exprs
+
+
+def _defined_series() -> set[str]:
+    """The series names of every metric shared.metrics defines, whether or not any
+    sample exists yet."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    names = set()
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+    return names
+
+
+def test_alerts_and_dashboard_use_only_exported_metrics(db, redis_client):
+    state = StateCollector(redis_client, db, ["celery"]).collect()
+    exported = _defined_series() | {metric.name for metric in state}
+    used = set().union(*(_promql_metric_names(expr) for expr in _deploy_expressions()))
+    assert {"http_requests_total", "celery_queue_length", "calls_active"} <= used
+    assert used <= exported, sorted(used - exported)

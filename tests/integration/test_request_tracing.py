@@ -1,0 +1,72 @@
+"""A request id follows the work it started: the id of the request that enqueued a task
+is on every log line that task writes, and a funding can be followed from the fund
+request through the webhook to the credit."""
+
+from __future__ import annotations
+
+import uuid
+
+import requests
+
+from shared.monnify.signature import compute_signature
+from tests.integration.funding_support import notification, pay, signup, wait_for
+from tests.integration.log_capture import capture_logs
+
+
+def test_the_webhooks_request_id_is_on_the_log_lines_of_the_task_it_enqueued(
+    gateway, monnify_sim, settings
+):
+    user = signup(gateway)
+    fund_id, hook_id = f"fund-{uuid.uuid4().hex}", f"hook-{uuid.uuid4().hex}"
+    with capture_logs() as logs:
+        response = user.post("/wallet/fund", {"amount": 5000}, headers={"X-Request-ID": fund_id})
+        assert response.status_code == 201 and response.headers["X-Request-ID"] == fund_id
+        funding = response.json()
+        pay(monnify_sim, funding, notify=False)
+        body = notification(funding, 5000)
+        hook = _post_signed_with_id(gateway, body, settings.monnify_secret_key, hook_id)
+        assert hook.status_code == 200 and hook.headers["X-Request-ID"] == hook_id
+        user.wait_for_balance(5000)
+        wait_for(logs.lines, lambda lines: _events(lines, hook_id) >= {"funding_credited"})
+
+    lines = logs.lines()
+    by_fund, by_hook = _events(lines, fund_id), _events(lines, hook_id)
+    assert "funding_started" in by_fund
+    # The gateway's line for the webhook, and the worker's lines for the task it enqueued.
+    assert {"webhook_stored", "ledger_operation", "funding_credited"} <= by_hook
+    task_loggers = {line["logger"] for line in lines if line.get("request_id") == hook_id}
+    assert "shared.funding.confirmation" in task_loggers
+    # One id joins the two requests: the funding's paymentReference.
+    reference = funding["paymentReference"]
+    joined = {line["event"] for line in lines if line.get("paymentReference") == reference}
+    assert {"funding_started", "funding_credited"} <= joined
+
+
+def test_a_task_enqueued_without_a_request_id_logs_under_its_own_task_id(celery_worker, settings):
+    with capture_logs() as logs:
+        result = celery_worker.send_task("ledger.check_invariants")
+        result.get(timeout=30)
+        # Celery logs the success line just after it stores the result.
+        traced = wait_for(logs.lines, lambda lines: _succeeded(lines, result.id))
+    assert _succeeded(traced, result.id)["request_id"] == result.id
+
+
+def _succeeded(lines: list[dict], task_id: str) -> dict | None:
+    return next((line for line in lines if f"[{task_id}] succeeded" in line["event"]), None)
+
+
+def _post_signed_with_id(gateway: str, body: bytes, secret: str, request_id: str):
+    return requests.post(
+        f"{gateway}/payments/monnify/webhook",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "monnify-signature": compute_signature(body, secret),
+            "X-Request-ID": request_id,
+        },
+        timeout=10,
+    )
+
+
+def _events(lines: list[dict], request_id: str) -> set[str]:
+    return {line["event"] for line in lines if line.get("request_id") == request_id}
