@@ -6,9 +6,9 @@ Every operation
 - runs as one MongoDB multi-document transaction: the operation record, the journal
   entry, its postings, the balance changes and the hold state commit together or not
   at all;
-- takes Redis locks on the user wallets it touches, in sorted order, to serialise
-  writers, and still writes conditionally (the version read, and available >= 0) so a
-  lost lock cannot lose an update;
+- takes Redis locks on the accounts it writes (system accounts too), in sorted order,
+  to serialise writers, and still writes conditionally (the version read, and
+  available >= 0) so a lost lock cannot lose an update;
 - retries write conflicts and transient errors a bounded number of times.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
@@ -514,8 +514,10 @@ class Ledger:
         replay = self._replay(key, fingerprint)
         if replay is not None:
             return replay
-        wallets = [a for a in account_ids if is_user_wallet(a)]
-        with account_locks(self.redis, wallets, timeout=self.lock_timeout, wait=self.lock_wait):
+        # Every account written, system accounts included: nearly every movement writes
+        # one (clearing, revenue), so with only wallets locked, writers on different
+        # wallets conflicted there until their retries ran out.
+        with account_locks(self.redis, account_ids, timeout=self.lock_timeout, wait=self.lock_wait):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._attempt(key, op, fingerprint, work)
