@@ -198,3 +198,21 @@ def test_holds_raced_by_debits_never_overdraw(db, redis_client):
     assert_journal_matches(db, wallet, 1_000 - sum(spent))
     assert account_state(db, wallet)["held"] == 0
     assert_ledger_healthy(db)
+
+
+def test_writers_on_different_wallets_are_not_turned_away_as_busy(db, redis_client):
+    """Every credit and debit also writes the shared clearing account: writers on
+    different wallets must queue for it, not fail once their retries run out."""
+    ledger = Ledger(db, redis_client)
+    wallets = [funded_wallet(ledger, 10_000) for _ in range(8)]
+
+    def credit_and_debit(wallet: str, label: str) -> None:
+        for i in range(10):
+            ledger.credit(f"{label}:c{i}", wallet, 100)
+            ledger.debit(f"{label}:d{i}", wallet, 150)
+
+    run_threads(credit_and_debit, [(wallet, new_key("busy")) for wallet in wallets])
+
+    for wallet in wallets:
+        assert_journal_matches(db, wallet, 10_000 - 10 * 50)
+    assert_ledger_healthy(db)
