@@ -1,6 +1,6 @@
 """Payments benchmark: signed Monnify webhooks driven at the gateway for a fixed time.
 
-    python -m bench.payments [--seconds 10] [--fundings 1200] [--senders 8] [--duplicates 0.1]
+    python -m bench.payments [--seconds 10] [--fundings 800] [--senders 8] [--duplicates 0.1]
 
 Starts the whole stack with the launcher (`python -m services.devstack`, as bench/calls
 does: embedded SecantusDB and Valkey, gunicorn, a Celery worker and beat, the Monnify
@@ -322,7 +322,7 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--fundings", type=int, default=1200)
+    parser.add_argument("--fundings", type=int, default=800)
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--duplicates", type=float, default=0.1)
     args = parser.parse_args()
