@@ -21,6 +21,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from shared import audit
+from shared.admin_actions import record_admin_action
 from shared.indexes import ensure_indexes
 from shared.ledger import InsufficientFunds, Ledger, wallet_id
 
@@ -229,3 +230,16 @@ def test_the_command_exits_0_on_an_intact_chain_and_1_on_a_tampered_one(chain, s
     tampered = _cli(chain, servers)
     assert tampered.returncode == 1, tampered.stderr
     assert "at seq 1: altered" in tampered.stdout
+
+
+def test_an_admin_action_is_recorded_with_its_audit_record(isolated):
+    database, redis_client = isolated
+    action_id = record_admin_action(
+        database, actor="cli:ops", action="lift_restriction", target="wallet:x:NGN", reason="ok"
+    )
+    (record,) = database[audit.OUTBOX].find()
+    assert record["kind"] == "admin.lift_restriction"
+    assert record["payload"]["adminActionId"] == action_id
+    assert record["payload"]["reason"] == "ok" and record["payload"]["actor"] == "cli:ops"
+    assert audit.seal(database, redis_client) == 1
+    assert audit.verify(database, redis_client).ok
