@@ -296,6 +296,7 @@ def measure(stack: Stack, callers: int, calls_per_caller: int) -> dict[str, Any]
         "walletMismatches": money_problems,
         "config": {
             "connectFeeNGN": CONNECT_FEE,
+            "workerConcurrency": os.environ.get("WORKER_CONCURRENCY", "2 (launcher default)"),
             "gunicorn": "WEB_CONCURRENCY / GUNICORN_THREADS defaults",
             "cpuCount": os.cpu_count(),
         },

@@ -13,9 +13,10 @@ from services.worker.celery_app import celery
 from shared.calls import CallContext, Followup, billing
 from shared.errors import Conflict
 
-# A busy wallet (its lock or the ledger's retries ran out) or a database or Redis hiccup:
-# retried with backoff (BaseTask). A renewal given up on is the sweeper's to end.
-TRANSIENT = (Conflict, PyMongoError, RedisError)
+# Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
+# retries ran out) or a database or Redis hiccup; a renewal given up on is the sweeper's
+# to end. Nobody reads their results: storing them would only cost Redis writes.
+PER_CALL = {"autoretry_for": (Conflict, PyMongoError, RedisError), "ignore_result": True}
 
 
 @cache
@@ -28,17 +29,17 @@ def _schedule(followups: list[Followup]) -> None:
         celery.send_task(step.task, kwargs=step.kwargs, eta=step.eta)
 
 
-@celery.task(name="calls.renew", autoretry_for=TRANSIENT)
+@celery.task(name="calls.renew", **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
     _schedule(billing.renew(_calls(), call_id, reserved_seconds))
 
 
-@celery.task(name="calls.cut_off", autoretry_for=TRANSIENT)
+@celery.task(name="calls.cut_off", **PER_CALL)
 def cut_off(call_id: str) -> None:
     _schedule(billing.cut_off(_calls(), call_id))
 
 
-@celery.task(name="calls.settle", autoretry_for=TRANSIENT)
+@celery.task(name="calls.settle", **PER_CALL)
 def settle(call_id: str) -> None:
     billing.settle_call(_calls(), call_id)
 
