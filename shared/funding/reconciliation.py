@@ -20,11 +20,11 @@ from bson import Int64
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from shared.errors import Conflict
+from shared.errors import DomainError
 from shared.funding import fundings as f
 from shared.funding import inbox
-from shared.funding.confirmation import FundingConfirmer, Outcome, UnknownFunding
-from shared.funding.refunds import Refunds, UnknownRefund
+from shared.funding.confirmation import FundingConfirmer, Outcome
+from shared.funding.refunds import Refunds
 from shared.ledger import SystemAccount, check_invariants, system_account_id
 from shared.logs import get_logger
 from shared.metrics import RECONCILIATION_DISCREPANCIES
@@ -89,7 +89,7 @@ class Reconciler:
             tally.checked += 1
             try:
                 status = self.refunder.settle(refund_reference)
-            except (MonnifyError, Conflict, UnknownRefund) as exc:
+            except DomainError as exc:  # one refund's trouble doesn't stop the pass
                 tally.errors += 1
                 log.warning("refund_poll_failed", refundReference=refund_reference, error=str(exc))
                 continue
@@ -120,7 +120,7 @@ class Reconciler:
         except MonnifyNotFound:
             self._close_unknown_at_monnify(funding, tally)
             return
-        except (MonnifyError, Conflict, UnknownFunding) as exc:
+        except DomainError as exc:  # Monnify down, the wallet busy: the next pass retries
             tally.errors += 1
             log.warning(
                 "reconciliation_check_failed", paymentReference=funding["_id"], error=str(exc)

@@ -217,6 +217,9 @@ class Refunds:
                 f"cover a refund of {to_major(int(refund['amount']))}; nothing was refunded",
                 {"available": to_major(int(available or 0))},
             ) from None
+        except DomainError:  # the wallet busy, say: nothing held, so nothing reserved
+            self._abandon(refund, "the amount could not be held", hold=False)
+            raise
 
     # ---- settling a refund (webhook or poller) ---------------------------------------
 
@@ -294,6 +297,8 @@ class Refunds:
         except HoldNotOpen:
             log.error("refund_discrepancy", refundReference=refund["_id"], reason="hold not open")
             return
+        except NotFound:
+            pass  # stopped before the hold was placed: there is nothing to release
         if self._transition(refund, refund["status"], status, note):
             self._unreserve(refund)
         log.info("refund_closed", refundReference=refund["_id"], status=status)
