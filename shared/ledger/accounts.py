@@ -15,7 +15,13 @@ from pymongo.database import Database
 
 
 class SystemAccount(StrEnum):
-    """System accounts, one per currency. Their balances may go negative."""
+    """System accounts, one per currency. Their balances may go negative.
+
+    Nearly every movement touches one of them, so they keep no balance document that
+    every writer would queue on: they are append-only, and their balance is the sum of
+    their postings (`balance_of`). Wallets and receivables, one per user, keep running
+    balances that each movement updates conditionally.
+    """
 
     GATEWAY_CLEARING = "gateway_clearing"  # money in from (and back to) Monnify
     PLATFORM_REVENUE = "platform_revenue"  # platform fee on calls
@@ -36,6 +42,27 @@ def receivable_id(user_id: ObjectId | str, currency: str) -> str:
 
 def is_user_wallet(account_id: str) -> bool:
     return account_id.startswith("wallet:")
+
+
+def keeps_running_balance(account_id: str) -> bool:
+    """Wallets and receivables have a balance document; system accounts don't."""
+    return not account_id.startswith("system:")
+
+
+def currency_of(account_id: str) -> str:
+    return account_id.rsplit(":", 1)[-1]
+
+
+def balance_of(db: Database, account_id: str) -> int:
+    """An account's balance: its document's, or for a system account its postings' sum."""
+    if keeps_running_balance(account_id):
+        document = db.accounts.find_one({"_id": account_id}, {"balance": 1})
+        return int(document["balance"]) if document else 0
+    pipeline = [
+        {"$match": {"account": account_id}},
+        {"$group": {"_id": None, "total": {"$sum": "$amount"}}},
+    ]
+    return sum(int(row["total"]) for row in db.postings.aggregate(pipeline))
 
 
 def new_account_document(account_id: str, currency: str) -> dict[str, Any]:

@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.read_concern import ReadConcern
 
+from shared.ledger.accounts import currency_of, keeps_running_balance
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -26,16 +29,64 @@ class Violation:
         return asdict(self)
 
 
-def _sums(db: Database, collection: str, match: dict[str, Any], group: str, field: str):
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything the rules read, from one consistent point in time, so a movement
+    committing while we read can't look like a violation."""
+
+    accounts: list[dict[str, Any]]
+    posted: dict[str, int]
+    held: dict[str, int]
+    unbalanced_entries: list[dict[str, Any]]
+
+
+def _sums(
+    db: Database,
+    session: ClientSession,
+    collection: str,
+    match: dict[str, Any],
+    group: str,
+    field: str,
+) -> dict[str, int]:
     pipeline = [
         {"$match": match},
         {"$group": {"_id": f"${group}", "total": {"$sum": f"${field}"}}},
     ]
-    return {row["_id"]: int(row["total"]) for row in db[collection].aggregate(pipeline)}
+    rows = db[collection].aggregate(pipeline, session=session)
+    return {row["_id"]: int(row["total"]) for row in rows}
 
 
-def _currencies_sum_to_zero(db: Database) -> list[Violation]:
-    totals = _sums(db, "accounts", {}, "currency", "balance")
+def _read_snapshot(db: Database) -> _Snapshot:
+    with (
+        db.client.start_session() as session,
+        session.start_transaction(read_concern=ReadConcern("snapshot")),
+    ):
+        accounts = [
+            account
+            for account in db.accounts.find(
+                {}, {"balance": 1, "held": 1, "kind": 1}, session=session
+            )
+            if keeps_running_balance(account["_id"])
+        ]
+        return _Snapshot(
+            accounts=accounts,
+            posted=_sums(db, session, "postings", {}, "account", "amount"),
+            held=_sums(db, session, "holds", {"status": "open"}, "account", "amount"),
+            unbalanced_entries=list(db.entries.aggregate(_UNBALANCED_ENTRIES, session=session)),
+        )
+
+
+def _currencies_sum_to_zero(
+    accounts: list[dict[str, Any]], posted: dict[str, int]
+) -> list[Violation]:
+    """Running balances plus the system accounts' postings, per currency, net to zero."""
+    totals: dict[str, int] = {}
+    for account in accounts:
+        currency = currency_of(account["_id"])
+        totals[currency] = totals.get(currency, 0) + int(account["balance"])
+    for account_id, amount in posted.items():
+        if not keeps_running_balance(account_id):
+            totals[currency_of(account_id)] = totals.get(currency_of(account_id), 0) + amount
     return [
         Violation("currency_balances_sum_to_zero", currency, 0, total)
         for currency, total in totals.items()
@@ -43,8 +94,9 @@ def _currencies_sum_to_zero(db: Database) -> list[Violation]:
     ]
 
 
-def _balances_match_postings(db: Database, accounts: list[dict[str, Any]]) -> list[Violation]:
-    posted = _sums(db, "postings", {}, "account", "amount")
+def _balances_match_postings(
+    accounts: list[dict[str, Any]], posted: dict[str, int]
+) -> list[Violation]:
     return [
         Violation("balance_equals_postings", a["_id"], posted.get(a["_id"], 0), int(a["balance"]))
         for a in accounts
@@ -52,8 +104,9 @@ def _balances_match_postings(db: Database, accounts: list[dict[str, Any]]) -> li
     ]
 
 
-def _held_matches_open_holds(db: Database, accounts: list[dict[str, Any]]) -> list[Violation]:
-    held = _sums(db, "holds", {"status": "open"}, "account", "amount")
+def _held_matches_open_holds(
+    accounts: list[dict[str, Any]], held: dict[str, int]
+) -> list[Violation]:
     return [
         Violation("held_equals_open_holds", a["_id"], held.get(a["_id"], 0), int(a["held"]))
         for a in accounts
@@ -69,29 +122,30 @@ def _wallets_not_negative(accounts: list[dict[str, Any]]) -> list[Violation]:
     ]
 
 
-def _entries_balance(db: Database) -> list[Violation]:
-    # $unwind + $group rather than {$sum: "$postings.amount"} in a $project: SecantusDB
-    # evaluates that array path to nothing, so every entry would look balanced.
-    pipeline = [
-        {"$unwind": "$postings"},
-        {"$group": {"_id": "$_id", "total": {"$sum": "$postings.amount"}}},
-        {"$match": {"total": {"$ne": 0}}},
-    ]
+# $unwind + $group rather than {$sum: "$postings.amount"} in a $project: SecantusDB
+# evaluates that array path to nothing, so every entry would look balanced.
+_UNBALANCED_ENTRIES = [
+    {"$unwind": "$postings"},
+    {"$group": {"_id": "$_id", "total": {"$sum": "$postings.amount"}}},
+    {"$match": {"total": {"$ne": 0}}},
+]
+
+
+def _entries_balance(unbalanced: list[dict[str, Any]]) -> list[Violation]:
     return [
-        Violation("entry_balances", str(row["_id"]), 0, int(row["total"]))
-        for row in db.entries.aggregate(pipeline)
+        Violation("entry_balances", str(row["_id"]), 0, int(row["total"])) for row in unbalanced
     ]
 
 
 def check_invariants(db: Database) -> list[Violation]:
     """Every violated invariant, each logged at error level. An empty list means healthy."""
-    accounts = list(db.accounts.find({}, {"balance": 1, "held": 1, "kind": 1}))
+    snapshot = _read_snapshot(db)
     violations = [
-        *_currencies_sum_to_zero(db),
-        *_balances_match_postings(db, accounts),
-        *_held_matches_open_holds(db, accounts),
-        *_wallets_not_negative(accounts),
-        *_entries_balance(db),
+        *_currencies_sum_to_zero(snapshot.accounts, snapshot.posted),
+        *_balances_match_postings(snapshot.accounts, snapshot.posted),
+        *_held_matches_open_holds(snapshot.accounts, snapshot.held),
+        *_wallets_not_negative(snapshot.accounts),
+        *_entries_balance(snapshot.unbalanced_entries),
     ]
     for violation in violations:
         log.error("ledger_invariant_violated", **violation.as_dict())

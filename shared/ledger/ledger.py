@@ -36,7 +36,10 @@ from shared import audit, live_events
 from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
 from shared.ledger.accounts import (
     SystemAccount,
+    balance_of,
+    currency_of,
     is_user_wallet,
+    keeps_running_balance,
     new_account_document,
     system_account_id,
 )
@@ -114,7 +117,8 @@ class _Transaction:
         self.after: dict[str, tuple[int, int]] = {}
 
     def load_accounts(self, account_ids: Sequence[str]) -> None:
-        wanted = sorted(set(account_ids) - set(self.accounts))
+        tracked = {a for a in account_ids if keeps_running_balance(a)}
+        wanted = sorted(tracked - set(self.accounts))
         for doc in self.db.accounts.find({"_id": {"$in": wanted}}, session=self.session):
             self.accounts[doc["_id"]] = doc
         for account_id in wanted:
@@ -122,21 +126,23 @@ class _Transaction:
                 self.accounts[account_id] = self._open(account_id)
 
     def _open(self, account_id: str) -> dict[str, Any]:
-        currency = account_id.rsplit(":", 1)[-1]
-        document = new_account_document(account_id, currency)
+        document = new_account_document(account_id, currency_of(account_id))
         self.db.accounts.insert_one(document, session=self.session)
         return document
 
     def currency_of(self, account_ids: Sequence[str]) -> str:
-        currencies = {self.accounts[a]["currency"] for a in account_ids}
+        currencies = {currency_of(a) for a in account_ids}
         if len(currencies) != 1:
             raise InvalidRequest("All accounts of one movement must share a currency")
         return currencies.pop()
 
     def apply(self, changes: dict[str, _Change]) -> dict[str, int]:
-        """Write each change conditionally; returns every account's balance after."""
+        """Write each change conditionally; returns each running balance after. System
+        accounts change by their postings alone (see SystemAccount)."""
         balances_after = {}
         for account_id, change in changes.items():
+            if not keeps_running_balance(account_id):
+                continue
             account = self.accounts[account_id]
             balance = int(account["balance"]) + change.balance
             held = int(account["held"]) + change.held
@@ -201,23 +207,17 @@ class _Transaction:
             },
             session=self.session,
         )
+        common = {
+            "entryId": entry_id,
+            "key": key,
+            "currency": currency,
+            "status": "success",
+            "reference": details.get("reference") or key,
+            "description": details.get("description", ""),
+            "createdAt": self.now,
+        }
         self.db.postings.insert_many(
-            [
-                {
-                    "entryId": entry_id,
-                    "key": key,
-                    "account": p.account,
-                    "currency": currency,
-                    "amount": Int64(p.amount),
-                    "type": "credit" if p.amount > 0 else "debit",
-                    "status": "success",
-                    "balanceAfter": Int64(balances_after[p.account]),
-                    "reference": details.get("reference") or key,
-                    "description": details.get("description", ""),
-                    "createdAt": self.now,
-                }
-                for p in postings
-            ],
+            [_posting_document(p, common, balances_after.get(p.account)) for p in postings],
             session=self.session,
         )
         return str(entry_id)
@@ -234,6 +234,20 @@ class _Transaction:
         )
         if result.matched_count != 1:
             raise _StaleAccount(hold_id)
+
+
+def _posting_document(
+    posting: Posting, common: dict[str, Any], balance_after: int | None
+) -> dict[str, Any]:
+    document = {
+        **common,
+        "account": posting.account,
+        "amount": Int64(posting.amount),
+        "type": "credit" if posting.amount > 0 else "debit",
+    }
+    if balance_after is not None:  # system accounts keep no running balance
+        document["balanceAfter"] = Int64(balance_after)
+    return document
 
 
 def _fingerprint(op: str, params: dict[str, Any]) -> str:
@@ -260,6 +274,9 @@ class Ledger:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.clock = clock
+
+    def balance_of(self, account_id: str) -> int:
+        return balance_of(self.db, account_id)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -514,10 +531,10 @@ class Ledger:
         replay = self._replay(key, fingerprint)
         if replay is not None:
             return replay
-        # Every account written, system accounts included: nearly every movement writes
-        # one (clearing, revenue), so with only wallets locked, writers on different
-        # wallets conflicted there until their retries ran out.
-        with account_locks(self.redis, account_ids, timeout=self.lock_timeout, wait=self.lock_wait):
+        # Only accounts with a balance document can conflict; system accounts are
+        # append-only, so writers on different wallets never wait for each other.
+        locked = [a for a in account_ids if keeps_running_balance(a)]
+        with account_locks(self.redis, locked, timeout=self.lock_timeout, wait=self.lock_wait):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._attempt(key, op, fingerprint, work)

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from pymongo.database import Database
 
 from shared.ledger import Ledger, SystemAccount, system_account_id, wallet_id
+from tests.integration.ledger_support import account_state
 
 PLATFORM = system_account_id(SystemAccount.PLATFORM_REVENUE, "NGN")
 
@@ -50,9 +51,7 @@ def end_call(client: FlaskClient, party: Party, call_id: str):
 
 
 def wallet(db: Database, account: str) -> dict[str, int]:
-    doc = db.accounts.find_one({"_id": account}) or {"balance": 0, "held": 0}
-    balance, held = int(doc["balance"]), int(doc["held"])
-    return {"balance": balance, "held": held, "available": balance - held}
+    return account_state(db, account)
 
 
 def call_doc(db: Database, call_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from shared.errors import Conflict
 from shared.ledger import AccountBusy, InsufficientFunds, Ledger, check_invariants, wallet_id
+from shared.ledger.accounts import balance_of
 from shared.ledger.ledger import _Transaction
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
@@ -34,8 +35,8 @@ def in_minutes(minutes: float) -> datetime:
 
 def account_state(db: Database, account: str) -> dict[str, int]:
     """balance, held and available of an account; zeros if it was never opened."""
-    doc = db.accounts.find_one({"_id": account}) or {"balance": 0, "held": 0}
-    balance, held = int(doc["balance"]), int(doc["held"])
+    doc = db.accounts.find_one({"_id": account}, {"held": 1}) or {"held": 0}
+    balance, held = balance_of(db, account), int(doc["held"])
     return {"balance": balance, "held": held, "available": balance - held}
 
 

@@ -280,11 +280,10 @@ def test_a_capture_into_another_currency_is_rejected(db, ledger):
 
 def test_usd_wallets_balance_against_usd_system_accounts(db, ledger):
     dollars = funded_wallet(ledger, 2_500, "USD")
-    clearing_usd = db.accounts.find_one(
-        {"_id": system_account_id(SystemAccount.GATEWAY_CLEARING, "USD")}
-    )
+    clearing_usd = system_account_id(SystemAccount.GATEWAY_CLEARING, "USD")
+    posting = db.postings.find_one({"account": clearing_usd}, sort=[("_id", -1)])
     assert account_state(db, dollars)["balance"] == 2_500
-    assert clearing_usd["currency"] == "USD"
+    assert posting["currency"] == "USD" and posting["amount"] == -2_500
 
 
 # ---- transfer and post ----------------------------------------------------------------
