@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
-
-import redis
 from flask import current_app
-from pymongo.database import Database
 
-from shared.ledger import Ledger
-from shared.mongo import get_db
-from shared.monnify.client import MonnifyClient
-from shared.redis_conn import get_redis
+from shared.runtime import Runtime
 from shared.settings import Settings
 
 
@@ -20,23 +12,8 @@ def settings() -> Settings:
     return current_app.extensions["settings"]
 
 
-def db() -> Database:
-    return get_db(settings().database_url)
-
-
-def redis_client() -> redis.Redis:
-    return get_redis(settings().redis_url)
-
-
-def ledger() -> Ledger:
-    return Ledger.from_settings(settings())
-
-
-@cache
-def _monnify(pid: int) -> MonnifyClient:
-    return MonnifyClient.from_settings(settings())
-
-
-def monnify() -> MonnifyClient:
-    """This process's Monnify client (its HTTP session must not cross a fork)."""
-    return _monnify(os.getpid())
+_runtime = Runtime(settings)
+db = _runtime.db
+redis_client = _runtime.redis_client
+ledger = _runtime.ledger
+monnify = _runtime.monnify
