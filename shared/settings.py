@@ -129,7 +129,7 @@ def _parse_port(raw: str) -> int:
     return value
 
 
-def _parse_positive_int(raw: str) -> int:
+def parse_positive_int(raw: str) -> int:
     value = int(raw, 10)
     if value <= 0:
         raise ValueError("must be a positive integer")
@@ -143,7 +143,7 @@ def _parse_port_or_off(raw: str) -> int:
     return value
 
 
-def _parse_positive_float(raw: str) -> float:
+def parse_positive_float(raw: str) -> float:
     value = float(raw)
     if not (value > 0 and math.isfinite(value)):
         raise ValueError("must be a positive number")
@@ -163,7 +163,7 @@ def _parse_rate_limit(raw: str) -> str:
     return raw
 
 
-def _parse_bool(raw: str) -> bool:
+def parse_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -172,10 +172,15 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
-def _parse_env_name(raw: str) -> str:
-    if raw not in ENVIRONMENTS:
-        raise ValueError(f"must be one of {', '.join(ENVIRONMENTS)}")
-    return raw
+def choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser accepting exactly one of `options`."""
+
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return raw
+
+    return parse
 
 
 def _parse_currencies(raw: str) -> tuple[str, ...]:
@@ -223,7 +228,7 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
-_http_url = _url("http", "https")
+http_url = _url("http", "https")
 
 
 def _parse_fee_amount(raw: str) -> int:
@@ -249,15 +254,15 @@ def _read_call_settings(read: Callable[..., object]) -> CallSettings:
         min_rate_per_minute=read("CALL_MIN_RATE_PER_MINUTE", _parse_major_amount, "1"),
         max_rate_per_minute=read("CALL_MAX_RATE_PER_MINUTE", _parse_major_amount, "1000"),
         connect_fee=read("CALL_CONNECT_FEE", _parse_fee_amount, "0"),
-        billing_increment_seconds=read("CALL_BILLING_INCREMENT_SECONDS", _parse_positive_int, "60"),
-        hold_block_seconds=read("CALL_HOLD_BLOCK_SECONDS", _parse_positive_int, "300"),
-        renew_lead_seconds=read("CALL_RENEW_LEAD_SECONDS", _parse_positive_int, "15"),
-        max_concurrent=read("CALL_MAX_CONCURRENT", _parse_positive_int, "1"),
-        max_duration_seconds=read("CALL_MAX_DURATION_SECONDS", _parse_positive_int, "14400"),
-        sweep_interval_seconds=read("CALL_SWEEP_INTERVAL_SECONDS", _parse_positive_int, "30"),
-        sweep_grace_seconds=read("CALL_SWEEP_GRACE_SECONDS", _parse_positive_int, "30"),
+        billing_increment_seconds=read("CALL_BILLING_INCREMENT_SECONDS", parse_positive_int, "60"),
+        hold_block_seconds=read("CALL_HOLD_BLOCK_SECONDS", parse_positive_int, "300"),
+        renew_lead_seconds=read("CALL_RENEW_LEAD_SECONDS", parse_positive_int, "15"),
+        max_concurrent=read("CALL_MAX_CONCURRENT", parse_positive_int, "1"),
+        max_duration_seconds=read("CALL_MAX_DURATION_SECONDS", parse_positive_int, "14400"),
+        sweep_interval_seconds=read("CALL_SWEEP_INTERVAL_SECONDS", parse_positive_int, "30"),
+        sweep_grace_seconds=read("CALL_SWEEP_GRACE_SECONDS", parse_positive_int, "30"),
         hold_expiry_grace_seconds=read(
-            "CALL_HOLD_EXPIRY_GRACE_SECONDS", _parse_positive_int, "86400"
+            "CALL_HOLD_EXPIRY_GRACE_SECONDS", parse_positive_int, "86400"
         ),
         platform_fee_percent=read("PLATFORM_FEE_PERCENT", _parse_percent, "20"),
     )
@@ -293,7 +298,7 @@ def _check_call_settings(calls: CallSettings) -> None:
         )
 
 
-class _Reader:
+class Reader:
     """Reads variables from an environment mapping, collecting the first error."""
 
     def __init__(self, env: Mapping[str, str]):
@@ -313,8 +318,8 @@ class _Reader:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment, raising ConfigError on the first bad value."""
-    read = _Reader(os.environ if env is None else env).get
-    app_env = read("APP_ENV", _parse_env_name, "development")
+    read = Reader(os.environ if env is None else env).get
+    app_env = read("APP_ENV", choice(ENVIRONMENTS), "development")
     port = read("PORT", _parse_port, "3000")
     sim_port = read("MONNIFY_SIM_PORT", _parse_port, "3100")
     production = app_env == "production"
@@ -330,8 +335,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "REDIS_URL", _url("redis", "rediss"), None if production else "redis://127.0.0.1:6379/0"
         ),
         jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
-        access_token_seconds=read("ACCESS_TOKEN_SECONDS", _parse_positive_int, "900"),
-        refresh_token_seconds=read("REFRESH_TOKEN_SECONDS", _parse_positive_int, "1209600"),
+        access_token_seconds=read("ACCESS_TOKEN_SECONDS", parse_positive_int, "900"),
+        refresh_token_seconds=read("REFRESH_TOKEN_SECONDS", parse_positive_int, "1209600"),
         monnify_api_key=read("MONNIFY_API_KEY", str, None if production else "MK_TEST_SIMULATOR"),
         monnify_secret_key=read(
             "MONNIFY_SECRET_KEY", str, None if production else "simulator-secret-key"
@@ -340,46 +345,46 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "MONNIFY_CONTRACT_CODE", str, None if production else "1234567890"
         ),
         monnify_base_url=read(
-            "MONNIFY_BASE_URL", _http_url, None if production else f"http://127.0.0.1:{sim_port}"
+            "MONNIFY_BASE_URL", http_url, None if production else f"http://127.0.0.1:{sim_port}"
         ),
         monnify_sim_port=sim_port,
         monnify_webhook_url=read(
             "MONNIFY_WEBHOOK_URL",
-            _http_url,
+            http_url,
             f"http://127.0.0.1:{port}/payments/monnify/webhook",
         ),
         currencies=read("CURRENCIES", _parse_currencies, "NGN,USD"),
         max_amount_minor=read("MAX_AMOUNT", _parse_positive_amount, "10000000"),
         min_funding_minor=read("MIN_FUNDING_AMOUNT", _parse_positive_amount, "20"),
-        max_body_bytes=read("MAX_BODY_BYTES", _parse_positive_int, "65536"),
+        max_body_bytes=read("MAX_BODY_BYTES", parse_positive_int, "65536"),
         signup_rate_limit=read("SIGNUP_RATE_LIMIT", _parse_rate_limit, "10 per minute"),
         login_rate_limit=read("LOGIN_RATE_LIMIT", _parse_rate_limit, "10 per minute"),
         calls=_read_call_settings(read),
-        lock_timeout_seconds=read("LOCK_TIMEOUT_SECONDS", _parse_positive_float, "10"),
-        lock_wait_seconds=read("LOCK_WAIT_SECONDS", _parse_positive_float, "5"),
-        log_json=read("LOG_JSON", _parse_bool, "true" if production else "false"),
+        lock_timeout_seconds=read("LOCK_TIMEOUT_SECONDS", parse_positive_float, "10"),
+        lock_wait_seconds=read("LOCK_WAIT_SECONDS", parse_positive_float, "5"),
+        log_json=read("LOG_JSON", parse_bool, "true" if production else "false"),
         log_level=read("LOG_LEVEL", _parse_log_level, "INFO"),
         worker_metrics_port=read("WORKER_METRICS_PORT", _parse_port_or_off, "9808"),
         # prometheus-client reads it itself; here so a service can check and create it.
         prometheus_multiproc_dir=read("PROMETHEUS_MULTIPROC_DIR", str, ""),
-        sse_heartbeat_seconds=read("SSE_HEARTBEAT_SECONDS", _parse_positive_float, "15"),
-        audit_seal_interval_seconds=read("AUDIT_SEAL_INTERVAL_SECONDS", _parse_positive_float, "5"),
+        sse_heartbeat_seconds=read("SSE_HEARTBEAT_SECONDS", parse_positive_float, "15"),
+        audit_seal_interval_seconds=read("AUDIT_SEAL_INTERVAL_SECONDS", parse_positive_float, "5"),
         monnify_allowed_ips=read("MONNIFY_ALLOWED_IPS", _parse_ip_list, "*"),
         trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_non_negative_int, "0"),
         confirmation_retry_window_seconds=read(
-            "CONFIRMATION_RETRY_WINDOW_SECONDS", _parse_positive_int, "3600"
+            "CONFIRMATION_RETRY_WINDOW_SECONDS", parse_positive_int, "3600"
         ),
         reconcile_pending_after_seconds=read(
-            "RECONCILE_PENDING_AFTER_SECONDS", _parse_positive_int, "900"
+            "RECONCILE_PENDING_AFTER_SECONDS", parse_positive_int, "900"
         ),
-        inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", _parse_positive_int, "60"),
-        reconcile_interval_seconds=read("RECONCILE_INTERVAL_SECONDS", _parse_positive_int, "60"),
+        inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", parse_positive_int, "60"),
+        reconcile_interval_seconds=read("RECONCILE_INTERVAL_SECONDS", parse_positive_int, "60"),
         # Monnify sends no reversal event: credits this recent are re-checked this often.
         reconcile_credited_lookback_seconds=read(
-            "RECONCILE_CREDITED_LOOKBACK_SECONDS", _parse_positive_int, "604800"
+            "RECONCILE_CREDITED_LOOKBACK_SECONDS", parse_positive_int, "604800"
         ),
         reconcile_credited_every_seconds=read(
-            "RECONCILE_CREDITED_EVERY_SECONDS", _parse_positive_int, "3600"
+            "RECONCILE_CREDITED_EVERY_SECONDS", parse_positive_int, "3600"
         ),
     )
     if settings.min_funding_minor > settings.max_amount_minor:

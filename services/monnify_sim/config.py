@@ -29,11 +29,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from shared.settings import ConfigError, Settings, load_settings
-
-T = TypeVar("T")
+from shared.settings import (
+    Reader,
+    Settings,
+    choice,
+    http_url,
+    load_settings,
+    parse_bool,
+    parse_positive_float,
+    parse_positive_int,
+)
 
 AMOUNT_FORMATS = ("number", "string")
 PAID_ON_FORMATS = ("millis", "ampm")
@@ -101,63 +108,17 @@ class SimConfig:
             setattr(self, attr, value)
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw, 10)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return raw
-
-    return parse
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _url(raw: str) -> str:
-    if "://" not in raw:
-        raise ValueError("must be a URL")
-    return raw.rstrip("/")
-
-
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "webhook_url": _url,
-    "token_seconds": _positive_int,
-    "webhook_retry_seconds": _positive_float,
-    "webhook_max_tries": _positive_int,
-    "webhook_timeout_seconds": _positive_float,
-    "amount_format": _choice(AMOUNT_FORMATS),
-    "paid_on_format": _choice(PAID_ON_FORMATS),
-    "numeric_response_codes": _bool,
-    "slow_seconds": _positive_float,
+    "webhook_url": http_url,
+    "token_seconds": parse_positive_int,
+    "webhook_retry_seconds": parse_positive_float,
+    "webhook_max_tries": parse_positive_int,
+    "webhook_timeout_seconds": parse_positive_float,
+    "amount_format": choice(AMOUNT_FORMATS),
+    "paid_on_format": choice(PAID_ON_FORMATS),
+    "numeric_response_codes": parse_bool,
+    "slow_seconds": parse_positive_float,
 }
-
-
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: str) -> T:
-    raw = env.get(name, "") or default
-    try:
-        return parse(raw)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name} is malformed: {exc}") from None
 
 
 def load_sim_config(
@@ -166,21 +127,22 @@ def load_sim_config(
     """Build the simulator's config, raising ConfigError naming the first bad variable."""
     env = os.environ if env is None else env
     settings = settings or load_settings(env)
+    read = Reader(env).get
     port = settings.monnify_sim_port
     return SimConfig(
         api_key=settings.monnify_api_key,
         secret_key=settings.monnify_secret_key,
         contract_code=settings.monnify_contract_code,
         webhook_url=settings.monnify_webhook_url,
-        host=_read(env, "MONNIFY_SIM_HOST", str, "127.0.0.1"),
+        host=read("MONNIFY_SIM_HOST", str, "127.0.0.1"),
         port=port,
-        public_url=_read(env, "SIM_PUBLIC_URL", _url, f"http://127.0.0.1:{port}"),
-        token_seconds=_read(env, "SIM_TOKEN_SECONDS", _positive_int, "3600"),
-        webhook_retry_seconds=_read(env, "SIM_WEBHOOK_RETRY_SECONDS", _positive_float, "300"),
-        webhook_max_tries=_read(env, "SIM_WEBHOOK_MAX_TRIES", _positive_int, "12"),
-        webhook_timeout_seconds=_read(env, "SIM_WEBHOOK_TIMEOUT_SECONDS", _positive_float, "5"),
-        amount_format=_read(env, "SIM_AMOUNT_FORMAT", _choice(AMOUNT_FORMATS), "number"),
-        paid_on_format=_read(env, "SIM_PAID_ON_FORMAT", _choice(PAID_ON_FORMATS), "millis"),
-        numeric_response_codes=_read(env, "SIM_NUMERIC_RESPONSE_CODES", _bool, "false"),
-        slow_seconds=_read(env, "SIM_SLOW_SECONDS", _positive_float, "5"),
+        public_url=read("SIM_PUBLIC_URL", http_url, f"http://127.0.0.1:{port}"),
+        token_seconds=read("SIM_TOKEN_SECONDS", parse_positive_int, "3600"),
+        webhook_retry_seconds=read("SIM_WEBHOOK_RETRY_SECONDS", parse_positive_float, "300"),
+        webhook_max_tries=read("SIM_WEBHOOK_MAX_TRIES", parse_positive_int, "12"),
+        webhook_timeout_seconds=read("SIM_WEBHOOK_TIMEOUT_SECONDS", parse_positive_float, "5"),
+        amount_format=read("SIM_AMOUNT_FORMAT", choice(AMOUNT_FORMATS), "number"),
+        paid_on_format=read("SIM_PAID_ON_FORMAT", choice(PAID_ON_FORMATS), "millis"),
+        numeric_response_codes=read("SIM_NUMERIC_RESPONSE_CODES", parse_bool, "false"),
+        slow_seconds=read("SIM_SLOW_SECONDS", parse_positive_float, "5"),
     )
