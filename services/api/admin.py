@@ -6,6 +6,7 @@ every action is recorded with who, what, when and why."""
 from __future__ import annotations
 
 from functools import wraps
+from http import HTTPStatus
 
 from bson import ObjectId
 from flask_jwt_extended import current_user
@@ -50,7 +51,7 @@ def admin_required(view):
             raise Forbidden("This operation needs the admin role")
         return view(*args, **kwargs)
 
-    return blp.alt_response(403, response="FORBIDDEN")(blp.token_required()(guarded))
+    return blp.errors(HTTPStatus.FORBIDDEN)(blp.token_required()(guarded))
 
 
 def _actor() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from http import HTTPStatus
 
 from flask import request
 from flask_jwt_extended import current_user
@@ -57,8 +58,7 @@ def _login_limit() -> str:
 @limiter.limit(_signup_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(201, TokensSchema)
-@blp.alt_response(409, response="CONFLICT", description="The email is taken")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.errors(HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS)  # CONFLICT: the email is taken
 def signup(credentials: dict):
     """Create an account and its NGN wallet; answers the tokens."""
     db = context.db()
@@ -72,8 +72,7 @@ def signup(credentials: dict):
 @limiter.limit(_login_limit, key_func=_email_key, exempt_when=_without_email)
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokensSchema)
-@blp.alt_response(401, response="UNAUTHORIZED", description="Invalid email or password")
-@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.errors(HTTPStatus.UNAUTHORIZED, HTTPStatus.TOO_MANY_REQUESTS)
 def login(credentials: dict):
     """Exchange email and password for tokens. Unknown email and wrong password look alike."""
     user = authenticate(context.db(), credentials["email"], credentials["password"])

@@ -3,6 +3,7 @@ JSON bodies exactly (Decimal, never float)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import flask
@@ -39,12 +40,22 @@ class ExactParser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ExactParser()
 
+    def errors(self, *statuses: HTTPStatus):
+        """Document the error answers a route may give (in the common error shape)."""
+
+        def decorator(view):
+            for status in statuses:
+                view = self.alt_response(status.value, response=status.name)(view)
+            return view
+
+        return decorator
+
     def token_required(self, **jwt_options: Any):
         """`jwt_required(**jwt_options)` and its documentation: bearer security, a 401."""
 
         def decorator(view):
             view = jwt_required(**jwt_options)(view)
-            view = self.alt_response(401, response="UNAUTHORIZED")(view)
+            view = self.errors(HTTPStatus.UNAUTHORIZED)(view)
             return self.doc(security=[{"bearerAuth": []}])(view)
 
         return decorator

@@ -31,17 +31,6 @@ log = get_logger(__name__)
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
 
 
-def _may_answer(*statuses: HTTPStatus):
-    """Document the error answers of a route (in the common error shape)."""
-
-    def decorator(view):
-        for status in statuses:
-            view = blp.alt_response(status.value, response=status.name)(view)
-        return view
-
-    return decorator
-
-
 def _calls() -> CallContext:
     return CallContext.from_settings(context.settings())
 
@@ -69,7 +58,7 @@ def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
 @blp.token_required()
 @blp.arguments(InitiateCallSchema)
 @blp.response(201, CallStartedSchema)
-@_may_answer(
+@blp.errors(
     HTTPStatus.BAD_REQUEST, HTTPStatus.PAYMENT_REQUIRED, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT
 )
 def initiate(body: dict):
@@ -85,7 +74,7 @@ def initiate(body: dict):
 @blp.route("/<call_id>/end", methods=["POST"])
 @blp.token_required()
 @blp.response(200, CallEndedSchema)
-@_may_answer(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
+@blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 def end(call_id: str):
     """End the call (caller or receiver); every end of one call answers the same."""
     ctx = _calls()
@@ -98,7 +87,7 @@ def end(call_id: str):
 @blp.token_required()
 @blp.arguments(CallHistoryQuerySchema, location="query")
 @blp.response(200, CallSchema(many=True))
-@_may_answer(HTTPStatus.BAD_REQUEST)
+@blp.errors(HTTPStatus.BAD_REQUEST)
 def history(query: dict):
     """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
     limit = query["limit"]
@@ -111,7 +100,7 @@ def history(query: dict):
 @blp.route("/<call_id>", methods=["GET"])
 @blp.token_required()
 @blp.response(200, CallSchema)
-@_may_answer(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
+@blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
 def get_call(call_id: str):
     """One of your calls; any other id is not found."""
     return sessions.get_call(_calls(), _call_id(call_id), current_user["_id"])

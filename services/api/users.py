@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from flask_jwt_extended import current_user
 
 from services.api import context
@@ -33,7 +35,7 @@ def get_rate():
 @blp.token_required()
 @blp.arguments(RateSchema)
 @blp.response(200, RateViewSchema)
-@blp.alt_response(400, response="BAD_REQUEST")
+@blp.errors(HTTPStatus.BAD_REQUEST)
 def put_rate(body: dict):
     """Set your per-minute rate, within the configured bounds. Calls already running
     keep the rate they started with."""
