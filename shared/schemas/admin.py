@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from shared.funding.inbox import REVIEW_STATUSES
 from shared.money import CURRENCY_EXPONENTS
 from shared.schemas.fields import Money
+from shared.schemas.paging import page_limit
 
 
 def _reason(required: bool = True, maximum: int = 500) -> fields.String:
@@ -19,7 +20,7 @@ def _reason(required: bool = True, maximum: int = 500) -> fields.String:
 
 
 class ListLimitSchema(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200), strict=False)
+    limit = page_limit(default=50, maximum=200)
 
 
 class WebhookQuerySchema(ListLimitSchema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shared.schemas.fields import Money, ObjectIdField
+from shared.schemas.paging import PageQuerySchema
 
 ROLES = ("caller", "receiver")
 
@@ -50,9 +51,7 @@ class CallSchema(Schema):
     endReason = fields.String(allow_none=True)
 
 
-class CallHistoryQuerySchema(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100), strict=False)
-    cursor = fields.String(validate=validate.Length(max=200))
+class CallHistoryQuerySchema(PageQuerySchema):
     role = fields.String(validate=validate.OneOf(ROLES))
 
 

@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 
 from shared.money import CURRENCY_EXPONENTS
 from shared.schemas.fields import Money
+from shared.schemas.paging import PageQuerySchema
 
 
 def _currency_field(**kwargs) -> fields.String:
@@ -26,9 +27,7 @@ class BalanceSchema(Schema):
     restricted = fields.Boolean()
 
 
-class TransactionsQuerySchema(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100), strict=False)
-    cursor = fields.String(validate=validate.Length(max=200))
+class TransactionsQuerySchema(PageQuerySchema):
     type = fields.String(validate=validate.OneOf(("credit", "debit")))
     status = fields.String(validate=validate.OneOf(("success",)))
     currency = _currency_field()
