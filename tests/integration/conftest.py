@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 from services.api.app import create_app
 from services.monnify_sim.app import create_app as sim_app
 from services.monnify_sim.config import load_sim_config
+from shared.ledger import Ledger
+from tests.integration.calls_support import Party, new_party
 from tests.integration.monnify_sim_server import TEST_SIM_CONFIG, ServerThread
 
 
@@ -41,6 +43,22 @@ def signup(client: FlaskClient):
         return {"Authorization": f"Bearer {body['access_token']}"}, body
 
     return _signup
+
+
+@pytest.fixture()
+def ledger(settings) -> Ledger:
+    """The ledger the gateway and worker use (test_ledger.py builds its own)."""
+    return Ledger.from_settings(settings)
+
+
+@pytest.fixture()
+def party(signup, ledger):
+    """Make a signed-up user whose NGN wallet holds `kobo` (calls_support.Party)."""
+
+    def make(kobo: int = 0) -> Party:
+        return new_party(signup, ledger, kobo)
+
+    return make
 
 
 @pytest.fixture(scope="session")

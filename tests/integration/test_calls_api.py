@@ -11,32 +11,17 @@ import pytest
 from bson import ObjectId
 
 from shared.calls.rating import Tariff
-from shared.ledger import Ledger
 from tests.integration.calls_support import (
     call_doc,
     end_call,
     hold_of,
     initiate,
-    new_party,
     start_call,
     wallet,
 )
 
 DEFAULT = Tariff(5000, 0, 1)
 INSUFFICIENT = "Insufficient wallet balance to initiate call"
-
-
-@pytest.fixture()
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
-
-
-@pytest.fixture()
-def party(signup, ledger):
-    def make(kobo: int = 0):
-        return new_party(signup, ledger, kobo)
-
-    return make
 
 
 def test_initiate_reserves_the_first_block_at_the_default_rate(client, db, party):

@@ -19,7 +19,6 @@ from bson import ObjectId
 from shared.calls import CallContext, billing, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
-from shared.ledger import Ledger
 from tests.integration.calls_support import (
     PLATFORM,
     call_doc,
@@ -27,7 +26,6 @@ from tests.integration.calls_support import (
     end_call,
     hold_of,
     initiate,
-    new_party,
     start_call,
     wait_settled,
     wait_until,
@@ -36,19 +34,6 @@ from tests.integration.calls_support import (
 from tests.integration.ledger_support import assert_ledger_healthy, run_threads
 
 DEFAULT = Tariff(5000, 0, 1)
-
-
-@pytest.fixture()
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
-
-
-@pytest.fixture()
-def party(signup, ledger):
-    def make(kobo: int = 0):
-        return new_party(signup, ledger, kobo)
-
-    return make
 
 
 @pytest.fixture()

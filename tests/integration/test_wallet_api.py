@@ -10,13 +10,8 @@ import pytest
 from bson import ObjectId
 
 from shared.indexes import HISTORY_INDEX
-from shared.ledger import Ledger, wallet_id
+from shared.ledger import wallet_id
 from shared.pagination import NEWEST_FIRST, encode_cursor, older_than
-
-
-@pytest.fixture()
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
 @pytest.fixture()
