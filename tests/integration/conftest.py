@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 import requests
@@ -12,7 +11,9 @@ from services.api.app import create_app
 from services.monnify_sim.app import create_app as sim_app
 from services.monnify_sim.config import load_sim_config
 from shared.ledger import Ledger
+from tests.integration import funding_support
 from tests.integration.calls_support import Party, new_party
+from tests.integration.funding_support import unique_email
 from tests.integration.monnify_sim_server import TEST_SIM_CONFIG, ServerThread
 
 
@@ -24,10 +25,6 @@ def app(settings, db) -> Flask:
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def unique_email() -> str:
-    return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
 @pytest.fixture()
@@ -59,6 +56,18 @@ def party(signup, ledger):
         return new_party(signup, ledger, kobo)
 
     return make
+
+
+@pytest.fixture()
+def user(gateway) -> funding_support.User:
+    """A user signed up over HTTP with the session's gateway."""
+    return funding_support.signup(gateway)
+
+
+@pytest.fixture()
+def admin(gateway, db) -> funding_support.User:
+    """A user signed up over HTTP with the session's gateway, holding the admin role."""
+    return funding_support.make_admin(db, funding_support.signup(gateway))
 
 
 @pytest.fixture(scope="session")

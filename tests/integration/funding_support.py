@@ -4,6 +4,7 @@ real HTTP to the session's gateway and simulator, and tasks run on the real work
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,6 @@ from pymongo.database import Database
 
 from shared.monnify.signature import compute_signature
 from shared.users import set_role
-from tests.integration.conftest import unique_email
 
 TIMEOUT = 15
 WEBHOOK_PATH = "/payments/monnify/webhook"
@@ -53,6 +53,10 @@ class User:
 
     def wait_for_balance(self, expected: int | Decimal) -> dict[str, Any]:
         return wait_for(lambda: self.balance(), lambda body: body["balance"] == expected)
+
+
+def unique_email() -> str:
+    return f"user-{uuid.uuid4().hex[:12]}@example.com"
 
 
 def signup(gateway: str) -> User:

@@ -14,7 +14,6 @@ from bson import ObjectId
 from services.manage import change_role
 from shared.ledger.accounts import set_restricted, wallet_id
 from tests.integration.funding_support import (
-    make_admin,
     notification,
     post_signed,
     signup,
@@ -28,11 +27,6 @@ ADMIN_ROUTES = [
     ("POST", "/admin/fundings/FND-x/refunds"),
     ("GET", "/admin/reconciliation"),
 ]
-
-
-@pytest.fixture()
-def admin(gateway, db):
-    return make_admin(db, signup(gateway))
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)

@@ -21,15 +21,9 @@ from tests.integration.funding_support import (
     pay,
     post_signed,
     reverse,
-    signup,
     sim,
     wait_for,
 )
-
-
-@pytest.fixture()
-def user(gateway):
-    return signup(gateway)
 
 
 def event_status(db, funding):

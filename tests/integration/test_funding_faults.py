@@ -18,16 +18,10 @@ from tests.integration.funding_support import (
     notification,
     pay,
     post_signed,
-    signup,
     sim,
     wait_for,
 )
 from tests.integration.monnify_sim_server import ServerThread
-
-
-@pytest.fixture()
-def user(gateway):
-    return signup(gateway)
 
 
 @pytest.fixture()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from bson import ObjectId
 
 from shared.ledger import Ledger, wallet_id
@@ -26,11 +25,6 @@ from tests.integration.funding_support import (
 )
 
 OLD_ENOUGH = 1.1  # RECONCILE_PENDING_AFTER_SECONDS is 1 in the tests
-
-
-@pytest.fixture()
-def user(gateway):
-    return signup(gateway)
 
 
 def test_a_missed_webhook_costs_nothing(monnify_sim, user, db, run_task):

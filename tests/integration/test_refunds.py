@@ -14,17 +14,11 @@ from shared.ledger import Ledger, wallet_id
 from shared.monnify.client import MonnifyClient
 from tests.integration.funding_support import (
     funding_record,
-    make_admin,
     pay,
     signup,
     sim,
     wait_for,
 )
-
-
-@pytest.fixture()
-def admin(gateway, db):
-    return make_admin(db, signup(gateway))
 
 
 @pytest.fixture()
