@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -14,7 +15,12 @@ from shared.ledger import Ledger
 from tests.integration import funding_support
 from tests.integration.calls_support import Party, new_party
 from tests.integration.funding_support import unique_email
-from tests.integration.monnify_sim_server import TEST_SIM_CONFIG, ServerThread
+from tests.integration.monnify_sim_server import (
+    TEST_SIM_CONFIG,
+    ServerThread,
+    SimHarness,
+    WebhookReceiver,
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +74,29 @@ def user(gateway) -> funding_support.User:
 def admin(gateway, db) -> funding_support.User:
     """A user signed up over HTTP with the session's gateway, holding the admin role."""
     return funding_support.make_admin(db, funding_support.signup(gateway))
+
+
+# The simulator tests' own simulator (one a module), sending webhooks to a receiver of theirs.
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def harness(receiver: WebhookReceiver) -> Iterator[SimHarness]:
+    sim = SimHarness(receiver.url)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture()
+def sim(harness: SimHarness, receiver: WebhookReceiver) -> SimHarness:
+    """The module's simulator, reset, with no webhooks received yet."""
+    harness.reset()
+    receiver.clear()
+    return harness
 
 
 @pytest.fixture(scope="session")

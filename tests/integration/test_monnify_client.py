@@ -23,30 +23,9 @@ from shared.monnify import (
 from shared.monnify import client as client_module
 from shared.monnify.client import RetryPolicy
 from shared.monnify.models import MONNIFY_TIMEZONE
-from tests.integration.monnify_sim_server import SimHarness, WebhookReceiver
+from tests.integration.monnify_sim_server import SimHarness
 
 FAST_RETRY = RetryPolicy(attempts=3, base_seconds=0.01, max_seconds=0.05)
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def harness(receiver: WebhookReceiver) -> Iterator[SimHarness]:
-    sim = SimHarness(receiver.url)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture()
-def sim(harness: SimHarness, receiver: WebhookReceiver) -> SimHarness:
-    harness.reset()
-    receiver.clear()
-    return harness
 
 
 class FakeClock:

@@ -7,7 +7,6 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -48,27 +47,6 @@ REFUND_FIELDS = {
     "createdOn",
     "completedOn",
 }
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def harness(receiver: WebhookReceiver) -> Iterator[SimHarness]:
-    sim = SimHarness(receiver.url)
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture()
-def sim(harness: SimHarness, receiver: WebhookReceiver) -> SimHarness:
-    harness.reset()
-    receiver.clear()
-    return harness
 
 
 class Api:
