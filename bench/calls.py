@@ -41,6 +41,7 @@ from services.embedded import free_port
 from shared.ledger import Ledger, check_invariants, wallet_id
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
+from shared.threads import run_threads
 
 REPORT = Path(__file__).resolve().parent / "reports" / "calls.json"
 READY_TIMEOUT_SECONDS = 120.0
@@ -200,22 +201,9 @@ def run_caller(api: str, caller: Party, receiver: Party, calls: int, timings: Ti
 
 
 def run_all(api: str, pairs: list[tuple[Party, Party]], calls: int, timings: Timings) -> list[str]:
-    results: list[list[str]] = [[] for _ in pairs]
-    errors: list[BaseException] = []
-
-    def work(index: int) -> None:
-        try:
-            results[index] = run_caller(api, *pairs[index], calls, timings)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(pairs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    results = run_threads(
+        run_caller, [(api, caller, receiver, calls, timings) for caller, receiver in pairs]
+    )
     return [call_id for made in results for call_id in made]
 
 

@@ -18,6 +18,7 @@ from shared.ledger.accounts import balance_of
 from shared.ledger.ledger import _Transaction
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
+from shared.threads import run_threads
 
 
 def new_wallet(currency: str = "NGN") -> str:
@@ -81,29 +82,6 @@ def debit_until_refused(ledger: Ledger, wallet: str, amount: int, count: int, la
         except InsufficientFunds:
             refused += 1
     return applied, refused
-
-
-def run_threads(target, args_per_thread: list[tuple]) -> list[Any]:
-    """Run target once per argument tuple, each in its own thread; re-raise any failure."""
-    results: list[Any] = [None] * len(args_per_thread)
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(args_per_thread))
-
-    def run(index: int, args: tuple) -> None:
-        try:
-            start.wait()
-            results[index] = target(*args)
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args_per_thread)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 # ---- run in child processes (multiprocessing, spawn) ---------------------------------

@@ -19,6 +19,7 @@ from bson import ObjectId
 from shared.calls import CallContext, billing, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
+from shared.threads import run_threads
 from tests.integration.calls_support import (
     PLATFORM,
     call_doc,
@@ -31,7 +32,7 @@ from tests.integration.calls_support import (
     wait_until,
     wallet,
 )
-from tests.integration.ledger_support import assert_ledger_healthy, run_threads
+from tests.integration.ledger_support import assert_ledger_healthy
 
 DEFAULT = Tariff(5000, 0, 1)
 

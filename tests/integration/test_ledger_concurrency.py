@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import redis
 
 from shared.ledger import InsufficientFunds, Ledger, check_invariants
+from shared.threads import run_threads
 from tests.integration.ledger_support import (
     account_state,
     apply_with_retries,
@@ -26,7 +27,6 @@ from tests.integration.ledger_support import (
     new_wallet,
     postings_total,
     random_operations,
-    run_threads,
 )
 
 
