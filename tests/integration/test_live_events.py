@@ -20,7 +20,7 @@ from flask_jwt_extended import create_access_token
 from shared import live_events
 from shared.ledger import Ledger, wallet_id
 from shared.metrics import LIVE_EVENT_FAILURES
-from tests.integration.funding_support import pay, signup
+from tests.integration.funding_support import User, pay, signup
 
 WAIT = 10  # seconds a test waits for something that should come at once
 
@@ -188,14 +188,20 @@ def test_call_state_changes_reach_both_participants(gateway, redis_client, open_
         assert data["cost"] == 120.5
 
 
-def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_streams):
+def _start_a_watched_call(gateway, settings, open_streams) -> tuple[User, EventStream, str]:
+    """A funded caller whose stream is open and ready calls a new user through the API:
+    (the caller, their stream, the call id)."""
     caller, receiver = signup(gateway), signup(gateway)
     Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
     stream = open_streams(gateway, _token(caller))
     stream.next_event("ready")
     started = caller.post("/calls/initiate", {"receiverId": receiver.id})
     assert started.status_code == 201, started.text
-    call_id = started.json()["callId"]
+    return caller, stream, started.json()["callId"]
+
+
+def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_streams):
+    caller, stream, call_id = _start_a_watched_call(gateway, settings, open_streams)
     initiated = stream.next_event("call").data["data"]
     assert (initiated["callId"], initiated["state"]) == (call_id, "initiated")
     assert caller.post(f"/calls/{call_id}/end").status_code == 200
@@ -207,13 +213,7 @@ def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_stream
 
 
 def test_a_renewed_call_streams_its_extension(gateway, settings, open_streams):
-    caller, receiver = signup(gateway), signup(gateway)
-    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
-    stream = open_streams(gateway, _token(caller))
-    stream.next_event("ready")
-    started = caller.post("/calls/initiate", {"receiverId": receiver.id})
-    assert started.status_code == 201, started.text
-    call_id = started.json()["callId"]
+    caller, stream, call_id = _start_a_watched_call(gateway, settings, open_streams)
     try:
         # Test settings: 2-second blocks, renewed a second before they run out.
         states = [stream.next_event("call").data["data"]["state"] for _ in range(2)]
