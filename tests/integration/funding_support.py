@@ -132,13 +132,17 @@ def notification(funding: dict[str, Any], amount_paid: Any, status: str = "PAID"
     return simplejson.dumps(payload, use_decimal=True, separators=(",", ":")).encode()
 
 
-def post_signed(base_url: str, body: bytes, secret: str) -> requests.Response:
+def post_signed(
+    base_url: str, body: bytes, secret: str, headers: dict[str, str] | None = None
+) -> requests.Response:
+    """POST a webhook body signed with `secret`, with any extra `headers`."""
     return requests.post(
         f"{base_url}{WEBHOOK_PATH}",
         data=body,
         headers={
             "Content-Type": "application/json",
             "monnify-signature": compute_signature(body, secret),
+            **(headers or {}),
         },
         timeout=10,
     )

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-import requests
-
-from shared.monnify.signature import compute_signature
-from tests.integration.funding_support import notification, pay, signup, wait_for
+from tests.integration.funding_support import notification, pay, post_signed, signup, wait_for
 from tests.integration.log_capture import capture_logs
 
 
@@ -24,7 +21,9 @@ def test_the_webhooks_request_id_is_on_the_log_lines_of_the_task_it_enqueued(
         funding = response.json()
         pay(monnify_sim, funding, notify=False)
         body = notification(funding, 5000)
-        hook = _post_signed_with_id(gateway, body, settings.monnify_secret_key, hook_id)
+        hook = post_signed(
+            gateway, body, settings.monnify_secret_key, headers={"X-Request-ID": hook_id}
+        )
         assert hook.status_code == 200 and hook.headers["X-Request-ID"] == hook_id
         user.wait_for_balance(5000)
         wait_for(logs.lines, lambda lines: _events(lines, hook_id) >= {"funding_credited"})
@@ -53,19 +52,6 @@ def test_a_task_enqueued_without_a_request_id_logs_under_its_own_task_id(celery_
 
 def _succeeded(lines: list[dict], task_id: str) -> dict | None:
     return next((line for line in lines if f"[{task_id}] succeeded" in line["event"]), None)
-
-
-def _post_signed_with_id(gateway: str, body: bytes, secret: str, request_id: str):
-    return requests.post(
-        f"{gateway}/payments/monnify/webhook",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "monnify-signature": compute_signature(body, secret),
-            "X-Request-ID": request_id,
-        },
-        timeout=10,
-    )
 
 
 def _events(lines: list[dict], request_id: str) -> set[str]:
