@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,7 +68,13 @@ def _valkey_binary() -> str:
     return str(binary)
 
 
-def _wait_until(ready, server: EmbeddedServer) -> EmbeddedServer:
+def _start(
+    name: str, command: list[str], url: str, ready: Callable[[], object], stdout
+) -> EmbeddedServer:
+    """Run `command` and poll `ready()` until it stops raising; exiting early or not being
+    ready in time is an EmbeddedServerError."""
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
+    server = EmbeddedServer(name, url, process)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -102,15 +109,13 @@ def start_mongo(
         "--log-level",
         "WARNING",
     ]
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
     url = f"mongodb://127.0.0.1:{port}/{database}?replicaSet=secantus"
-    server = EmbeddedServer("mongo", url, process)
 
     def ping() -> None:
         with pymongo.MongoClient(url, serverSelectionTimeoutMS=500) as client:
             client.admin.command("ping")
 
-    return _wait_until(ping, server)
+    return _start("mongo", command, url, ping, stdout)
 
 
 def start_redis(port: int | None = None, *, stdout=None) -> EmbeddedServer:
@@ -129,11 +134,9 @@ def start_redis(port: int | None = None, *, stdout=None) -> EmbeddedServer:
         "--loglevel",
         "warning",
     ]
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
     url = f"redis://127.0.0.1:{port}/0"
-    server = EmbeddedServer("redis", url, process)
 
     def ping() -> None:
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
 
-    return _wait_until(ping, server)
+    return _start("redis", command, url, ping, stdout)
