@@ -145,18 +145,29 @@ class StaleWriter:
         return self.outcome
 
 
-def test_a_lock_lost_mid_operation_cannot_let_two_writers_drain_a_wallet(
-    db, redis_client, monkeypatch
-):
+def debit_past_a_lost_lock(
+    db, redis_client, monkeypatch, stale_amount: int, other_amount: int
+) -> tuple[str, Any]:
+    """On a wallet holding 100, a debit of `stale_amount` reads the accounts, then stalls
+    until its lock expires while another writer debits `other_amount`; then it goes on.
+    Answers the wallet and the stale debit's outcome."""
     short_lock = Ledger(db, redis_client, lock_timeout=0.3)
     other = Ledger(db, redis_client)
     wallet = funded_wallet(other, 100)
     stale = StaleWriter(monkeypatch)
 
-    stale.start(lambda: short_lock.debit(new_key("stale"), wallet, 100))
+    stale.start(lambda: short_lock.debit(new_key("stale"), wallet, stale_amount))
     wait_for_lock_to_expire(redis_client, wallet)
-    other.debit(new_key("other"), wallet, 100)
-    outcome = stale.finish()
+    other.debit(new_key("other"), wallet, other_amount)
+    return wallet, stale.finish()
+
+
+def test_a_lock_lost_mid_operation_cannot_let_two_writers_drain_a_wallet(
+    db, redis_client, monkeypatch
+):
+    wallet, outcome = debit_past_a_lost_lock(
+        db, redis_client, monkeypatch, stale_amount=100, other_amount=100
+    )
 
     assert isinstance(outcome, InsufficientFunds)
     assert account_state(db, wallet) == {"balance": 0, "held": 0, "available": 0}
@@ -165,15 +176,9 @@ def test_a_lock_lost_mid_operation_cannot_let_two_writers_drain_a_wallet(
 
 
 def test_a_lock_lost_mid_operation_loses_no_update(db, redis_client, monkeypatch):
-    short_lock = Ledger(db, redis_client, lock_timeout=0.3)
-    other = Ledger(db, redis_client)
-    wallet = funded_wallet(other, 100)
-    stale = StaleWriter(monkeypatch)
-
-    stale.start(lambda: short_lock.debit(new_key("stale"), wallet, 30))
-    wait_for_lock_to_expire(redis_client, wallet)
-    other.debit(new_key("other"), wallet, 50)
-    outcome = stale.finish()
+    wallet, outcome = debit_past_a_lost_lock(
+        db, redis_client, monkeypatch, stale_amount=30, other_amount=50
+    )
 
     assert outcome.replayed is False
     assert account_state(db, wallet)["balance"] == 20
