@@ -14,6 +14,7 @@ from pymongo import DESCENDING
 
 from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.links import next_link
 from services.api.queue import enqueue
 from shared.admin_actions import record_admin_action
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
@@ -198,17 +199,22 @@ def _record_refund(payment_reference: str, body: dict, details: dict) -> None:
 @blp.arguments(ReconciliationQuerySchema, location="query")
 @blp.response(200, ReconciliationSchema)
 def reconciliation(query: dict):
-    """The latest daily report (or the given day's) and its discrepancies, newest first."""
+    """The latest daily report (or the given day's) and that day's discrepancies, by kind
+    and subject; the next page is in the Link header."""
     db = context.db()
-    selector = {"day": query["day"].isoformat()} if "day" in query else {}
-    report = db.reconciliation_reports.find_one(selector, sort=[("day", DESCENDING)])
-    cursor = (
-        db.reconciliation_discrepancies.find(selector)
-        .sort([("day", DESCENDING), ("_id", DESCENDING)])
-        .limit(query["limit"])
-    )
-    discrepancies = [{**row, "id": row["_id"]} for row in cursor]
-    return {"latestReport": report, "discrepancies": discrepancies}
+    day_selector = {"day": query["day"].isoformat()} if "day" in query else {}
+    report = db.reconciliation_reports.find_one(day_selector, sort=[("day", DESCENDING)])
+    if report is None:
+        return {"latestReport": None, "discrepancies": []}
+    selector: dict = {"day": report["day"]}
+    if "kind" in query:
+        selector["kind"] = query["kind"]
+    if "cursor" in query:
+        selector["_id"] = {"$gt": query["cursor"]}
+    rows = list(db.reconciliation_discrepancies.find(selector).sort("_id").limit(query["limit"]))
+    cursor = rows[-1]["_id"] if len(rows) == query["limit"] else None
+    body = {"latestReport": report, "discrepancies": [{**row, "id": row["_id"]} for row in rows]}
+    return body, 200, next_link(cursor)
 
 
 def _object_id(value: str, what: str) -> ObjectId:

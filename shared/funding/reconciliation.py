@@ -167,11 +167,19 @@ class Reconciler:
 
 @dataclass(frozen=True)
 class Discrepancy:
-    kind: str
+    kind: str  # one of DISCREPANCY_KINDS
     subject: str
     message: str
     expected: int | None = None
     actual: int | None = None
+
+
+DISCREPANCY_KINDS = (
+    "amount_mismatch",  # the ledger moved another amount for a funding than Monnify reports
+    "funding_flagged",  # confirmation flagged the funding (say, Monnify changed its amount)
+    "clearing_without_funding",  # clearing moved money under a reference no funding has
+    "ledger_invariant",  # shared.ledger.check_invariants found a violation
+)
 
 
 def daily_report(db: Database, monnify: MonnifyClient, day: date) -> dict[str, Any]:

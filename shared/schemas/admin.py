@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shared.funding.inbox import REVIEW_STATUSES
+from shared.funding.reconciliation import DISCREPANCY_KINDS
 from shared.money import CURRENCY_EXPONENTS
 from shared.schemas.fields import Money
 from shared.schemas.paging import page_limit
@@ -92,7 +93,14 @@ class RefundSchema(Schema):
 
 
 class ReconciliationQuerySchema(ListLimitSchema):
-    day = fields.Date(metadata={"description": "YYYY-MM-DD (UTC); every day when omitted"})
+    day = fields.Date(
+        metadata={"description": "YYYY-MM-DD (UTC); the latest report's day when omitted"}
+    )
+    kind = fields.String(validate=validate.OneOf(DISCREPANCY_KINDS))
+    cursor = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "From the previous page's Link header"},
+    )
 
 
 class SignedMoney(Money):

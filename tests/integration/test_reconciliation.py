@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import requests
 from bson import ObjectId
 
 from shared.ledger import Ledger, wallet_id
@@ -112,11 +113,15 @@ def test_daily_report_lists_discrepancies_for_admins(
     assert summary["fundingsChecked"] >= 2
 
     admin = make_admin(db, signup(gateway))
-    listed = admin.get("/admin/reconciliation", params={"day": today, "limit": 200})
+    listed = admin.get("/admin/reconciliation", params={"day": today, "kind": "amount_mismatch"})
     assert listed.status_code == 200, listed.text
-    body = listed.json()
-    assert body["latestReport"]["day"] == today
-    by_subject = {row["subject"]: row for row in body["discrepancies"]}
+    assert listed.json()["latestReport"]["day"] == today
+    rows = listed.json()["discrepancies"]
+    while "next" in listed.links:  # every page, by the Link header
+        listed = requests.get(listed.links["next"]["url"], headers=admin.headers, timeout=10)
+        rows += listed.json()["discrepancies"]
+    assert {row["kind"] for row in rows} == {"amount_mismatch"}
+    by_subject = {row["subject"]: row for row in rows}
     mismatch = by_subject[unpaid["paymentReference"]]
     assert (mismatch["kind"], mismatch["expected"], mismatch["actual"]) == (
         "amount_mismatch",
@@ -128,6 +133,14 @@ def test_daily_report_lists_discrepancies_for_admins(
         db.reconciliation_discrepancies.count_documents({"day": today}) == summary["discrepancies"]
     )
     assert user.get("/admin/reconciliation").status_code == 403
+
+    # Every discrepancy of the day, page by page, each once.
+    seen, url = [], f"{gateway}/admin/reconciliation?day={today}&limit=100"
+    while url:
+        page = requests.get(url, headers=admin.headers, timeout=10)
+        seen += [row["id"] for row in page.json()["discrepancies"]]
+        url = page.links.get("next", {}).get("url")
+    assert len(seen) == len(set(seen)) == summary["discrepancies"]
 
 
 def test_a_flagged_funding_is_reported(monnify_sim, user, db, run_task):
