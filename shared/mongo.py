@@ -11,7 +11,9 @@ import threading
 
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from shared.settings import ConfigError
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -21,7 +23,7 @@ _client_url: str | None = None
 DEFAULT_DATABASE = "payment_calls"
 
 
-class TransactionsUnavailable(RuntimeError):
+class TransactionsUnavailable(ConfigError):
     """The configured server cannot run multi-document transactions."""
 
 
@@ -50,9 +52,19 @@ def check_transactions(db: Database) -> None:
     try:
         with client.start_session() as session, session.start_transaction():
             db["_transaction_probe"].find_one({}, session=session)
+    except ConnectionFailure as exc:
+        raise TransactionsUnavailable(
+            f"the database at DATABASE_URL is unreachable: {type(exc).__name__}"
+        ) from exc
     except (OperationFailure, PyMongoError) as exc:
         raise TransactionsUnavailable(
             "the database at DATABASE_URL cannot run multi-document transactions "
             "(MongoDB needs a replica set): "
             f"{type(exc).__name__}"
         ) from exc
+
+
+def require_transactions(url: str) -> None:
+    """Start-up check on a throwaway client, so no connection crosses a later fork."""
+    with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+        check_transactions(client.get_default_database(DEFAULT_DATABASE))

@@ -13,6 +13,7 @@ from celery import Celery, Task, signals
 from services.worker import context
 from services.worker.schedule import beat_schedule
 from shared.logs import bind_request_id, configure_logging
+from shared.mongo import require_transactions
 from shared.settings import ConfigError
 
 try:
@@ -72,6 +73,15 @@ celery.conf.update(
 @signals.setup_logging.connect
 def _setup_logging(**_kwargs) -> None:
     configure_logging(json=_settings.log_json, level=_settings.log_level)
+
+
+@signals.worker_init.connect
+def _require_transactions(**_kwargs) -> None:
+    """Money moves only in transactions: a database that can't run them stops the worker."""
+    try:
+        require_transactions(_settings.database_url)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
 
 
 # Task metrics and the worker's exporter; connected on import.
