@@ -13,7 +13,7 @@ from flask_jwt_extended import jwt_required
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from services.api.json_provider import loads_exact
+from shared.exact_json import loads_exact
 
 
 class ExactParser(FlaskParser):

@@ -4,16 +4,16 @@ so nothing Monnify was told we received can be lost. Processing happens in a tas
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+
+from shared.exact_json import loads_exact
 
 RECEIVED = "received"  # stored, waiting for (or in) processing
 PROCESSED = "processed"
@@ -33,10 +33,11 @@ class StoredEvent:
 
 
 def parse_body(raw: bytes) -> dict[str, Any] | None:
-    """The notification as a dict (numbers as Decimal), or None if it isn't a JSON object."""
+    """The notification as a dict (numbers as Decimal), or None if it isn't a JSON object
+    we can store and index (lone surrogates, NaN, nesting past the recursion limit)."""
     try:
-        body = json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        body = loads_exact(raw)
+    except ValueError:
         return None
     return body if isinstance(body, dict) else None
 

@@ -3,6 +3,7 @@ webhook, a real worker confirming with the status API, and the ledger."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -115,6 +116,39 @@ def test_signed_webhook_for_unknown_reference_is_stored_for_review(gateway, sett
     assert response.status_code == 200
     assert response.json() == {"message": "Webhook received"}
     assert event_status(db, unknown) == ["unmatched"]
+
+
+DEEP = 10_000  # past the interpreter's recursion limit, under MAX_BODY_BYTES
+UNUSABLE_BODIES = {
+    "lone surrogate": b'{"eventType":"SUCCESSFUL_TRANSACTION","eventData":'
+    b'{"paymentReference":"FND-\\ud800","transactionReference":"MNFY|x"}}',
+    "lone surrogate, legacy shape": b'{"paymentReference":"FND-\\ud800","amountPaid":"1",'
+    b'"paidOn":"x","transactionReference":"MNFY|x","transactionHash":"x"}',
+    "NaN": b'{"eventType":"SUCCESSFUL_TRANSACTION","eventData":{"amountPaid":NaN}}',
+    "nested too deeply": b"[" * DEEP + b"]" * DEEP,
+}
+
+
+@pytest.mark.parametrize("body", UNUSABLE_BODIES.values(), ids=UNUSABLE_BODIES.keys())
+def test_an_authentic_but_unusable_webhook_is_stored_as_malformed(gateway, settings, db, body):
+    response = post_signed(gateway, body, settings.monnify_secret_key)
+    assert response.status_code == 200, response.text
+    event = db.webhook_events.find_one({"dedupeKey": hashlib.sha256(body).hexdigest()})
+    assert event["status"] == "malformed"
+    assert event.get("paymentReference") is None
+
+
+@pytest.mark.parametrize("body", UNUSABLE_BODIES.values(), ids=UNUSABLE_BODIES.keys())
+def test_an_unsigned_unusable_webhook_is_401(gateway, body):
+    """The legacy transactionHash check parses unsigned bodies: they must not crash it."""
+    response = requests.post(
+        f"{gateway}{WEBHOOK_PATH}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["statusCode"] == 401
 
 
 def test_the_original_readme_curl_journey_with_a_signed_webhook(gateway, monnify_sim, settings):

@@ -10,7 +10,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError
 
-from services.api.json_provider import loads_exact
+from shared.exact_json import loads_exact
 from shared.schemas.fields import Money
 
 
