@@ -66,16 +66,20 @@ def events():
         heartbeat=context.settings().sse_heartbeat_seconds,
         dumps=current_app.json.dumps,
     )
-    return Response(
+    response = Response(
         stream.frames(),
         content_type="text/event-stream",
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
     )
+    # Freed when the server closes the response, even if the body never ran (a HEAD
+    # request has none, and closing a generator that never started runs no `finally`).
+    response.call_on_close(lambda: _release_stream(redis_client, user_id))
+    return response
 
 
 def _claim_stream(redis_client: redis.Redis, user_id: ObjectId, expires_at: int) -> None:
     """Count the user's open streams; the key outlives any stream (its token's life)."""
-    key = f"{_OPEN_STREAMS}{user_id}"
+    key = _open_streams_key(user_id)
     with redis_client.pipeline() as pipe:
         pipe.incr(key)
         pipe.expireat(key, expires_at + 60)
@@ -86,6 +90,14 @@ def _claim_stream(redis_client: redis.Redis, user_id: ObjectId, expires_at: int)
             f"At most {MAX_STREAMS_PER_USER} event streams may be open at once",
             {"limit": MAX_STREAMS_PER_USER},
         )
+
+
+def _release_stream(redis_client: redis.Redis, user_id: ObjectId) -> None:
+    redis_client.decr(_open_streams_key(user_id))
+
+
+def _open_streams_key(user_id: ObjectId) -> str:
+    return f"{_OPEN_STREAMS}{user_id}"
 
 
 class _Stream:
@@ -108,14 +120,11 @@ class _Stream:
 
     def frames(self) -> Iterator[str]:
         """Runs as the server sends the body; closing it (the client left) ends it."""
-        try:
-            with live_events.subscribe(self.redis, self.user_id) as subscription:
-                # Subscribed first: a change after this snapshot still arrives as an event.
-                yield f"retry: {RECONNECT_MILLISECONDS}\n"
-                yield self._frame("ready", {"balances": self._balances()})
-                yield from self._follow(subscription)
-        finally:
-            self.redis.decr(f"{_OPEN_STREAMS}{self.user_id}")
+        with live_events.subscribe(self.redis, self.user_id) as subscription:
+            # Subscribed first: a change after this snapshot still arrives as an event.
+            yield f"retry: {RECONNECT_MILLISECONDS}\n"
+            yield self._frame("ready", {"balances": self._balances()})
+            yield from self._follow(subscription)
 
     def _follow(self, subscription: live_events.Subscription) -> Iterator[str]:
         next_beat = time.monotonic() + self.heartbeat

@@ -241,6 +241,17 @@ def test_a_user_may_hold_only_a_few_streams(gateway, open_streams):
     again.next_event("ready")
 
 
+def test_head_requests_hold_no_stream(gateway, open_streams):
+    """A HEAD answer has no body, so the stream never runs: its slot is freed all the same."""
+    user = signup(gateway)
+    for _ in range(3):
+        response = requests.head(f"{gateway}/wallet/events", headers=user.headers, timeout=10)
+        assert response.status_code == 200
+    stream = open_streams(gateway, _token(user))
+    assert stream.response.status_code == 200, stream.response.text
+    stream.next_event("ready")
+
+
 def _wait_for_a_free_stream(gateway, user, open_streams) -> EventStream:
     """The server notices a closed stream at its next write (a heartbeat)."""
     for _ in range(50):
