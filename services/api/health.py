@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
+
+from marshmallow import Schema, fields
 
 from services.api import context
 from services.api.blueprint import Blueprint
@@ -15,7 +18,17 @@ blp = Blueprint("health", __name__, description="Liveness and readiness")
 WORKER_PING_SECONDS = 1.0
 
 
+class LivenessSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
 @blp.route("/healthz", methods=["GET"])
+@blp.response(200, LivenessSchema)
 def healthz():
     """The process is alive."""
     return {"status": "ok"}
@@ -47,6 +60,8 @@ CHECKS: dict[str, Callable[[], None]] = {
 
 
 @blp.route("/readyz", methods=["GET"])
+@blp.response(200, ReadinessSchema)
+@blp.errors(HTTPStatus.SERVICE_UNAVAILABLE)
 def readyz():
     """Ready to serve: Mongo, transactions, Redis and at least one worker answer."""
     results: dict[str, str] = {}

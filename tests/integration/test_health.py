@@ -135,6 +135,18 @@ def test_token_routes_document_bearer_security_and_401(spec, path, method):
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
 
 
+@pytest.mark.parametrize(
+    "path, body", [("/healthz", {"status"}), ("/readyz", {"status", "checks"})]
+)
+def test_health_answers_are_documented_as_themselves_not_as_errors(spec, path, body):
+    """Found by schemathesis: a 200 matched only the `default` (error) response."""
+    responses = spec["paths"][path]["get"]["responses"]
+    assert set(_schema(spec, responses["200"])["required"]) == body
+    if path == "/readyz":
+        error = _schema(spec, _response(spec, spec["paths"][path]["get"], "503"))
+        assert set(error["required"]) == {"statusCode", "error", "message"}
+
+
 def test_docs_serves_swagger_ui(client):
     response = client.get("/docs")
     assert response.status_code == 200
