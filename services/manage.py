@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from shared import audit
 from shared.admin_actions import record_admin_action
-from shared.mongo import get_db
+from shared.mongo import get_db, require_transactions
 from shared.settings import ConfigError, load_settings
 from shared.users import set_role
 
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return audit.main(["verify"])
     try:
         settings = load_settings()
+        require_transactions(settings.database_url)  # the change is audited in one
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -18,8 +18,9 @@ from services.embedded import free_port
         [sys.executable, "-m", "celery", "-A", "services.worker.celery_app", "worker",
          "--pool", "solo", "--loglevel", "ERROR"],
         [sys.executable, "-c", "import services.api.wsgi"],
+        [sys.executable, "-m", "services.manage", "grant-admin", "someone@example.com"],
     ],
-    ids=["worker", "gateway"],
+    ids=["worker", "gateway", "manage"],
 )  # fmt: skip
 def test_unreachable_database_stops_start_up_with_one_line(test_env, command):
     dead = f"mongodb://127.0.0.1:{free_port()}/payment_calls?serverSelectionTimeoutMS=500"
