@@ -15,13 +15,12 @@ from pymongo import DESCENDING
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
-from services.api.queue import enqueue
+from services.api.queue import enqueue_or_leave
 from shared.admin_actions import record_admin_action
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.funding import inbox
 from shared.funding.refunds import RefundRequest, Refunds, refund_view
 from shared.ledger.accounts import receivable_id, set_restricted, wallet_id
-from shared.logs import get_logger
 from shared.schemas.admin import (
     ReasonSchema,
     ReconciliationQuerySchema,
@@ -34,8 +33,6 @@ from shared.schemas.admin import (
     WebhookEventSchema,
     WebhookQuerySchema,
 )
-
-log = get_logger(__name__)
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Admin operations")
 
@@ -98,17 +95,8 @@ def requeue_webhook(body: dict, event_id: str):
     record_admin_action(
         db, actor=_actor(), action="requeue_webhook", target=event_id, reason=body["reason"]
     )
-    enqueued = _try_enqueue(event_id)
+    enqueued = enqueue_or_leave("payments.process_event", event_id=event_id)
     return {"id": event_id, "status": inbox.RECEIVED, "enqueued": enqueued}
-
-
-def _try_enqueue(event_id: str) -> bool:
-    try:
-        enqueue("payments.process_event", event_id=event_id)
-    except Exception as exc:  # stored as received: the requeue job sends it
-        log.warning("admin_requeue_enqueue_failed", event_id=event_id, error=type(exc).__name__)
-        return False
-    return True
 
 
 # ---- wallets ---------------------------------------------------------------------------

@@ -13,10 +13,9 @@ from marshmallow import ValidationError
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
-from services.api.queue import enqueue
+from services.api.queue import enqueue_or_leave
 from shared.calls import CallContext, Followup, sessions
 from shared.errors import InvalidRequest
-from shared.logs import get_logger
 from shared.schemas.calls import (
     CallEndedSchema,
     CallHistoryQuerySchema,
@@ -25,8 +24,6 @@ from shared.schemas.calls import (
     InitiateCallSchema,
 )
 from shared.schemas.fields import ObjectIdField
-
-log = get_logger(__name__)
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
 
@@ -47,11 +44,8 @@ def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
     is already started or ended: the sweeper picks such calls up."""
     now = ctx.clock()
     for step in followups:
-        try:
-            countdown = max((step.eta - now).total_seconds(), 0)
-            enqueue(step.task, countdown=countdown, **step.kwargs)
-        except Exception as exc:
-            log.error("call_followup_not_enqueued", task=step.task, error=type(exc).__name__)
+        countdown = max((step.eta - now).total_seconds(), 0)
+        enqueue_or_leave(step.task, countdown=countdown, **step.kwargs)
 
 
 @blp.route("/initiate", methods=["POST"])

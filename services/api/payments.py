@@ -11,7 +11,7 @@ from flask import request
 
 from services.api import context
 from services.api.blueprint import Blueprint
-from services.api.queue import enqueue
+from services.api.queue import enqueue_or_leave
 from shared.errors import Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
 from shared.logs import get_logger
@@ -34,7 +34,7 @@ def monnify_webhook():
     verified_by = _authenticate(raw)
     stored = store_event(context.db(), raw, verified_by=verified_by, source_ip=request.remote_addr)
     if stored.processable:
-        _enqueue_quietly(str(stored.event_id))
+        enqueue_or_leave("payments.process_event", event_id=str(stored.event_id))
     log.info("webhook_stored", event_id=str(stored.event_id), duplicate=stored.duplicate)
     return {"message": "Webhook received"}
 
@@ -72,10 +72,3 @@ def _legacy_hash_valid(body: dict, secret: str) -> bool:
         paid_on=str(body["paidOn"]),
         transaction_reference=str(body["transactionReference"]),
     )
-
-
-def _enqueue_quietly(event_id: str) -> None:
-    try:
-        enqueue("payments.process_event", event_id=event_id)
-    except Exception as exc:  # the event is stored; the requeue job will send it
-        log.warning("webhook_enqueue_failed", event_id=event_id, error=type(exc).__name__)

@@ -9,7 +9,9 @@ from typing import Any
 from celery import Celery
 
 from services.api.context import settings
-from shared.logs import current_request_id
+from shared.logs import current_request_id, get_logger
+
+log = get_logger(__name__)
 
 
 @cache
@@ -34,3 +36,14 @@ def enqueue(task_name: str, *, countdown: float | None = None, **kwargs: Any) ->
         retry=False,
     )
     return result.id
+
+
+def enqueue_or_leave(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> bool:
+    """Send a task whose work is already recorded in MongoDB; if the broker is down, log
+    it and carry on: a beat job (inbox requeue, call sweeper) sends it later."""
+    try:
+        enqueue(task_name, countdown=countdown, **kwargs)
+    except Exception as exc:  # any broker failure: the stored record is the guarantee
+        log.warning("enqueue_failed", task=task_name, error=type(exc).__name__, arguments=kwargs)
+        return False
+    return True
