@@ -9,7 +9,7 @@ from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from shared.funding.fundings import FundingRequest, start_funding
 from shared.indexes import HISTORY_INDEX
-from shared.ledger.accounts import open_wallet, wallet_id
+from shared.ledger.accounts import new_account_document, wallet_id
 from shared.money import check_amount_bounds
 from shared.pagination import NEWEST_FIRST, next_cursor, older_than
 from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
@@ -33,9 +33,12 @@ def _currency(query: dict) -> str:
 @blp.response(200, BalanceSchema)
 def balance(query: dict):
     """The wallet's posted balance, what is held by open holds, and what is available."""
-    db = context.db()
-    account_id = open_wallet(db, current_user["_id"], _currency(query))
-    account = db.accounts.find_one({"_id": account_id})
+    currency = _currency(query)
+    account_id = wallet_id(current_user["_id"], currency)
+    # A read writes nothing: a wallet no money has reached yet reads as empty.
+    account = context.db().accounts.find_one({"_id": account_id}) or new_account_document(
+        account_id, currency
+    )
     return {
         "balance": account["balance"],
         "held": account["held"],
