@@ -26,7 +26,7 @@ from shared.ledger import (
     SystemAccount,
     system_account_id,
 )
-from shared.ledger.accounts import receivable_id, set_restricted
+from shared.ledger.accounts import available_of, balance_of, receivable_id, set_restricted
 from shared.logs import get_logger
 from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
 from shared.monnify.client import MonnifyClient
@@ -168,8 +168,7 @@ class FundingConfirmer:
 
     def _take_back(self, funding: dict[str, Any], reference: str, credited: int) -> None:
         wallet = funding["account"]
-        account = self.db.accounts.find_one({"_id": wallet})
-        taken = max(0, min(credited, int(account["balance"] - account["held"])))
+        taken = max(0, min(credited, available_of(self.db, wallet)))
         shortfall = credited - taken
         currency = funding["currency"]
         postings = [Posting(system_account_id(SystemAccount.GATEWAY_CLEARING, currency), credited)]
@@ -199,12 +198,10 @@ class FundingConfirmer:
     def _repay_receivable(self, funding: dict[str, Any], reference: str) -> None:
         """A new credit first repays what an earlier reversal left owed."""
         receivable = receivable_id(funding["userId"], funding["currency"])
-        owed_account = self.db.accounts.find_one({"_id": receivable})
-        owed = -int(owed_account["balance"]) if owed_account else 0
+        owed = -balance_of(self.db, receivable)
         if owed <= 0:
             return
-        wallet = self.db.accounts.find_one({"_id": funding["account"]})
-        repaid = min(owed, int(wallet["balance"] - wallet["held"]))
+        repaid = min(owed, available_of(self.db, funding["account"]))
         if repaid > 0:
             try:
                 self.ledger.post(

@@ -53,6 +53,12 @@ def currency_of(account_id: str) -> str:
     return account_id.rsplit(":", 1)[-1]
 
 
+def available_of(db: Database, account_id: str) -> int:
+    """What a wallet can spend now: its balance less what open holds reserve."""
+    document = db.accounts.find_one({"_id": account_id}, {"balance": 1, "held": 1})
+    return int(document["balance"] - document["held"]) if document else 0
+
+
 def balance_of(db: Database, account_id: str) -> int:
     """An account's balance: its document's, or for a system account its postings' sum."""
     if keeps_running_balance(account_id):
