@@ -38,7 +38,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from services.embedded import free_port
-from shared.ledger import Ledger, check_invariants, wallet_id
+from shared.ledger import Ledger, LedgerReads, check_invariants, wallet_id
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 from shared.threads import run_threads
@@ -233,10 +233,10 @@ def check_money(db: Database, calls: list[dict[str, Any]], callers: list[Party])
         caller = str(call["callerId"])
         spent[caller] = spent.get(caller, 0) + int(call["cost"])
     for caller in callers:
-        account = db.accounts.find_one({"_id": wallet_id(caller.user_id, "NGN")})
+        wallet = LedgerReads(db).wallet(wallet_id(caller.user_id, "NGN"))
         expected = FUNDS_PER_CALLER - spent.get(caller.user_id, 0)
-        if int(account["balance"]) != expected or int(account["held"]) != 0:
-            problems.append(f"{account['_id']}: balance {account['balance']} != {expected}")
+        if wallet.balance != expected or wallet.held != 0:
+            problems.append(f"{wallet.account}: balance {wallet.balance} != {expected}")
     return problems
 
 

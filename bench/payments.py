@@ -44,7 +44,7 @@ from pymongo import monitoring
 from pymongo.database import Database
 
 from bench.calls import Stack, percentile, start_stack, stop_stack, summary_ms, wait_ready
-from shared.ledger import check_invariants, wallet_id
+from shared.ledger import LedgerReads, check_invariants, wallet_id
 from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
 from shared.settings import load_settings
 
@@ -238,18 +238,19 @@ def exactly_once_problems(db: Database, fundings: list[Funding], sent: list[Sent
     """Every notified funding credited once; nothing else credited; each wallet holds
     exactly the fundings notified for it."""
     problems = []
+    reads = LedgerReads(db)
     notified = {s.funding.payment_reference for s in sent}
     expected: dict[str, int] = {}
     for funding in fundings:
-        credits = db.entries.count_documents({"key": f"monnify:{funding.transaction_reference}"})
+        credits = int(reads.entry(f"monnify:{funding.transaction_reference}") is not None)
         wanted = 1 if funding.payment_reference in notified else 0
         if credits != wanted:
             problems.append(f"{funding.payment_reference}: credited {credits} times, not {wanted}")
         expected[funding.user_id] = expected.get(funding.user_id, 0) + wanted * funding.amount_minor
     for user_id, amount in expected.items():
-        account = db.accounts.find_one({"_id": wallet_id(user_id, "NGN")})
-        if int(account["balance"]) != amount:
-            problems.append(f"{account['_id']}: balance {account['balance']} != {amount}")
+        wallet = reads.wallet(wallet_id(user_id, "NGN"))
+        if wallet.balance != amount:
+            problems.append(f"{wallet.account}: balance {wallet.balance} != {amount}")
     return problems
 
 

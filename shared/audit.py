@@ -1,8 +1,10 @@
 """The audit trail: every money movement and admin action, in a tamper-evident hash chain.
 
-Writers never touch the chain. They `append` an unchained record to `audit_outbox` in
-the same transaction as what it records (the ledger does, inside each movement's
-transaction), so the hot path takes no global lock. One sealer (`seal`, a beat task,
+Writers never touch the chain. Admin actions `append` an unchained record to
+`audit_outbox` in the same transaction as what they record; every ledger operation's
+journal entry is its own unchained record (`shared/ledger/journal.py`, marked
+`unsealed`), so a movement writes no extra document and the hot path takes no global
+lock. One sealer (`seal`, a beat task,
 under a Redis lock, and a unique index on `seq` in case two ever run) moves outbox
 records into `audit` in order, each with
 
@@ -37,6 +39,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from redis.exceptions import LockError
 
+from shared.ledger import journal
 from shared.logs import get_logger
 from shared.metrics import AUDIT_SEALED
 
@@ -150,14 +153,18 @@ def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
     head = read_head(redis_client)
     tail = _tail(db)
     _check_head(db, head, tail)
-    pending = list(db[OUTBOX].find().sort("_id", 1).limit(batch))
-    if not pending:
+    outbox, entries = _pending(db, batch)
+    if not outbox and not entries:
         return 0
-    records = list(_chain(pending, tail))
+    records = list(_chain(sorted(outbox + entries, key=lambda r: r["_id"]), tail))
     try:
         with db.client.start_session() as session, session.start_transaction():
             db[CHAIN].insert_many(records, session=session)
-            db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in records]}}, session=session)
+            if outbox:
+                ids = [r["_id"] for r in outbox]
+                db[OUTBOX].delete_many({"_id": {"$in": ids}}, session=session)
+            if entries:
+                journal.mark_sealed(db, [r["_id"] for r in entries], session)
     except DuplicateKeyError:
         log.warning("audit_seal_raced")  # another sealer extended the chain first
         return 0
@@ -166,6 +173,20 @@ def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
     AUDIT_SEALED.inc(len(records))
     log.info("audit_sealed", records=len(records), seq=sealed.seq, head=sealed.hash)
     return len(records)
+
+
+def _pending(db: Database, batch: int) -> tuple[list[dict], list[dict]]:
+    """The oldest unchained records of each source, `batch` in all."""
+    outbox = list(db[OUTBOX].find().sort("_id", 1).limit(batch))
+    entries = journal.unsealed_records(db, batch)
+    oldest = sorted(outbox + entries, key=lambda r: r["_id"])[:batch]
+    kept = {r["_id"] for r in oldest}
+    return [r for r in outbox if r["_id"] in kept], [r for r in entries if r["_id"] in kept]
+
+
+def pending_count(db: Database) -> int:
+    """Records waiting for the sealer."""
+    return db[OUTBOX].estimated_document_count() + journal.unsealed_count(db)
 
 
 def _chain(pending: list[dict[str, Any]], tail: Head) -> Iterator[dict[str, Any]]:
@@ -276,7 +297,7 @@ def verify(
     head_checked = False
     if finding is None and redis_client is not None:
         finding, head_checked = _check_end(walker, redis_client, settle_seconds)
-    pending = db[OUTBOX].estimated_document_count()
+    pending = pending_count(db)
     return Report(walker.last.seq, pending, finding, head_checked)
 
 

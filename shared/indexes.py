@@ -5,9 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-# Named so queries can hint it: some planners (SecantusDB) otherwise scan the collection
-# when a filter adds a second field to the account.
-HISTORY_INDEX = "postings_by_account_newest"
+HISTORY_INDEX = "entries_by_wallet_newest"
 CALL_SLOT_INDEX = "calls_open_slot_per_caller"
 CALLS_BY_CALLER = "calls_by_caller_newest"
 CALLS_BY_RECEIVER = "calls_by_receiver_newest"
@@ -20,7 +18,6 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="wallet_by_user",
         )
     ],
-    "operations": [],  # _id is the idempotency key
     "calls": [
         # The guarantee behind CALL_MAX_CONCURRENT: an open call occupies one of its
         # caller's numbered slots, and the slot frees when `open` is unset at the end.
@@ -46,13 +43,22 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="calls_unsettled",
         ),
     ],
-    "entries": [IndexModel([("createdAt", DESCENDING)], name="entries_by_time")],
-    "postings": [
+    # The journal (shared/ledger/journal.py): one entry per ledger operation.
+    "entries": [
+        # The idempotency key: a repeat's insert fails here, and is then replayed.
+        IndexModel([("key", ASCENDING)], unique=True, name="entries_by_key"),
+        # A wallet's history, newest first. Only wallets are listed (never the clearing
+        # account every entry shares), so concurrent inserts share no index key.
         IndexModel(
-            [("account", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            [("wallets", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
             name=HISTORY_INDEX,
         ),
-        IndexModel([("entryId", ASCENDING)], name="postings_by_entry"),
+        IndexModel([("reference", ASCENDING)], name="entries_by_reference"),
+        IndexModel([("createdAt", DESCENDING)], name="entries_by_time"),
+        # What the audit sealer has yet to chain: the field is removed once sealed.
+        IndexModel(
+            [("unsealed", ASCENDING), ("_id", ASCENDING)], sparse=True, name="entries_unsealed"
+        ),
     ],
     "fundings": [
         IndexModel(

@@ -26,14 +26,23 @@ def encode_cursor(document: dict[str, Any]) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        millis, object_id = base64.urlsafe_b64decode(padded).decode().split(":")
+        millis, object_id = _cursor_text(cursor).split(":")
         created = datetime.fromtimestamp(int(millis) / 1000, UTC)
         return created, ObjectId(object_id)
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise _malformed() from None
+
+
+def _cursor_text(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError, TypeError):
-        raise InvalidRequest(
-            "Malformed cursor", {"cursor": ["not a cursor from this API"]}
-        ) from None
+        raise _malformed() from None
+
+
+def _malformed() -> InvalidRequest:
+    return InvalidRequest("Malformed cursor", {"cursor": ["not a cursor from this API"]})
 
 
 def older_than(cursor: str | None) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from shared.admin_actions import record_admin_action
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.funding import inbox
 from shared.funding.refunds import RefundRequest, Refunds, refund_view
-from shared.ledger.accounts import receivable_id, set_restricted, wallet_id
+from shared.ledger import LedgerReads
+from shared.ledger.accounts import receivable_id, wallet_id
 from shared.schemas.admin import (
     ReasonSchema,
     ReconciliationQuerySchema,
@@ -108,31 +109,33 @@ def requeue_webhook(body: dict, event_id: str):
 @blp.response(200, WalletStateSchema)
 def unrestrict_wallet(body: dict, user_id: str):
     """Lift a wallet's restriction by hand (what the user owes, if anything, stays owed)."""
-    db = context.db()
+    ledger = context.ledger()
     owner = _object_id(user_id, "user")
     currency = body.get("currency") or context.settings().default_currency
     account_id = wallet_id(owner, currency)
-    if db.accounts.find_one({"_id": account_id}) is None:
+    if not ledger.reads.exists(account_id):
         raise NotFound("This user has no wallet in this currency", {"currency": currency})
-    set_restricted(db, account_id, False, f"lifted by an admin: {body['reason']}")
+    ledger.set_restricted(account_id, False, f"lifted by an admin: {body['reason']}")
     record_admin_action(
-        db, actor=_actor(), action="unrestrict_wallet", target=account_id, reason=body["reason"]
+        context.db(),
+        actor=_actor(),
+        action="unrestrict_wallet",
+        target=account_id,
+        reason=body["reason"],
     )
-    return _wallet_state(account_id, owner, currency)
+    return _wallet_state(ledger.reads, account_id, owner, currency)
 
 
-def _wallet_state(account_id: str, owner: ObjectId, currency: str) -> dict:
-    db = context.db()
-    account = db.accounts.find_one({"_id": account_id})
-    receivable = db.accounts.find_one({"_id": receivable_id(owner, currency)})
+def _wallet_state(reads: LedgerReads, account_id: str, owner: ObjectId, currency: str) -> dict:
+    wallet = reads.wallet(account_id)
     return {
         "account": account_id,
         "currency": currency,
-        "balance": account["balance"],
-        "available": account["balance"] - account["held"],
-        "owed": max(0, -int(receivable["balance"])) if receivable else 0,
-        "restricted": account.get("restricted", False),
-        "restrictedReason": account.get("restrictedReason"),
+        "balance": wallet.balance,
+        "available": wallet.available,
+        "owed": max(0, -reads.balance(receivable_id(owner, currency))),
+        "restricted": wallet.restricted,
+        "restrictedReason": wallet.restricted_reason,
     }
 
 

@@ -21,12 +21,12 @@ import redis
 from bson import ObjectId
 from flask import Response, current_app
 from flask_jwt_extended import current_user, get_jwt, jwt_required
-from pymongo.database import Database
 
 from services.api import context
 from services.api.blueprint import Blueprint
 from shared import live_events
 from shared.errors import DomainError
+from shared.ledger import LedgerReads
 from shared.money import exponent_of, to_major
 
 MAX_STREAMS_PER_USER = 3
@@ -60,7 +60,7 @@ def events():
     _claim_stream(redis_client, user_id, int(get_jwt()["exp"]))
     stream = _Stream(
         redis_client,
-        context.db(),
+        context.ledger().reads,
         user_id,
         expires_at=float(get_jwt()["exp"]),
         heartbeat=context.settings().sse_heartbeat_seconds,
@@ -104,7 +104,7 @@ class _Stream:
     def __init__(
         self,
         redis_client: redis.Redis,
-        db: Database,
+        reads: LedgerReads,
         user_id: ObjectId,
         *,
         expires_at: float,
@@ -112,7 +112,7 @@ class _Stream:
         dumps: Callable[[Any], str],
     ):
         self.redis = redis_client
-        self.db = db
+        self.reads = reads
         self.user_id = user_id
         self.expires_at = expires_at
         self.heartbeat = heartbeat
@@ -140,12 +140,9 @@ class _Stream:
         )
 
     def _balances(self) -> list[dict[str, Any]]:
-        wallets = self.db.accounts.find({"userId": self.user_id, "kind": "user"})
         return [
-            _in_major_units(
-                live_events.balance_data(w["_id"], w["currency"], int(w["balance"]), int(w["held"]))
-            )
-            for w in wallets
+            _in_major_units(live_events.balance_data(w.account, w.currency, w.balance, w.held))
+            for w in self.reads.wallets_of(self.user_id)
         ]
 
     def _frame(self, event_type: str, data: dict[str, Any]) -> str:

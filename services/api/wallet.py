@@ -8,10 +8,9 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from shared.funding.fundings import FundingRequest, start_funding
-from shared.indexes import HISTORY_INDEX
-from shared.ledger.accounts import new_account_document, wallet_id
+from shared.ledger import HistoryItem, wallet_id
 from shared.money import check_amount_bounds
-from shared.pagination import NEWEST_FIRST, next_cursor, older_than
+from shared.pagination import decode_cursor, encode_cursor
 from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
 from shared.schemas.wallet import (
     BalanceSchema,
@@ -33,18 +32,13 @@ def _currency(query: dict) -> str:
 @blp.response(200, BalanceSchema)
 def balance(query: dict):
     """The wallet's posted balance, what is held by open holds, and what is available."""
-    currency = _currency(query)
-    account_id = wallet_id(current_user["_id"], currency)
-    # A read writes nothing: a wallet no money has reached yet reads as empty.
-    account = context.db().accounts.find_one({"_id": account_id}) or new_account_document(
-        account_id, currency
-    )
+    wallet = context.ledger().reads.wallet(wallet_id(current_user["_id"], _currency(query)))
     return {
-        "balance": account["balance"],
-        "held": account["held"],
-        "available": account["balance"] - account["held"],
-        "currency": account["currency"],
-        "restricted": account.get("restricted", False),
+        "balance": wallet.balance,
+        "held": wallet.held,
+        "available": wallet.available,
+        "currency": wallet.currency,
+        "restricted": wallet.restricted,
     }
 
 
@@ -53,31 +47,31 @@ def balance(query: dict):
 @blp.arguments(TransactionsQuerySchema, location="query")
 @blp.response(200, TransactionSchema(many=True))
 def transactions(query: dict):
-    """The wallet's postings, newest first; the next page's cursor is in the Link header."""
+    """The wallet's movements, newest first; the next page's cursor is in the Link header.
+    Every movement the ledger records has succeeded: `status` is always `success`."""
     limit = query["limit"]
-    selector = {"account": wallet_id(current_user["_id"], _currency(query))}
-    if "type" in query:
-        selector["type"] = query["type"]
-    if "status" in query:
-        selector["status"] = query["status"]
-    selector.update(older_than(query.get("cursor")))
-    cursor = context.db().postings.find(selector).sort(NEWEST_FIRST).hint(HISTORY_INDEX)
-    page = list(cursor.limit(limit))
-    body = [_transaction(posting) for posting in page]
-    return body, 200, next_link(next_cursor(page, limit))
+    page = context.ledger().reads.history(
+        wallet_id(current_user["_id"], _currency(query)),
+        limit,
+        after=decode_cursor(cursor) if (cursor := query.get("cursor")) else None,
+        kind=query.get("type"),
+    )
+    body = [_transaction(item) for item in page]
+    last = {"createdAt": page[-1].created_at, "_id": page[-1].id} if page else None
+    return body, 200, next_link(encode_cursor(last) if len(page) == limit else None)
 
 
-def _transaction(posting: dict) -> dict:
+def _transaction(item: HistoryItem) -> dict:
     return {
-        "id": str(posting["_id"]),
-        "type": posting["type"],
-        "amount": abs(int(posting["amount"])),
-        "currency": posting["currency"],
-        "reference": posting["reference"],
-        "status": posting["status"],
-        "description": posting.get("description", ""),
-        "balanceAfter": posting["balanceAfter"],
-        "createdAt": posting["createdAt"],
+        "id": str(item.id),
+        "type": item.type,
+        "amount": item.amount,
+        "currency": item.currency,
+        "reference": item.reference,
+        "status": item.status,
+        "description": item.description,
+        "balanceAfter": item.balance_after,
+        "createdAt": item.created_at,
     }
 
 

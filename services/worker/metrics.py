@@ -78,7 +78,7 @@ class StateCollector:
     def _database_gauges(self) -> Iterator[Metric]:
         active = self.db.calls.count_documents({"status": OPEN})
         yield GaugeMetricFamily("calls_active", "Calls open now", value=active)
-        pending = self.db[audit.OUTBOX].estimated_document_count()
+        pending = audit.pending_count(self.db)
         yield GaugeMetricFamily(
             "audit_outbox_pending", "Audit records waiting for the sealer", value=pending
         )

@@ -109,6 +109,7 @@ def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
             call["holdId"],
             int(call["cost"]),
             [(account, amount) for account, amount in shares if amount],
+            account=call["account"],
             reference=f"call:{call['_id']}",
             description=f"Call {call['_id']}",
         )

@@ -35,11 +35,8 @@ EXTEND_ATTEMPTS = 3
 
 def wallet_state(ctx: CallContext, account: str) -> tuple[int, bool]:
     """The wallet's available balance, and whether it is restricted."""
-    wallet = ctx.db.accounts.find_one({"_id": account}, {"balance": 1, "held": 1, "restricted": 1})
-    if wallet is None:
-        return 0, False
-    available = max(int(wallet["balance"]) - int(wallet["held"]), 0)
-    return available, bool(wallet.get("restricted"))
+    wallet = ctx.ledger.reads.wallet(account)
+    return max(wallet.available, 0), wallet.restricted
 
 
 def spendable(ctx: CallContext, account: str) -> int:
@@ -79,7 +76,7 @@ def hold_expiry(config: CallSettings, call: dict[str, Any], reserved: int) -> da
 
 def reserved_seconds(ctx: CallContext, call: dict[str, Any]) -> int | None:
     """Seconds the call's open hold pays for; None once the hold is closed (or absent)."""
-    hold = ctx.db.holds.find_one({"_id": call["holdId"]}, {"amount": 1, "status": 1})
+    hold = ctx.ledger.reads.hold(call["holdId"])
     if hold is None or hold["status"] != "open":
         return None
     return tariff_of(call).seconds_covered(int(hold["amount"]))
@@ -130,7 +127,13 @@ def extend(ctx: CallContext, call: dict[str, Any], reserved: int) -> None:
             return
         expires = hold_expiry(ctx.config, call, target)
         try:
-            ctx.ledger.extend_hold(key, call["holdId"], tariff.cost(target) - held, expires)
+            ctx.ledger.extend_hold(
+                key,
+                call["holdId"],
+                tariff.cost(target) - held,
+                expires,
+                account=call["account"],
+            )
             return
         except InsufficientFunds:
             continue  # spent elsewhere since we looked: plan with what is left

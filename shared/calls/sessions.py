@@ -207,7 +207,9 @@ def _activate(ctx: CallContext, call: dict[str, Any], first: int) -> dict[str, A
     started = record_reservation(ctx, call, 0, first, status=STARTING)
     if started is None:
         with suppress(HoldNotOpen):  # the sweeper's settlement released it already
-            ctx.ledger.release(f"call:{call['_id']}:abandon", call["holdId"])
+            ctx.ledger.release(
+                f"call:{call['_id']}:abandon", call["holdId"], account=call["account"]
+            )
         raise Conflict("The call could not be started in time; nothing was charged")
     return started
 

@@ -26,7 +26,7 @@ from shared.ledger import (
     SystemAccount,
     system_account_id,
 )
-from shared.ledger.accounts import available_of, balance_of, receivable_id, set_restricted
+from shared.ledger.accounts import receivable_id
 from shared.logs import get_logger
 from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
 from shared.monnify.client import MonnifyClient
@@ -168,7 +168,7 @@ class FundingConfirmer:
 
     def _take_back(self, funding: dict[str, Any], reference: str, credited: int) -> None:
         wallet = funding["account"]
-        taken = max(0, min(credited, available_of(self.db, wallet)))
+        taken = max(0, min(credited, self.ledger.reads.available(wallet)))
         shortfall = credited - taken
         currency = funding["currency"]
         postings = [Posting(system_account_id(SystemAccount.GATEWAY_CLEARING, currency), credited)]
@@ -190,7 +190,9 @@ class FundingConfirmer:
             # The wallet spent some since we read it: try again with what it has now.
             raise Conflict("The wallet changed during the reversal; retry") from None
         if shortfall:
-            set_restricted(self.db, wallet, True, f"reversal of {reference} left {shortfall} owed")
+            self.ledger.set_restricted(
+                wallet, True, f"reversal of {reference} left {shortfall} owed"
+            )
         log.warning(
             "funding_reversed", paymentReference=funding["_id"], taken=taken, shortfall=shortfall
         )
@@ -198,10 +200,10 @@ class FundingConfirmer:
     def _repay_receivable(self, funding: dict[str, Any], reference: str) -> None:
         """A new credit first repays what an earlier reversal left owed."""
         receivable = receivable_id(funding["userId"], funding["currency"])
-        owed = -balance_of(self.db, receivable)
+        owed = -self.ledger.reads.balance(receivable)
         if owed <= 0:
             return
-        repaid = min(owed, available_of(self.db, funding["account"]))
+        repaid = min(owed, self.ledger.reads.available(funding["account"]))
         if repaid > 0:
             try:
                 self.ledger.post(
@@ -216,7 +218,7 @@ class FundingConfirmer:
             except IdempotencyConflict:
                 return  # repaid by an earlier run, which then stopped before the status
         if repaid >= owed:
-            set_restricted(self.db, funding["account"], False, "receivable repaid")
+            self.ledger.set_restricted(funding["account"], False, "receivable repaid")
 
     def _close(self, funding: dict[str, Any], status: str, transaction: Transaction) -> Outcome:
         if funding["status"] in f.CREDITED_STATUSES:
@@ -237,10 +239,7 @@ class FundingConfirmer:
     # ---- writing ---------------------------------------------------------------------
 
     def _credited_amount(self, reference: str, wallet: str) -> int:
-        entry = self.db.entries.find_one({"key": credit_key(reference)})
-        if entry is None:
-            return 0
-        return sum(int(p["amount"]) for p in entry["postings"] if p["account"] == wallet)
+        return self.ledger.reads.credited(credit_key(reference), wallet)
 
     def _set(self, funding: dict[str, Any], fields: dict[str, Any], decision: str | None = None):
         update: dict[str, Any] = {"$set": {**fields, "updatedAt": datetime.now(UTC)}}

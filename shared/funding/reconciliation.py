@@ -25,7 +25,7 @@ from shared.funding import fundings as f
 from shared.funding import inbox
 from shared.funding.confirmation import FundingConfirmer, Outcome
 from shared.funding.refunds import Refunds
-from shared.ledger import SystemAccount, check_invariants, system_account_id
+from shared.ledger import LedgerReads, SystemAccount, check_invariants, system_account_id
 from shared.logs import get_logger
 from shared.metrics import RECONCILIATION_DISCREPANCIES
 from shared.money import CURRENCY_EXPONENTS
@@ -223,22 +223,8 @@ def _clearing_accounts() -> list[str]:
 
 def _clearing_movements(db: Database, start: datetime, end: datetime) -> list[tuple[str, dict]]:
     """The day's clearing postings, netted per reference (a transactionReference)."""
-    pipeline = [
-        {
-            "$match": {
-                "account": {"$in": _clearing_accounts()},
-                "createdAt": {"$gte": start, "$lt": end},
-            }
-        },
-        {
-            "$group": {
-                "_id": "$reference",
-                "net": {"$sum": "$amount"},
-                "currency": {"$first": "$currency"},
-            }
-        },
-    ]
-    return [(row["_id"], row) for row in db.postings.aggregate(pipeline)]
+    nets = LedgerReads(db).net_by_reference(_clearing_accounts(), start, end)
+    return [(reference, {"net": net, "currency": c}) for reference, (net, c) in nets.items()]
 
 
 def _fundings_of_the_day(
@@ -299,13 +285,7 @@ def _ledger_net(db: Database, funding: dict[str, Any]) -> int:
     reference = funding.get("transactionReference")
     if not reference:
         return 0
-    rows = db.postings.aggregate(
-        [
-            {"$match": {"reference": reference, "account": {"$in": _clearing_accounts()}}},
-            {"$group": {"_id": None, "net": {"$sum": "$amount"}}},
-        ]
-    )
-    return -sum(int(row["net"]) for row in rows)
+    return -LedgerReads(db).net_of_reference(reference, _clearing_accounts())
 
 
 def _funding_discrepancies(funding: dict[str, Any], expected: int, ours: int) -> list[Discrepancy]:

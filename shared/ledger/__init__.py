@@ -12,18 +12,22 @@ from shared.ledger.ledger import (
     Posting,
 )
 from shared.ledger.locks import AccountBusy
+from shared.ledger.reads import HistoryItem, LedgerReads, WalletState
 
 __all__ = [
     "AccountBusy",
     "EntryResult",
+    "HistoryItem",
     "HoldNotOpen",
     "HoldResult",
     "IdempotencyConflict",
     "InsufficientFunds",
     "Ledger",
+    "LedgerReads",
     "Posting",
     "SystemAccount",
     "Violation",
+    "WalletState",
     "check_invariants",
     "system_account_id",
     "wallet_id",

@@ -13,6 +13,9 @@ from typing import Any
 from bson import Int64, ObjectId
 from pymongo.database import Database
 
+ACCOUNTS = "accounts"
+HOLDS = "holds"
+
 
 class SystemAccount(StrEnum):
     """System accounts, one per currency. Their balances may go negative.
@@ -53,24 +56,6 @@ def currency_of(account_id: str) -> str:
     return account_id.rsplit(":", 1)[-1]
 
 
-def available_of(db: Database, account_id: str) -> int:
-    """What a wallet can spend now: its balance less what open holds reserve."""
-    document = db.accounts.find_one({"_id": account_id}, {"balance": 1, "held": 1})
-    return int(document["balance"] - document["held"]) if document else 0
-
-
-def balance_of(db: Database, account_id: str) -> int:
-    """An account's balance: its document's, or for a system account its postings' sum."""
-    if keeps_running_balance(account_id):
-        document = db.accounts.find_one({"_id": account_id}, {"balance": 1})
-        return int(document["balance"]) if document else 0
-    pipeline = [
-        {"$match": {"account": account_id}},
-        {"$group": {"_id": None, "total": {"$sum": "$amount"}}},
-    ]
-    return sum(int(row["total"]) for row in db.postings.aggregate(pipeline))
-
-
 def new_account_document(account_id: str, currency: str) -> dict[str, Any]:
     document: dict[str, Any] = {
         "_id": account_id,
@@ -78,6 +63,8 @@ def new_account_document(account_id: str, currency: str) -> dict[str, Any]:
         "currency": currency,
         "balance": Int64(0),
         "held": Int64(0),
+        # balance - held, kept by every write: the condition a spending write checks.
+        "available": Int64(0),
         "version": Int64(0),
         "restricted": False,
         "createdAt": datetime.now(UTC),
@@ -89,7 +76,7 @@ def new_account_document(account_id: str, currency: str) -> dict[str, Any]:
 
 def open_account(db: Database, account_id: str, currency: str, session: Any = None) -> None:
     """Create the account if it does not exist; never touches an existing one."""
-    db.accounts.update_one(
+    db[ACCOUNTS].update_one(
         {"_id": account_id},
         {"$setOnInsert": new_account_document(account_id, currency)},
         upsert=True,
@@ -105,7 +92,7 @@ def open_wallet(db: Database, user_id: ObjectId, currency: str) -> str:
 
 def set_restricted(db: Database, account_id: str, restricted: bool, reason: str) -> None:
     """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
-    db.accounts.update_one(
+    db[ACCOUNTS].update_one(
         {"_id": account_id},
         {
             "$set": {

@@ -5,14 +5,16 @@ A violation is reported, logged at error level and counted; it is never repaired
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 
-from shared.ledger.accounts import currency_of, keeps_running_balance
+from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
+from shared.ledger.journal import ENTRIES
+from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -40,22 +42,6 @@ class _Snapshot:
     unbalanced_entries: list[dict[str, Any]]
 
 
-def _sums(
-    db: Database,
-    session: ClientSession,
-    collection: str,
-    match: dict[str, Any],
-    group: str,
-    field: str,
-) -> dict[str, int]:
-    pipeline = [
-        {"$match": match},
-        {"$group": {"_id": f"${group}", "total": {"$sum": f"${field}"}}},
-    ]
-    rows = db[collection].aggregate(pipeline, session=session)
-    return {row["_id"]: int(row["total"]) for row in rows}
-
-
 def _read_snapshot(db: Database) -> _Snapshot:
     with (
         db.client.start_session() as session,
@@ -63,17 +49,27 @@ def _read_snapshot(db: Database) -> _Snapshot:
     ):
         accounts = [
             account
-            for account in db.accounts.find(
-                {}, {"balance": 1, "held": 1, "kind": 1}, session=session
+            for account in db[ACCOUNTS].find(
+                {}, {"balance": 1, "held": 1, "available": 1, "kind": 1}, session=session
             )
             if keeps_running_balance(account["_id"])
         ]
         return _Snapshot(
             accounts=accounts,
-            posted=_sums(db, session, "postings", {}, "account", "amount"),
-            held=_sums(db, session, "holds", {"status": "open"}, "account", "amount"),
-            unbalanced_entries=list(db.entries.aggregate(_UNBALANCED_ENTRIES, session=session)),
+            posted=LedgerReads(db).posted_sums(session=session),
+            held=_sums(db[HOLDS].aggregate(_HELD_PER_ACCOUNT, session=session)),
+            unbalanced_entries=list(db[ENTRIES].aggregate(_UNBALANCED_ENTRIES, session=session)),
         )
+
+
+def _sums(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    return {row["_id"]: int(row["total"]) for row in rows}
+
+
+_HELD_PER_ACCOUNT = [
+    {"$match": {"status": "open"}},
+    {"$group": {"_id": "$account", "total": {"$sum": "$amount"}}},
+]
 
 
 def _currencies_sum_to_zero(
@@ -114,6 +110,15 @@ def _held_matches_open_holds(
     ]
 
 
+def _available_is_kept(accounts: list[dict[str, Any]]) -> list[Violation]:
+    """The stored `available` that spending writes check is balance - held."""
+    return [
+        Violation("available_equals_balance_less_held", a["_id"], expected, int(a["available"]))
+        for a in accounts
+        if (expected := int(a["balance"] - a["held"])) != int(a.get("available", expected - 1))
+    ]
+
+
 def _wallets_not_negative(accounts: list[dict[str, Any]]) -> list[Violation]:
     return [
         Violation("available_not_negative", a["_id"], 0, int(a["balance"] - a["held"]))
@@ -144,6 +149,7 @@ def check_invariants(db: Database) -> list[Violation]:
         *_currencies_sum_to_zero(snapshot.accounts, snapshot.posted),
         *_balances_match_postings(snapshot.accounts, snapshot.posted),
         *_held_matches_open_holds(snapshot.accounts, snapshot.held),
+        *_available_is_kept(snapshot.accounts),
         *_wallets_not_negative(snapshot.accounts),
         *_entries_balance(snapshot.unbalanced_entries),
     ]

@@ -3,13 +3,19 @@
 Every operation
 - carries an idempotency key: a repeat with the same parameters returns the first
   result, the same key with other parameters raises IdempotencyConflict;
-- runs as one MongoDB multi-document transaction: the operation record, the journal
-  entry, its postings, the balance changes and the hold state commit together or not
-  at all;
-- takes Redis locks on the accounts it writes (system accounts too), in sorted order,
-  to serialise writers, and still writes conditionally (the version read, and
-  available >= 0) so a lost lock cannot lose an update;
+- runs as one MongoDB multi-document transaction that writes one journal entry (its
+  postings, its idempotency key and fingerprint, its result, and its audit record:
+  see `journal.py`), the balance changes, and the hold state, together or not at all;
+- writes every balance with a conditional `$inc` and no read before it: a wallet's
+  stored `available` must cover what the operation spends, a hold must still be open;
+- takes fair Redis locks on the wallets it spends from (in sorted order) so writers on
+  one wallet queue instead of conflicting; the conditional write, never the lock,
+  is what keeps money right;
 - retries write conflicts and transient errors a bounded number of times.
+
+A first attempt costs: one write per account with a running balance, one per hold,
+one insert of the entry, and the commit (a credit or debit: 3 commands). A repeated
+key is found by the entry's unique key index, then replayed.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
 the account's balance, negative takes from it; an entry's postings sum to zero.
@@ -28,22 +34,27 @@ from typing import Any
 
 import redis
 from bson import Int64, ObjectId
+from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared import audit, live_events
+from shared import live_events
 from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
+from shared.ledger import journal
 from shared.ledger.accounts import (
+    ACCOUNTS,
+    HOLDS,
     SystemAccount,
-    balance_of,
     currency_of,
     is_user_wallet,
     keeps_running_balance,
     new_account_document,
+    set_restricted,
     system_account_id,
 )
 from shared.ledger.locks import account_locks
+from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
@@ -54,6 +65,7 @@ log = get_logger(__name__)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 0.005
 TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
+_BALANCE_FIELDS = ("balance", "held", "available", "version")
 
 
 class InsufficientFunds(PaymentRequired):
@@ -66,10 +78,6 @@ class IdempotencyConflict(Conflict):
 
 class HoldNotOpen(Conflict):
     pass
-
-
-class _StaleAccount(Exception):
-    """A conditional update matched nothing: someone wrote since we read. Retry."""
 
 
 @dataclass(frozen=True)
@@ -103,151 +111,87 @@ class _Change:
     balance: int = 0
     held: int = 0
 
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
 
 class _Transaction:
-    """The work of one attempt: reads accounts, checks, and stages conditional writes."""
+    """The writes of one attempt, each conditional, inside one session's transaction."""
 
     def __init__(self, db: Database, session: ClientSession, now: datetime):
         self.db = db
         self.session = session
         self.now = now
-        self.accounts: dict[str, dict[str, Any]] = {}
-        # account -> (balance, held) after this transaction: for the audit record and
-        # the live balance events.
+        self.entry_id = ObjectId()
+        # account -> (balance, held) after this transaction: for the journal entry, its
+        # audit record and the live balance events.
         self.after: dict[str, tuple[int, int]] = {}
 
-    def load_accounts(self, account_ids: Sequence[str]) -> None:
-        tracked = {a for a in account_ids if keeps_running_balance(a)}
-        wanted = sorted(tracked - set(self.accounts))
-        for doc in self.db.accounts.find({"_id": {"$in": wanted}}, session=self.session):
-            self.accounts[doc["_id"]] = doc
-        for account_id in wanted:
-            if account_id not in self.accounts:
-                self.accounts[account_id] = self._open(account_id)
-
-    def _open(self, account_id: str) -> dict[str, Any]:
-        document = new_account_document(account_id, currency_of(account_id))
-        self.db.accounts.insert_one(document, session=self.session)
-        return document
-
-    def currency_of(self, account_ids: Sequence[str]) -> str:
-        currencies = {currency_of(a) for a in account_ids}
-        if len(currencies) != 1:
-            raise InvalidRequest("All accounts of one movement must share a currency")
-        return currencies.pop()
-
-    def apply(self, changes: dict[str, _Change]) -> dict[str, int]:
-        """Write each change conditionally; returns each running balance after. System
-        accounts change by their postings alone (see SystemAccount)."""
-        balances_after = {}
+    def apply(self, changes: dict[str, _Change]) -> None:
+        """Write each change; system accounts change by their postings alone."""
         for account_id, change in changes.items():
-            if not keeps_running_balance(account_id):
-                continue
-            account = self.accounts[account_id]
-            balance = int(account["balance"]) + change.balance
-            held = int(account["held"]) + change.held
-            if account["kind"] == "user" and (balance - held < 0 or held < 0):
-                raise InsufficientFunds(
-                    "Insufficient wallet balance",
-                    {"account": account_id, "available": int(account["balance"] - account["held"])},
-                )
-            self._write(account, change)
-            balances_after[account_id] = balance
-            self.after[account_id] = (balance, held)
-        return balances_after
+            if keeps_running_balance(account_id):
+                self._write(account_id, change)
 
-    def _write(self, account: dict[str, Any], change: _Change) -> None:
-        condition: dict[str, Any] = {"_id": account["_id"], "version": account["version"]}
-        if account["kind"] == "user":
-            # The database re-checks what we checked in Python: available stays >= 0.
-            condition["$expr"] = {
-                "$gte": [
-                    {
-                        "$subtract": [
-                            {"$add": ["$balance", change.balance]},
-                            {"$add": ["$held", change.held]},
-                        ]
-                    },
-                    0,
-                ]
-            }
-        result = self.db.accounts.update_one(
-            condition,
-            {
-                "$inc": {
-                    "balance": Int64(change.balance),
-                    "held": Int64(change.held),
-                    "version": Int64(1),
-                }
-            },
-            session=self.session,
-        )
-        if result.matched_count != 1:
-            raise _StaleAccount(account["_id"])
-
-    def record_entry(
-        self,
-        key: str,
-        kind: str,
-        postings: Sequence[Posting],
-        balances_after: dict[str, int],
-        details: dict[str, Any],
-    ) -> str:
-        entry_id = ObjectId()
-        currency = self.currency_of([p.account for p in postings])
-        self.db.entries.insert_one(
-            {
-                "_id": entry_id,
-                "key": key,
-                "kind": kind,
-                "currency": currency,
-                "postings": [{"account": p.account, "amount": Int64(p.amount)} for p in postings],
-                "createdAt": self.now,
-                **details,
-            },
-            session=self.session,
-        )
-        common = {
-            "entryId": entry_id,
-            "key": key,
-            "currency": currency,
-            "status": "success",
-            "reference": details.get("reference") or key,
-            "description": details.get("description", ""),
-            "createdAt": self.now,
+    def _write(self, account_id: str, change: _Change) -> None:
+        condition: dict[str, Any] = {"_id": account_id}
+        spends = is_user_wallet(account_id) and change.available < 0
+        if spends:
+            # The database decides, on a stored field every engine serves from _id.
+            condition["available"] = {"$gte": -change.available}
+        if change.held < 0:  # closing a hold: what it held must still be held
+            condition["held"] = {"$gte": -change.held}
+        must_exist = spends or change.held < 0
+        increments = {
+            "balance": change.balance,
+            "held": change.held,
+            "available": change.available,
+            "version": 1,
         }
-        self.db.postings.insert_many(
-            [_posting_document(p, common, balances_after.get(p.account)) for p in postings],
+        update: dict[str, Any] = {"$inc": {k: Int64(v) for k, v in increments.items()}}
+        if not must_exist:  # money arriving may open the account (a receivable, say)
+            document = new_account_document(account_id, currency_of(account_id))
+            update["$setOnInsert"] = {
+                k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
+            }
+        account = self.db[ACCOUNTS].find_one_and_update(
+            condition,
+            update,
+            projection={"balance": 1, "held": 1},
+            upsert=not must_exist,
+            return_document=ReturnDocument.AFTER,
             session=self.session,
         )
-        return str(entry_id)
+        if account is None:
+            raise InsufficientFunds(
+                "Insufficient wallet balance",
+                {"account": account_id, "available": LedgerReads(self.db).available(account_id)},
+            )
+        self.after[account_id] = (int(account["balance"]), int(account["held"]))
 
-    def find_hold(self, hold_id: str) -> dict[str, Any]:
-        hold = self.db.holds.find_one({"_id": hold_id}, session=self.session)
-        if hold is None:
-            raise NotFound("No such hold", {"holdId": hold_id})
-        return hold
-
-    def update_open_hold(self, hold_id: str, update: dict[str, Any]) -> None:
-        result = self.db.holds.update_one(
-            {"_id": hold_id, "status": "open"}, update, session=self.session
+    def record(
+        self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
+    ) -> None:
+        """Insert the operation's journal entry; a repeated key fails on its index."""
+        document = journal.entry_document(
+            self.entry_id, key, op, fingerprint, result, self.after, self.now, **fields
         )
-        if result.matched_count != 1:
-            raise _StaleAccount(hold_id)
+        self.db[journal.ENTRIES].insert_one(document, session=self.session)
 
-
-def _posting_document(
-    posting: Posting, common: dict[str, Any], balance_after: int | None
-) -> dict[str, Any]:
-    document = {
-        **common,
-        "account": posting.account,
-        "amount": Int64(posting.amount),
-        "type": "credit" if posting.amount > 0 else "debit",
-    }
-    if balance_after is not None:  # system accounts keep no running balance
-        document["balanceAfter"] = Int64(balance_after)
-    return document
+    def open_hold(self, hold_id: str, update: dict[str, Any], account: str) -> dict[str, Any]:
+        """Change an open hold of `account`, returning it as it was before."""
+        hold = self.db[HOLDS].find_one_and_update(
+            {"_id": hold_id, "status": "open", "account": account},
+            update,
+            session=self.session,
+        )
+        if hold is None:
+            found = self.db[HOLDS].find_one({"_id": hold_id}, {"status": 1, "account": 1})
+            if found is None or found["account"] != account:
+                raise NotFound("No such hold", {"holdId": hold_id})
+            raise HoldNotOpen(f"The hold is already {found['status']}", {"holdId": hold_id})
+        return hold
 
 
 def _fingerprint(op: str, params: dict[str, Any]) -> str:
@@ -257,6 +201,11 @@ def _fingerprint(op: str, params: dict[str, Any]) -> str:
 
 def _is_transient(exc: PyMongoError) -> bool:
     return any(exc.has_error_label(label) for label in TRANSIENT_LABELS)
+
+
+# What an operation does inside its transaction: returns its result (replayed to
+# repeats) and the fields of its journal entry.
+_Work = Callable[[_Transaction], tuple[dict[str, Any], dict[str, Any]]]
 
 
 class Ledger:
@@ -274,9 +223,7 @@ class Ledger:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.clock = clock
-
-    def balance_of(self, account_id: str) -> int:
-        return balance_of(self.db, account_id)
+        self.reads = LedgerReads(db)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -304,15 +251,13 @@ class Ledger:
         _check_postings(postings)
         params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
 
-        def work(tx: _Transaction) -> dict[str, Any]:
-            tx.load_accounts([p.account for p in postings])
+        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
             changes: dict[str, _Change] = {}
             for p in postings:
                 changes.setdefault(p.account, _Change()).balance += p.amount
-            after = tx.apply(changes)
+            tx.apply(changes)
             details = {"reference": reference, "description": description}
-            entry_id = tx.record_entry(key, kind, postings, after, details)
-            return {"entryId": entry_id}
+            return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
 
         result = self._run(key, kind, params, [p.account for p in postings], work)
         return EntryResult(key, result["entryId"], postings, result["replayed"])
@@ -341,7 +286,7 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Credit a wallet from a system account (money in from Monnify, by default)."""
-        source_id = system_account_id(source, account.rsplit(":", 1)[-1])
+        source_id = system_account_id(source, currency_of(account))
         return self.transfer(key, source_id, [(account, amount)], kind="credit", **details)
 
     def debit(
@@ -354,7 +299,7 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Debit a wallet to a system account; fails if `available` can't cover it."""
-        destination_id = system_account_id(destination, account.rsplit(":", 1)[-1])
+        destination_id = system_account_id(destination, currency_of(account))
         return self.transfer(key, account, [(destination_id, amount)], kind="debit", **details)
 
     # ---- holds -----------------------------------------------------------------------
@@ -376,15 +321,14 @@ class Ledger:
         params = {"account": account, "amount": amount, "expiresAt": expires_at, "hold": hold_id}
         hold_id = hold_id or str(ObjectId())
 
-        def work(tx: _Transaction) -> dict[str, Any]:
-            tx.load_accounts([account])
+        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
             tx.apply({account: _Change(held=amount)})
-            tx.db.holds.insert_one(
+            tx.db[HOLDS].insert_one(
                 {
                     "_id": hold_id,
                     "key": key,
                     "account": account,
-                    "currency": tx.accounts[account]["currency"],
+                    "currency": currency_of(account),
                     "amount": Int64(amount),
                     "status": "open",
                     "reference": reference,
@@ -393,25 +337,33 @@ class Ledger:
                 },
                 session=tx.session,
             )
-            return {"holdId": hold_id, "account": account, "amount": amount, "status": "open"}
+            result = {"holdId": hold_id, "account": account, "amount": amount, "status": "open"}
+            return result, {"hold_id": hold_id, "reference": reference}
 
         return self._hold_result(key, self._run(key, "hold", params, [account], work))
 
-    def extend_hold(self, key: str, hold_id: str, amount: int, expires_at: datetime) -> HoldResult:
-        """Add `amount` to an open hold and push its expiry out."""
+    def extend_hold(
+        self,
+        key: str,
+        hold_id: str,
+        amount: int,
+        expires_at: datetime,
+        *,
+        account: str | None = None,
+    ) -> HoldResult:
+        """Add `amount` to an open hold and push its expiry out. `account`: the hold's
+        wallet, if the caller knows it (else it is looked up)."""
         _check_positive(amount)
-        account = self._hold_account(hold_id)
+        account = account or self._hold_account(hold_id)
         params = {"hold": hold_id, "amount": amount, "expiresAt": expires_at}
 
-        def work(tx: _Transaction) -> dict[str, Any]:
-            hold = _open_hold(tx, hold_id)
-            tx.load_accounts([account])
+        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+            update = {"$inc": {"amount": Int64(amount)}, "$set": {"expiresAt": expires_at}}
+            hold = tx.open_hold(hold_id, update, account)
             tx.apply({account: _Change(held=amount)})
-            tx.update_open_hold(
-                hold_id, {"$inc": {"amount": Int64(amount)}, "$set": {"expiresAt": expires_at}}
-            )
             total = int(hold["amount"]) + amount
-            return {"holdId": hold_id, "account": account, "amount": total, "status": "open"}
+            result = {"holdId": hold_id, "account": account, "amount": total, "status": "open"}
+            return result, {"hold_id": hold_id}
 
         return self._hold_result(key, self._run(key, "extend_hold", params, [account], work))
 
@@ -422,15 +374,17 @@ class Ledger:
         amount: int,
         destinations: Sequence[tuple[str, int]] | None = None,
         *,
+        account: str | None = None,
         reference: str | None = None,
         description: str = "",
     ) -> EntryResult:
         """Take `amount` (at most what is held) from the hold's wallet and pay it to the
-        destinations (default: platform revenue); the rest of the hold is released."""
+        destinations (default: platform revenue); the rest of the hold is released.
+        `account`: the hold's wallet, if the caller knows it (else it is looked up)."""
         if not _is_integer(amount) or amount < 0:
             raise InvalidRequest("A capture amount must be a non-negative integer in minor units")
-        account = self._hold_account(hold_id)
-        currency = account.rsplit(":", 1)[-1]
+        account = account or self._hold_account(hold_id)
+        currency = currency_of(account)
         destinations = list(
             destinations or [(system_account_id(SystemAccount.PLATFORM_REVENUE, currency), amount)]
         )
@@ -443,45 +397,42 @@ class Ledger:
             if amount
             else []
         )
+        _check_one_currency([Posting(account, 0), *(Posting(d, a) for d, a in destinations)])
         params = {"hold": hold_id, "amount": amount, "destinations": destinations}
 
-        def work(tx: _Transaction) -> dict[str, Any]:
-            hold = _open_hold(tx, hold_id)
+        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+            captured = {"status": "captured", "captured": Int64(amount), "closedAt": tx.now}
+            hold = tx.open_hold(hold_id, {"$set": captured}, account)
             held = int(hold["amount"])
             if amount > held:
                 raise InvalidRequest(
                     "Cannot capture more than is held", {"held": held, "amount": amount}
                 )
-            tx.load_accounts([account, *(d for d, _ in destinations)])
             changes = {account: _Change(balance=-amount, held=-held)}
             for destination, share in destinations:
                 changes.setdefault(destination, _Change()).balance += share
-            after = tx.apply(changes)
-            entry_id = None
-            if postings:
-                details = {"reference": reference, "description": description, "holdId": hold_id}
-                entry_id = tx.record_entry(key, "capture", postings, after, details)
-            tx.update_open_hold(
-                hold_id,
-                {"$set": {"status": "captured", "captured": Int64(amount), "closedAt": tx.now}},
-            )
-            return {"entryId": entry_id}
+            tx.apply(changes)
+            entry_id = str(tx.entry_id) if postings else None
+            details = {"reference": reference, "description": description, "hold_id": hold_id}
+            return {"entryId": entry_id}, {"postings": postings, **details}
 
         touched = [account, *(d for d, _ in destinations)]
         result = self._run(key, "capture", params, touched, work)
         return EntryResult(key, result["entryId"], postings, result["replayed"])
 
-    def release(self, key: str, hold_id: str, *, status: str = "released") -> HoldResult:
-        """Give a hold's whole amount back to the wallet's available balance."""
-        account = self._hold_account(hold_id)
+    def release(
+        self, key: str, hold_id: str, *, status: str = "released", account: str | None = None
+    ) -> HoldResult:
+        """Give a hold's whole amount back to the wallet's available balance. `account`:
+        the hold's wallet, if the caller knows it (else it is looked up)."""
+        account = account or self._hold_account(hold_id)
         params = {"hold": hold_id, "status": status}
 
-        def work(tx: _Transaction) -> dict[str, Any]:
-            hold = _open_hold(tx, hold_id)
-            tx.load_accounts([account])
+        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+            hold = tx.open_hold(hold_id, {"$set": {"status": status, "closedAt": tx.now}}, account)
             tx.apply({account: _Change(held=-int(hold["amount"]))})
-            tx.update_open_hold(hold_id, {"$set": {"status": status, "closedAt": tx.now}})
-            return {"holdId": hold_id, "account": account, "amount": 0, "status": status}
+            result = {"holdId": hold_id, "account": account, "amount": 0, "status": status}
+            return result, {"hold_id": hold_id}
 
         return self._hold_result(key, self._run(key, "release", params, [account], work))
 
@@ -489,21 +440,27 @@ class Ledger:
         """Release holds past their expiry; returns how many this call expired."""
         now = now or self.clock()
         expired = 0
-        due = self.db.holds.find({"status": "open", "expiresAt": {"$lte": now}}, {"_id": 1}).limit(
-            limit
-        )
-        for hold in due:
+        for hold in self.reads.expired_holds(now, limit):
             try:
-                result = self.release(f"hold:{hold['_id']}:expire", hold["_id"], status="expired")
+                result = self.release(
+                    f"hold:{hold['_id']}:expire",
+                    hold["_id"],
+                    status="expired",
+                    account=hold["account"],
+                )
             except HoldNotOpen:
                 continue  # captured or released since we looked
             expired += not result.replayed
         return expired
 
+    def set_restricted(self, account_id: str, restricted: bool, reason: str) -> None:
+        """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
+        set_restricted(self.db, account_id, restricted, reason)
+
     # ---- machinery -------------------------------------------------------------------
 
     def _hold_account(self, hold_id: str) -> str:
-        hold = self.db.holds.find_one({"_id": hold_id}, {"account": 1})
+        hold = self.reads.hold(hold_id)
         if hold is None:
             raise NotFound("No such hold", {"holdId": hold_id})
         return hold["account"]
@@ -525,12 +482,9 @@ class Ledger:
         op: str,
         params: dict[str, Any],
         account_ids: Sequence[str],
-        work: Callable[[_Transaction], dict[str, Any]],
+        work: _Work,
     ) -> dict[str, Any]:
         fingerprint = _fingerprint(op, params)
-        replay = self._replay(key, fingerprint)
-        if replay is not None:
-            return replay
         # Only accounts with a balance document can conflict; system accounts are
         # append-only, so writers on different wallets never wait for each other.
         locked = [a for a in account_ids if keeps_running_balance(a)]
@@ -539,17 +493,18 @@ class Ledger:
                 try:
                     return self._attempt(key, op, fingerprint, work)
                 except (DomainError, DuplicateKeyError) as exc:
-                    # A repeat of this key may have committed since the first look (a
-                    # racing request, or a writer whose lock expired); what it did is why
-                    # this attempt failed, and its result is the answer.
+                    # No read comes before the writes: a repeat of this key (a retry, a
+                    # racing request, a writer whose lock expired) shows up as the entry's
+                    # duplicate key, or as the refusal its first run caused; its result
+                    # is the answer.
                     replay = self._replay(key, fingerprint)
                     if replay is not None:
                         return replay
                     if isinstance(exc, DuplicateKeyError):
                         raise Conflict("A record with this id already exists") from exc
                     raise
-                except (_StaleAccount, PyMongoError) as exc:
-                    if isinstance(exc, PyMongoError) and not _is_transient(exc):
+                except PyMongoError as exc:
+                    if not _is_transient(exc):
                         raise
                     if attempt == MAX_ATTEMPTS:
                         log.error("ledger_retries_exhausted", key=key, op=op)
@@ -557,30 +512,11 @@ class Ledger:
                     time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _attempt(
-        self,
-        key: str,
-        op: str,
-        fingerprint: str,
-        work: Callable[[_Transaction], dict[str, Any]],
-    ) -> dict[str, Any]:
+    def _attempt(self, key: str, op: str, fingerprint: str, work: _Work) -> dict[str, Any]:
         with self.db.client.start_session() as session, session.start_transaction():
             tx = _Transaction(self.db, session, self.clock())
-            result = work(tx)
-            self.db.operations.insert_one(
-                {
-                    "_id": key,
-                    "op": op,
-                    "fingerprint": fingerprint,
-                    "result": result,
-                    "createdAt": tx.now,
-                },
-                session=session,
-            )
-            # Same transaction: no movement commits without its audit record.
-            audit.append(
-                self.db, f"ledger.{op}", _audit_payload(key, op, result, tx), session=session
-            )
+            result, fields = work(tx)
+            tx.record(key, op, fingerprint, result, **fields)
         log.info("ledger_operation", key=key, op=op, **result)
         self._announce(tx)
         return {**result, "replayed": False}
@@ -594,31 +530,15 @@ class Ledger:
                 live_events.publish(self.redis, user_id, live_events.BALANCE, data)
 
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
-        record = self.db.operations.find_one({"_id": key})
-        if record is None:
+        entry = self.reads.entry(key)
+        if entry is None:
             return None
-        if record["fingerprint"] != fingerprint:
+        if entry["fingerprint"] != fingerprint:
             raise IdempotencyConflict(
                 "This idempotency key was already used with different parameters",
                 {"key": key},
             )
-        return {**record["result"], "replayed": True}
-
-
-def _audit_payload(key: str, op: str, result: dict[str, Any], tx: _Transaction) -> dict[str, Any]:
-    return {
-        "key": key,
-        "op": op,
-        "result": result,
-        "accounts": {a: {"balance": b, "held": h} for a, (b, h) in tx.after.items()},
-    }
-
-
-def _open_hold(tx: _Transaction, hold_id: str) -> dict[str, Any]:
-    hold = tx.find_hold(hold_id)
-    if hold["status"] != "open":
-        raise HoldNotOpen(f"The hold is already {hold['status']}", {"holdId": hold_id})
-    return hold
+        return {**entry["result"], "replayed": True}
 
 
 def _is_integer(amount: object) -> bool:
@@ -640,3 +560,9 @@ def _check_postings(postings: Sequence[Posting]) -> None:
             raise InvalidRequest("A posting cannot be zero")
     if sum(p.amount for p in postings) != 0:
         raise InvalidRequest("A journal entry's postings must sum to zero")
+    _check_one_currency(postings)
+
+
+def _check_one_currency(postings: Sequence[Posting]) -> None:
+    if len({currency_of(p.account) for p in postings}) > 1:
+        raise InvalidRequest("All accounts of one movement must share a currency")

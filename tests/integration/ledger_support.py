@@ -14,8 +14,8 @@ from pymongo.database import Database
 
 from shared.errors import Conflict
 from shared.ledger import AccountBusy, InsufficientFunds, Ledger, check_invariants, wallet_id
-from shared.ledger.accounts import balance_of
 from shared.ledger.ledger import _Transaction
+from shared.ledger.reads import LedgerReads
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 from shared.threads import run_threads
@@ -36,13 +36,13 @@ def in_minutes(minutes: float) -> datetime:
 
 def account_state(db: Database, account: str) -> dict[str, int]:
     """balance, held and available of an account; zeros if it was never opened."""
-    doc = db.accounts.find_one({"_id": account}, {"held": 1}) or {"held": 0}
-    balance, held = balance_of(db, account), int(doc["held"])
+    reads = LedgerReads(db)
+    balance, held = reads.balance(account), reads.wallet(account).held
     return {"balance": balance, "held": held, "available": balance - held}
 
 
 def postings_total(db: Database, account: str) -> int:
-    return sum(int(p["amount"]) for p in db.postings.find({"account": account}, {"amount": 1}))
+    return LedgerReads(db).posted_sums([account]).get(account, 0)
 
 
 def assert_ledger_healthy(db: Database) -> None:
@@ -147,10 +147,10 @@ def freeze_after(owner: type, method: str, report: Any, message: Any) -> None:
 
 
 def child_debit_frozen_mid_transaction(urls: dict[str, str], wallet, amount, key, report):
-    """In a child process: a debit that stops inside its transaction, after the balance,
-    the entry and the postings are written and before the operation record and commit.
-    Sends the transaction's session id first, so the parent can end the dead session."""
-    freeze_after(_Transaction, "record_entry", report, lambda _, tx, *a: tx.session.session_id)
+    """In a child process: a debit that stops inside its transaction, after the balance
+    and the journal entry are written and before the commit. Sends the transaction's
+    session id first, so the parent can end the dead session."""
+    freeze_after(_Transaction, "record", report, lambda _, tx, *a: tx.session.session_id)
     child_ledger(urls, lock_timeout=1.0).debit(key, wallet, amount)
 
 

@@ -24,7 +24,8 @@ from shared.ledger import (
     check_invariants,
     system_account_id,
 )
-from shared.ledger.locks import LOCK_PREFIX
+from shared.ledger.locks import FairLock, lock_key
+from shared.ledger.reads import LedgerReads
 from tests.integration.ledger_support import (
     account_state,
     assert_ledger_healthy,
@@ -53,9 +54,7 @@ def invariants_hold_after_each_test(db):
 
 def nothing_recorded_for(db, key: str) -> bool:
     return (
-        db.operations.count_documents({"_id": key}) == 0
-        and db.entries.count_documents({"key": key}) == 0
-        and db.postings.count_documents({"key": key}) == 0
+        db.entries.count_documents({"key": key}) == 0
         and db.holds.count_documents({"key": key}) == 0
     )
 
@@ -78,12 +77,10 @@ def test_credit_adds_to_the_wallet_and_writes_a_balanced_entry(db, ledger):
         (CLEARING_NGN, -5_000_00),
         (wallet, 5_000_00),
     }
-    (posting,) = db.postings.find({"account": wallet})
-    assert posting["type"] == "credit"
-    assert posting["reference"] == "ref-1"
-    assert posting["description"] == "top up"
-    assert isinstance(posting["amount"], Int64)
-    assert int(posting["balanceAfter"]) == 5_000_00
+    assert all(isinstance(p["amount"], Int64) for p in entry["postings"])
+    (line,) = LedgerReads(db).history(wallet, 10)
+    assert (line.type, line.amount, line.balance_after) == ("credit", 5_000_00, 5_000_00)
+    assert (line.reference, line.description) == ("ref-1", "top up")
     # The clearing account is a system account: it may (and here does) go negative.
     assert account_state(db, CLEARING_NGN)["balance"] <= clearing_before - 5_000_00
 
@@ -91,7 +88,8 @@ def test_credit_adds_to_the_wallet_and_writes_a_balanced_entry(db, ledger):
 def test_balances_are_stored_as_int64(db, ledger):
     wallet = funded_wallet(ledger, 123)
     document = db.accounts.find_one({"_id": wallet})
-    assert all(isinstance(document[field], Int64) for field in ("balance", "held", "version"))
+    fields = ("balance", "held", "available", "version")
+    assert all(isinstance(document[field], Int64) for field in fields)
 
 
 def test_repeating_a_credit_returns_the_first_result_and_applies_once(db, ledger):
@@ -152,9 +150,8 @@ def test_debit_takes_from_the_wallet(db, ledger):
         (wallet, -1_000),
         (system_account_id(SystemAccount.PLATFORM_REVENUE, "NGN"), 1_000),
     }
-    (debit,) = db.postings.find({"account": wallet, "type": "debit"})
-    assert int(debit["amount"]) == -1_000
-    assert int(debit["balanceAfter"]) == 0
+    (debit,) = LedgerReads(db).history(wallet, 10, kind="debit")
+    assert (debit.amount, debit.balance_after) == (1_000, 0)
 
 
 def test_debit_beyond_the_balance_is_refused_and_writes_nothing(db, ledger):
@@ -281,9 +278,14 @@ def test_a_capture_into_another_currency_is_rejected(db, ledger):
 def test_usd_wallets_balance_against_usd_system_accounts(db, ledger):
     dollars = funded_wallet(ledger, 2_500, "USD")
     clearing_usd = system_account_id(SystemAccount.GATEWAY_CLEARING, "USD")
-    posting = db.postings.find_one({"account": clearing_usd}, sort=[("_id", -1)])
+    (line,) = LedgerReads(db).history(dollars, 10)
+    entry = db.entries.find_one({"_id": line.id})
     assert account_state(db, dollars)["balance"] == 2_500
-    assert posting["currency"] == "USD" and posting["amount"] == -2_500
+    assert entry["currency"] == "USD"
+    assert {(p["account"], p["amount"]) for p in entry["postings"]} == {
+        (clearing_usd, -2_500),
+        (dollars, 2_500),
+    }
 
 
 # ---- transfer and post ----------------------------------------------------------------
@@ -629,8 +631,8 @@ def test_expire_holds_uses_the_ledgers_clock(db, redis_client):
 def test_a_wallet_locked_by_another_writer_is_busy(db, redis_client):
     ledger = Ledger(db, redis_client, lock_wait=0.2)
     wallet, key = funded_wallet(ledger, 1_000), new_key()
-    other_writer = redis_client.lock(LOCK_PREFIX + wallet, timeout=30)
-    assert other_writer.acquire(blocking=False)
+    other_writer = FairLock(redis_client, wallet, timeout=30, wait=0)
+    assert other_writer.acquire()
     try:
         with pytest.raises(AccountBusy):
             ledger.debit(key, wallet, 100)
@@ -647,7 +649,7 @@ def test_locks_are_released_after_success_and_failure(db, redis_client, ledger):
     with pytest.raises(InsufficientFunds):
         ledger.debit(new_key(), wallet, 5_000)
     ledger.debit(new_key(), wallet, 100)
-    assert redis_client.exists(LOCK_PREFIX + wallet) == 0
+    assert redis_client.exists(lock_key(wallet)) == 0
 
 
 # ---- the invariant checker ------------------------------------------------------------
@@ -661,9 +663,11 @@ def scratch_db(db):
     db.client.drop_database(name)
 
 
-def account_doc(account: str, balance: int, held: int = 0) -> dict:
+def account_doc(account: str, balance: int, held: int = 0, available: int | None = None) -> dict:
     kind = "user" if account.startswith("wallet:") else "system"
-    return {"_id": account, "kind": kind, "currency": "NGN", "balance": balance, "held": held}
+    available = balance - held if available is None else available
+    document = {"_id": account, "kind": kind, "currency": "NGN", "balance": balance}
+    return {**document, "held": held, "available": available}
 
 
 def test_check_invariants_finds_nothing_in_a_healthy_ledger(scratch_db, redis_client):
@@ -678,14 +682,19 @@ def test_check_invariants_finds_nothing_in_a_healthy_ledger(scratch_db, redis_cl
 
 def test_check_invariants_reports_each_broken_rule(scratch_db):
     wallet = new_wallet()
-    scratch_db.accounts.insert_many(
-        [account_doc(wallet, balance=100, held=150), account_doc(CLEARING_NGN, balance=-90)]
-    )
-    scratch_db.postings.insert_many(
-        [{"account": wallet, "amount": 90}, {"account": CLEARING_NGN, "amount": -90}]
+    scratch_db.accounts.insert_one(account_doc(wallet, balance=100, held=150, available=0))
+    scratch_db.entries.insert_many(
+        [
+            {
+                "postings": [
+                    {"account": wallet, "amount": 90},
+                    {"account": CLEARING_NGN, "amount": -80},
+                ]
+            },
+            {"postings": [{"account": CLEARING_NGN, "amount": -10}]},
+        ]
     )
     scratch_db.holds.insert_one({"account": wallet, "amount": 100, "status": "open"})
-    scratch_db.entries.insert_one({"postings": [{"amount": 100}, {"amount": -90}]})
 
     found = {(v.rule, v.expected, v.actual) for v in check_invariants(scratch_db)}
 
@@ -694,7 +703,9 @@ def test_check_invariants_reports_each_broken_rule(scratch_db):
         ("balance_equals_postings", 90, 100),
         ("held_equals_open_holds", 100, 150),
         ("available_not_negative", 0, -50),
+        ("available_equals_balance_less_held", -50, 0),
         ("entry_balances", 0, 10),
+        ("entry_balances", 0, -10),
     }
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from shared.ledger import InsufficientFunds, Ledger, check_invariants
+from shared.ledger import InsufficientFunds, Ledger, LedgerReads, check_invariants
 from shared.threads import run_threads
 from tests.integration.ledger_support import (
     account_state,
@@ -35,8 +35,8 @@ def assert_journal_matches(db, wallet: str, balance: int) -> None:
     assert state["balance"] == balance
     assert state["available"] >= 0
     assert postings_total(db, wallet) == balance
-    newest = db.postings.find_one({"account": wallet}, sort=[("createdAt", -1), ("_id", -1)])
-    assert int(newest["balanceAfter"]) == balance
+    (newest,) = LedgerReads(db).history(wallet, 1)
+    assert newest.balance_after == balance
 
 
 def test_threads_draining_one_hot_wallet_lose_no_update(db, redis_client):
@@ -123,18 +123,19 @@ def test_processes_spread_over_many_wallets(db, servers):
 
 
 class LockWatchingRedis(redis.Redis):
-    """Sets `asked` when a writer asks for a lock, so a test knows that writer is waiting."""
+    """Sets `asked` when a writer asks for a lock (the lock's scripts are its only
+    EVALSHA calls), so a test knows that writer is waiting."""
 
     asked: threading.Event
 
-    def lock(self, *args, **kwargs):
+    def evalsha(self, *args, **kwargs):
         self.asked.set()
-        return super().lock(*args, **kwargs)
+        return super().evalsha(*args, **kwargs)
 
 
 def test_a_repeat_racing_the_first_attempt_gets_its_result(db, servers):
-    """The repeat passed its replay check before the first attempt committed, and found
-    the wallet drained by it once it got the lock: it must replay, not refuse."""
+    """The repeat asked for the lock while the first attempt was inside its transaction,
+    and found the wallet drained by it once it got the lock: it must replay, not refuse."""
     inside, gate = threading.Event(), threading.Event()
 
     def gated_clock() -> datetime:

@@ -17,7 +17,7 @@ from shared.errors import Conflict
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, SystemAccount, system_account_id
 from shared.ledger.accounts import open_account
 from shared.ledger.ledger import _Transaction
-from shared.ledger.locks import LOCK_PREFIX
+from shared.ledger.locks import lock_key
 from tests.integration.ledger_support import (
     account_state,
     assert_ledger_healthy,
@@ -50,17 +50,13 @@ def run_child_until_frozen(target, *args: Any) -> Any:
 
 def wait_for_lock_to_expire(redis_client: redis.Redis, account: str) -> None:
     deadline = time.monotonic() + 30
-    while redis_client.exists(LOCK_PREFIX + account):
+    while redis_client.exists(lock_key(account)):
         assert time.monotonic() < deadline, "the lock never expired"
         time.sleep(0.05)
 
 
 def nothing_recorded_for(db, key: str) -> bool:
-    return (
-        db.operations.count_documents({"_id": key}) == 0
-        and db.entries.count_documents({"key": key}) == 0
-        and db.postings.count_documents({"key": key}) == 0
-    )
+    return db.entries.count_documents({"key": key}) == 0
 
 
 def test_a_writer_killed_inside_its_transaction_leaves_nothing(db, servers, redis_client):
@@ -71,7 +67,7 @@ def test_a_writer_killed_inside_its_transaction_leaves_nothing(db, servers, redi
         child_debit_frozen_mid_transaction, servers, wallet, 300, key
     )
 
-    # The dead transaction wrote a balance, an entry and postings; none is visible.
+    # The dead transaction wrote a balance and an entry; neither is visible.
     assert account_state(db, wallet) == {"balance": 1_000, "held": 0, "available": 1_000}
     assert nothing_recorded_for(db, key)
     assert_ledger_healthy(db)
@@ -110,23 +106,24 @@ def test_a_writer_killed_after_its_commit_applied_exactly_once(db, servers, redi
 
 
 class StaleWriter:
-    """Runs one ledger call in a thread that reads the accounts, then stalls until
-    released: long enough for its Redis lock to expire and another writer to commit."""
+    """Runs one ledger call in a thread that takes its lock and starts its transaction,
+    then stalls before its first write until released: long enough for its Redis lock
+    to expire and another writer to commit."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.has_read = threading.Event()
         self.go_on = threading.Event()
         self.outcome: Any = None
         self.thread: threading.Thread | None = None
-        original = _Transaction.load_accounts
+        original = _Transaction.__init__
 
-        def load_then_stall(tx: _Transaction, account_ids) -> None:
-            original(tx, account_ids)
+        def start_then_stall(tx: _Transaction, *args: Any) -> None:
+            original(tx, *args)
             if threading.current_thread() is self.thread and not self.has_read.is_set():
                 self.has_read.set()
                 self.go_on.wait(30)
 
-        monkeypatch.setattr(_Transaction, "load_accounts", load_then_stall)
+        monkeypatch.setattr(_Transaction, "__init__", start_then_stall)
 
     def start(self, call) -> None:
         def run() -> None:
@@ -183,9 +180,10 @@ def test_a_lock_lost_mid_operation_loses_no_update(db, redis_client, monkeypatch
     assert outcome.replayed is False
     assert account_state(db, wallet)["balance"] == 20
     assert postings_total(db, wallet) == 20
-    # The stale writer re-read before writing: its journal line shows the true balance.
-    stale_posting = db.postings.find_one({"key": outcome.key, "account": wallet})
-    assert int(stale_posting["balanceAfter"]) == 20
+    # The stale writer's increment applied to the true balance, which its journal line shows.
+    entry = db.entries.find_one({"key": outcome.key})
+    (posting,) = [p for p in entry["postings"] if p["account"] == wallet]
+    assert int(posting["balanceAfter"]) == 20
     assert_ledger_healthy(db)
 
 

@@ -1,0 +1,211 @@
+"""Everything others read of the ledger. Nothing outside `shared/ledger/` names its
+collections: wallets and holds, history pages, what a funding was credited, the
+clearing account's movements for reconciliation.
+
+Each read is served from an index (see `shared/indexes.py`); none walks a collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from bson import ObjectId
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
+from shared.ledger.journal import ENTRIES
+from shared.pagination import NEWEST_FIRST
+
+
+@dataclass(frozen=True)
+class WalletState:
+    account: str
+    currency: str
+    balance: int
+    held: int
+    restricted: bool
+    restricted_reason: str | None
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One entry as one wallet saw it: what it gained or lost, and its balance after."""
+
+    id: ObjectId
+    type: str  # credit or debit
+    amount: int  # positive
+    currency: str
+    reference: str
+    status: str
+    description: str
+    balance_after: int
+    created_at: datetime
+
+
+class LedgerReads:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # ---- accounts ----------------------------------------------------------------------
+
+    def wallet(self, account_id: str) -> WalletState:
+        """A wallet or receivable; one no money has reached reads as empty."""
+        document = self.db[ACCOUNTS].find_one(
+            {"_id": account_id},
+            {"balance": 1, "held": 1, "restricted": 1, "restrictedReason": 1},
+        )
+        document = document or {}
+        return WalletState(
+            account=account_id,
+            currency=currency_of(account_id),
+            balance=int(document.get("balance", 0)),
+            held=int(document.get("held", 0)),
+            restricted=bool(document.get("restricted", False)),
+            restricted_reason=document.get("restrictedReason"),
+        )
+
+    def exists(self, account_id: str) -> bool:
+        return self.db[ACCOUNTS].find_one({"_id": account_id}, {"_id": 1}) is not None
+
+    def available(self, account_id: str) -> int:
+        """What a wallet can spend now: its balance less what open holds reserve."""
+        return self.wallet(account_id).available
+
+    def balance(self, account_id: str) -> int:
+        """An account's balance: its document's, or for a system account the sum of its
+        postings (a full scan of its entries: for tests and operators, not hot paths)."""
+        if keeps_running_balance(account_id):
+            return self.wallet(account_id).balance
+        return sum(self.posted_sums([account_id]).values())
+
+    def wallets_of(self, user_id: ObjectId) -> list[WalletState]:
+        """Every wallet (one per currency) of a user."""
+        documents = self.db[ACCOUNTS].find({"userId": user_id, "kind": "user"}, {"_id": 1})
+        return [self.wallet(document["_id"]) for document in documents]
+
+    # ---- entries ----------------------------------------------------------------------
+
+    def entry(self, key: str) -> dict[str, Any] | None:
+        """The journal entry an operation's idempotency key wrote, if any."""
+        return self.db[ENTRIES].find_one({"key": key})
+
+    def credited(self, key: str, account: str) -> int:
+        """What the entry under `key` moved into `account` (0 if there is none)."""
+        entry = self.entry(key)
+        if entry is None:
+            return 0
+        return sum(int(p["amount"]) for p in entry["postings"] if p["account"] == account)
+
+    def history(
+        self,
+        account: str,
+        limit: int,
+        *,
+        after: tuple[datetime, ObjectId] | None = None,
+        kind: str | None = None,
+    ) -> list[HistoryItem]:
+        """A wallet's entries, newest first (createdAt, then _id), from after the
+        (createdAt, _id) of the last item of the previous page if given; only credits or
+        debits when `kind` says so."""
+        selector: dict[str, Any] = {"wallets": account}
+        if after is not None:
+            # A plain range the index serves on every engine; the entries of the same
+            # millisecond already shown are skipped below (an $or here makes the
+            # embedded planner walk the whole index).
+            selector["createdAt"] = {"$lte": after[0]}
+        if kind is not None:
+            sign = {"$gt": 0} if kind == "credit" else {"$lt": 0}
+            selector["postings"] = {"$elemMatch": {"account": account, "amount": sign}}
+        cursor = self.db[ENTRIES].find(selector).sort(NEWEST_FIRST).batch_size(limit + 16)
+        with cursor:
+            unseen = (e for e in cursor if after is None or _older(e, after))
+            return [_history_item(entry, account) for entry in islice(unseen, limit)]
+
+    def posted_sums(
+        self, accounts: Iterable[str] | None = None, *, session: ClientSession | None = None
+    ) -> dict[str, int]:
+        """The sum of postings per account (all accounts when None): a full scan."""
+        pipeline: list[dict[str, Any]] = [{"$unwind": "$postings"}]
+        if accounts is not None:
+            pipeline.append({"$match": {"postings.account": {"$in": list(accounts)}}})
+        total = {"$sum": "$postings.amount"}
+        pipeline.append({"$group": {"_id": "$postings.account", "total": total}})
+        rows = self.db[ENTRIES].aggregate(pipeline, session=session)
+        return {row["_id"]: int(row["total"]) for row in rows}
+
+    def net_by_reference(
+        self, accounts: list[str], start: datetime, end: datetime
+    ) -> dict[str, tuple[int, str]]:
+        """What `accounts` gained (net) per entry reference, for entries in [start, end):
+        reference -> (net, currency)."""
+        pipeline = [
+            {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
+            {"$unwind": "$postings"},
+            {"$match": {"postings.account": {"$in": accounts}}},
+            {
+                "$group": {
+                    "_id": "$reference",
+                    "net": {"$sum": "$postings.amount"},
+                    "currency": {"$first": "$currency"},
+                }
+            },
+        ]
+        rows = self.db[ENTRIES].aggregate(pipeline)
+        return {row["_id"]: (int(row["net"]), row["currency"]) for row in rows}
+
+    def net_of_reference(self, reference: str, accounts: list[str]) -> int:
+        """What `accounts` gained (net) across every entry with this reference."""
+        entries = self.db[ENTRIES].find({"reference": reference}, {"postings": 1})
+        return sum(
+            int(p["amount"])
+            for entry in entries
+            for p in entry["postings"]
+            if p["account"] in accounts
+        )
+
+    # ---- holds ------------------------------------------------------------------------
+
+    def hold(self, hold_id: str) -> dict[str, Any] | None:
+        """A hold's account, amount and status."""
+        return self.db[HOLDS].find_one(
+            {"_id": hold_id}, {"account": 1, "amount": 1, "status": 1, "expiresAt": 1}
+        )
+
+    def expired_holds(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Open holds past their expiry, a bounded batch."""
+        selector = {"status": "open", "expiresAt": {"$lte": now}}
+        return list(self.db[HOLDS].find(selector, {"account": 1}).limit(limit))
+
+
+def _older(entry: dict[str, Any], than: tuple[datetime, ObjectId]) -> bool:
+    created = _aware(entry["createdAt"])
+    return created < than[0] or (created == than[0] and entry["_id"] < than[1])
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _history_item(entry: dict[str, Any], account: str) -> HistoryItem:
+    mine = [p for p in entry["postings"] if p["account"] == account]
+    amount = sum(int(p["amount"]) for p in mine)
+    return HistoryItem(
+        id=entry["_id"],
+        type="credit" if amount > 0 else "debit",
+        amount=abs(amount),
+        currency=entry["currency"],
+        reference=entry.get("reference") or entry["key"],
+        status="success",
+        description=entry.get("description", ""),
+        balance_after=int(mine[-1]["balanceAfter"]),
+        created_at=entry["createdAt"],
+    )
