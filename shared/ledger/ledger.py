@@ -13,9 +13,10 @@ Every operation
   is what keeps money right;
 - retries write conflicts and transient errors a bounded number of times.
 
-A first attempt costs: one write per account with a running balance, one per hold,
-one insert of the entry, and the commit (a credit or debit: 3 commands). A repeated
-key is found by the entry's unique key index, then replayed.
+A first attempt costs: one write per account with a running balance and one read of
+them all after (their balances for the journal and the live events), a write and a
+read per hold, one insert of the entry, and the commit (a credit or debit: 4
+commands). A repeated key is found by the entry's unique key index, then replayed.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
 the account's balance, negative takes from it; an entry's postings sum to zero.
@@ -34,7 +35,6 @@ from typing import Any
 
 import redis
 from bson import Int64, ObjectId
-from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -129,12 +129,17 @@ class _Transaction:
         self.after: dict[str, tuple[int, int]] = {}
 
     def apply(self, changes: dict[str, _Change]) -> None:
-        """Write each change; system accounts change by their postings alone."""
-        for account_id, change in changes.items():
-            if keeps_running_balance(account_id):
-                self._write(account_id, change)
+        """Write each change, then read the balances after them in one query. System
+        accounts change by their postings alone."""
+        tracked = [a for a in changes if keeps_running_balance(a)]
+        for account_id in tracked:
+            self._write(account_id, changes[account_id])
+        if tracked:
+            self._read_after(tracked)
 
     def _write(self, account_id: str, change: _Change) -> None:
+        # update_one, not find_one_and_update: on the embedded server that command
+        # re-plans its write with an $and and walks the whole collection.
         condition: dict[str, Any] = {"_id": account_id}
         spends = is_user_wallet(account_id) and change.available < 0
         if spends:
@@ -155,20 +160,21 @@ class _Transaction:
             update["$setOnInsert"] = {
                 k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
             }
-        account = self.db[ACCOUNTS].find_one_and_update(
-            condition,
-            update,
-            projection={"balance": 1, "held": 1},
-            upsert=not must_exist,
-            return_document=ReturnDocument.AFTER,
-            session=self.session,
+        written = self.db[ACCOUNTS].update_one(
+            condition, update, upsert=not must_exist, session=self.session
         )
-        if account is None:
+        if written.matched_count == 0 and written.upserted_id is None:
             raise InsufficientFunds(
                 "Insufficient wallet balance",
                 {"account": account_id, "available": LedgerReads(self.db).available(account_id)},
             )
-        self.after[account_id] = (int(account["balance"]), int(account["held"]))
+
+    def _read_after(self, account_ids: list[str]) -> None:
+        accounts = self.db[ACCOUNTS].find(
+            {"_id": {"$in": account_ids}}, {"balance": 1, "held": 1}, session=self.session
+        )
+        for account in accounts:
+            self.after[account["_id"]] = (int(account["balance"]), int(account["held"]))
 
     def record(
         self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
@@ -180,17 +186,17 @@ class _Transaction:
         self.db[journal.ENTRIES].insert_one(document, session=self.session)
 
     def open_hold(self, hold_id: str, update: dict[str, Any], account: str) -> dict[str, Any]:
-        """Change an open hold of `account`, returning it as it was before."""
-        hold = self.db[HOLDS].find_one_and_update(
-            {"_id": hold_id, "status": "open", "account": account},
-            update,
-            session=self.session,
+        """Change an open hold of `account`; returns it as it is after the change."""
+        changed = self.db[HOLDS].update_one(
+            {"_id": hold_id, "status": "open", "account": account}, update, session=self.session
         )
-        if hold is None:
-            found = self.db[HOLDS].find_one({"_id": hold_id}, {"status": 1, "account": 1})
-            if found is None or found["account"] != account:
-                raise NotFound("No such hold", {"holdId": hold_id})
-            raise HoldNotOpen(f"The hold is already {found['status']}", {"holdId": hold_id})
+        hold = self.db[HOLDS].find_one(
+            {"_id": hold_id}, {"status": 1, "account": 1, "amount": 1}, session=self.session
+        )
+        if hold is None or hold["account"] != account:
+            raise NotFound("No such hold", {"holdId": hold_id})
+        if changed.matched_count == 0:
+            raise HoldNotOpen(f"The hold is already {hold['status']}", {"holdId": hold_id})
         return hold
 
 
@@ -361,7 +367,7 @@ class Ledger:
             update = {"$inc": {"amount": Int64(amount)}, "$set": {"expiresAt": expires_at}}
             hold = tx.open_hold(hold_id, update, account)
             tx.apply({account: _Change(held=amount)})
-            total = int(hold["amount"]) + amount
+            total = int(hold["amount"])
             result = {"holdId": hold_id, "account": account, "amount": total, "status": "open"}
             return result, {"hold_id": hold_id}
 

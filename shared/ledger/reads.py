@@ -116,19 +116,15 @@ class LedgerReads:
         """A wallet's entries, newest first (createdAt, then _id), from after the
         (createdAt, _id) of the last item of the previous page if given; only credits or
         debits when `kind` says so."""
-        selector: dict[str, Any] = {"wallets": account}
-        if after is not None:
-            # A plain range the index serves on every engine; the entries of the same
-            # millisecond already shown are skipped below (an $or here makes the
-            # embedded planner walk the whole index).
-            selector["createdAt"] = {"$lte": after[0]}
-        if kind is not None:
-            sign = {"$gt": 0} if kind == "credit" else {"$lt": 0}
-            selector["postings"] = {"$elemMatch": {"account": account, "amount": sign}}
+        selector = history_selector(account, after)
         cursor = self.db[ENTRIES].find(selector).sort(NEWEST_FIRST).batch_size(limit + 16)
         with cursor:
-            unseen = (e for e in cursor if after is None or _older(e, after))
-            return [_history_item(entry, account) for entry in islice(unseen, limit)]
+            items = (
+                _history_item(entry, account)
+                for entry in cursor
+                if after is None or _older(entry, after)
+            )
+            return list(islice((i for i in items if kind in (None, i.type)), limit))
 
     def posted_sums(
         self, accounts: Iterable[str] | None = None, *, session: ClientSession | None = None
@@ -145,22 +141,19 @@ class LedgerReads:
     def net_by_reference(
         self, accounts: list[str], start: datetime, end: datetime
     ) -> dict[str, tuple[int, str]]:
-        """What `accounts` gained (net) per entry reference, for entries in [start, end):
-        reference -> (net, currency)."""
-        pipeline = [
-            {"$match": {"createdAt": {"$gte": start, "$lt": end}}},
-            {"$unwind": "$postings"},
-            {"$match": {"postings.account": {"$in": accounts}}},
-            {
-                "$group": {
-                    "_id": "$reference",
-                    "net": {"$sum": "$postings.amount"},
-                    "currency": {"$first": "$currency"},
-                }
-            },
-        ]
-        rows = self.db[ENTRIES].aggregate(pipeline)
-        return {row["_id"]: (int(row["net"]), row["currency"]) for row in rows}
+        """What `accounts` gained (net) per entry reference (the key when it has none),
+        for entries in [start, end): reference -> (net, currency). Reads the period's
+        entries from the time index; nothing older."""
+        nets: dict[str, tuple[int, str]] = {}
+        period = {"createdAt": {"$gte": start, "$lt": end}}
+        fields = {"postings": 1, "reference": 1, "key": 1, "currency": 1}
+        for entry in self.db[ENTRIES].find(period, fields):
+            moved = sum(int(p["amount"]) for p in entry["postings"] if p["account"] in accounts)
+            if moved or any(p["account"] in accounts for p in entry["postings"]):
+                reference = entry.get("reference") or entry["key"]
+                net, _ = nets.get(reference, (0, entry["currency"]))
+                nets[reference] = (net + moved, entry["currency"])
+        return nets
 
     def net_of_reference(self, reference: str, accounts: list[str]) -> int:
         """What `accounts` gained (net) across every entry with this reference."""
@@ -184,6 +177,17 @@ class LedgerReads:
         """Open holds past their expiry, a bounded batch."""
         selector = {"status": "open", "expiresAt": {"$lte": now}}
         return list(self.db[HOLDS].find(selector, {"account": 1}).limit(limit))
+
+
+def history_selector(account: str, after: tuple[datetime, ObjectId] | None) -> dict[str, Any]:
+    """The filter of a history page, served by the wallets/createdAt index on every
+    engine. The entries of the same millisecond already shown, and those of the other
+    kind when only credits or debits are asked for, are skipped after reading: an $or
+    or an $elemMatch here makes the embedded planner walk the whole collection."""
+    selector: dict[str, Any] = {"wallets": account}
+    if after is not None:
+        selector["createdAt"] = {"$lte": after[0]}
+    return selector
 
 
 def _older(entry: dict[str, Any], than: tuple[datetime, ObjectId]) -> bool:

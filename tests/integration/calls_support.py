@@ -11,7 +11,7 @@ from bson import ObjectId
 from flask.testing import FlaskClient
 from pymongo.database import Database
 
-from shared.ledger import Ledger, SystemAccount, system_account_id, wallet_id
+from shared.ledger import Ledger, LedgerReads, SystemAccount, system_account_id, wallet_id
 from tests.integration.ledger_support import account_state
 
 PLATFORM = system_account_id(SystemAccount.PLATFORM_REVENUE, "NGN")
@@ -63,7 +63,9 @@ def hold_of(db: Database, call_id: str) -> dict[str, Any] | None:
 
 
 def captures_of(db: Database, call_id: str) -> list[dict[str, Any]]:
-    return list(db.entries.find({"key": f"call:{call_id}:capture"}))
+    """The call's capture entry, if it moved money (a capture of nothing posts nothing)."""
+    entry = LedgerReads(db).entry(f"call:{call_id}:capture")
+    return [entry] if entry and entry["postings"] else []
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):

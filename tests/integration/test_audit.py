@@ -23,7 +23,7 @@ from pymongo.errors import DuplicateKeyError
 from shared import audit
 from shared.admin_actions import record_admin_action
 from shared.indexes import ensure_indexes
-from shared.ledger import InsufficientFunds, Ledger, wallet_id
+from shared.ledger import InsufficientFunds, Ledger, journal, wallet_id
 
 AUDIT_REDIS_DB = 7
 
@@ -71,7 +71,8 @@ def test_every_movement_is_recorded_in_its_transaction_and_a_failed_one_is_not(i
         ledger.debit("too-much", account, 9000)
     ledger.credit("fund", account, 5000)  # a replay moves nothing and records nothing
 
-    records = list(database[audit.OUTBOX].find())
+    # A movement's journal entry is its audit record, waiting for the sealer.
+    records = journal.unsealed_records(database, 100)
     assert [r["kind"] for r in records] == ["ledger.credit"]
     payload = records[0]["payload"]
     assert payload["key"] == "fund"
@@ -85,7 +86,7 @@ def test_sealed_chain_verifies_and_links_every_record(chain):
     assert records[0]["prevHash"] == audit.GENESIS
     for before, after in itertools.pairwise(records):
         assert after["prevHash"] == before["hash"]
-    assert database[audit.OUTBOX].count_documents({}) == 0
+    assert audit.pending_count(database) == 0
     assert audit.read_head(redis_client) == audit.Head(5, records[-1]["hash"])
     report = audit.verify(database, redis_client)
     assert report.ok and report.checked == 5 and report.head_checked, report.describe()
@@ -193,7 +194,7 @@ def test_concurrent_sealers_seal_each_record_exactly_once(isolated):
 def test_the_seal_task_runs_in_the_worker(db, redis_client, celery_worker, settings):
     Ledger.from_settings(settings).credit(f"audit-task-{uuid.uuid4().hex}", _wallet(), 100)
     celery_worker.send_task("audit.seal").get(timeout=30)
-    assert db[audit.OUTBOX].count_documents({}) == 0
+    assert audit.pending_count(db) == 0
     report = audit.verify(db, redis_client)
     assert report.ok, report.describe()
 

@@ -11,7 +11,8 @@ from bson import ObjectId
 
 from shared.indexes import HISTORY_INDEX
 from shared.ledger import wallet_id
-from shared.pagination import NEWEST_FIRST, encode_cursor, older_than
+from shared.ledger.reads import history_selector
+from shared.pagination import NEWEST_FIRST
 
 
 @pytest.fixture()
@@ -102,23 +103,18 @@ def test_wallet_routes_need_a_token(client):
 
 
 def test_history_query_is_served_by_the_account_index(db):
-    """The exact query the endpoint runs (filter, cursor, sort, hint) scans the index.
-    SecantusDB still adds an in-memory SORT over the index range; MongoDB does not."""
+    """The exact query the endpoint runs (filter, cursor, sort) scans the index, with no
+    hint. SecantusDB still adds an in-memory SORT over the index range; MongoDB does not."""
     account = wallet_id(ObjectId(), "NGN")
-    cursor = encode_cursor({"createdAt": datetime.now(UTC), "_id": ObjectId()})
-    selector = {"account": account, "type": "credit", **older_than(cursor)}
-    plan = (
-        db.postings.find(selector)
-        .sort(NEWEST_FIRST)
-        .hint(HISTORY_INDEX)
-        .limit(20)
-        .explain()["queryPlanner"]["winningPlan"]
-    )
+    selector = history_selector(account, (datetime.now(UTC), ObjectId()))
+    plan = (db.entries.find(selector).sort(NEWEST_FIRST).limit(20).explain()["queryPlanner"])[
+        "winningPlan"
+    ]
     stages = []
     while plan:
         stages.append(plan)
         plan = plan.get("inputStage")
     scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
-    assert scans and scans[0]["indexName"] == "postings_by_account_newest"
-    assert scans[0]["keyPattern"] == {"account": 1, "createdAt": -1, "_id": -1}
+    assert scans and scans[0]["indexName"] == HISTORY_INDEX
+    assert scans[0]["keyPattern"] == {"wallets": 1, "createdAt": -1, "_id": -1}
     assert not any(stage["stage"] == "COLLSCAN" for stage in stages)

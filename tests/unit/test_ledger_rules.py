@@ -35,6 +35,9 @@ class Untouchable:
     def __getattr__(self, name: str):
         raise AssertionError(f"the ledger touched a server ({name}) before validating")
 
+    def __getitem__(self, name: str):
+        raise AssertionError(f"the ledger touched a server ({name}) before validating")
+
 
 @pytest.fixture()
 def ledger() -> Ledger:
@@ -119,7 +122,7 @@ def test_a_new_wallet_starts_at_zero_in_int64():
     assert document["kind"] == "user"
     assert document["userId"] == user
     assert document["currency"] == "NGN"
-    for field in ("balance", "held", "version"):
+    for field in ("balance", "held", "available", "version"):
         assert document[field] == 0
         assert isinstance(document[field], Int64)
 
