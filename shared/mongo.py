@@ -6,6 +6,7 @@ fork, so `get_db()` checks the pid and builds a new client in each child.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -40,6 +41,15 @@ def get_client(url: str) -> MongoClient:
             _client_pid = os.getpid()
             _client_url = url
         return _client
+
+
+@functools.cache
+def find_and_modify_uses_indexes(client: MongoClient) -> bool:
+    """Whether the server's findAndModify finds its document through an index, as
+    MongoDB's does. SecantusDB (the embedded server) re-plans the write with an $and
+    and walks the whole collection; there an update followed by a read by _id is the
+    cheaper way to see what a write did. Asked once per client."""
+    return "secantusVersion" not in client.server_info()
 
 
 def get_db(url: str) -> Database:
