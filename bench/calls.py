@@ -3,10 +3,11 @@
     python -m bench.calls [--callers 24] [--calls-per-caller 10]
 
 Starts the whole stack with the launcher (`python -m services.devstack`: embedded
-SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat) on free ports in a temporary
-directory, signs up callers and receivers over HTTP, funds the callers directly through
-the ledger (funding is not what this measures), then runs every caller in its own
-thread through `initiate -> end` calls back to back over HTTP.
+SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat) on free ports in a
+temporary directory, signs up callers and receivers over HTTP, funds the callers
+directly through the ledger (funding is not what this measures), then runs every caller
+in its own thread through `initiate -> end` calls back to back over HTTP. The report's
+config gives each queue's worker concurrency.
 
 Reports calls per second, p50/p99 latency of each endpoint, how long settlement (the
 capture and split by the worker) took after each end, and MongoDB commands per call
