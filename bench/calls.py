@@ -3,10 +3,11 @@
     python -m bench.calls [--callers 24] [--calls-per-caller 10]
 
 Starts the whole stack with the launcher (`python -m services.devstack`: embedded
-SecantusDB and Valkey, gunicorn, a Celery worker and beat) on free ports in a temporary
-directory, signs up callers and receivers over HTTP, funds the callers directly through
-the ledger (funding is not what this measures), then runs every caller in its own
-thread through `initiate -> end` calls back to back over HTTP.
+SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat) on free ports in a
+temporary directory, signs up callers and receivers over HTTP, funds the callers
+directly through the ledger (funding is not what this measures), then runs every caller
+in its own thread through `initiate -> end` calls back to back over HTTP. The report's
+config gives each queue's worker concurrency.
 
 Reports calls per second, p50/p99 latency of each endpoint, how long settlement (the
 capture and split by the worker) took after each end, and MongoDB commands per call
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import requests
 from bson import ObjectId
 from pymongo.database import Database
 
+from services.devstack import read_launch_config
 from services.embedded import free_port
 from shared.ledger import Ledger, LedgerReads, check_invariants, wallet_id
 from shared.mongo import get_db
@@ -73,6 +75,11 @@ class Timings:
         return response
 
 
+def worker_concurrency() -> dict[str, int]:
+    """Pool processes of each queue's worker, as the launcher reads them."""
+    return dict(read_launch_config(os.environ).worker_concurrency)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     index = min(round(fraction * (len(ordered) - 1)), len(ordered) - 1)
@@ -90,7 +97,8 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- the stack
 
 
-def start_stack(workdir: Path) -> Stack:
+def start_stack(workdir: Path, extra_env: Mapping[str, str] | None = None) -> Stack:
+    """The launcher on free ports; `extra_env` overrides settings for every service."""
     port, mongo_port, redis_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -106,6 +114,7 @@ def start_stack(workdir: Path) -> Stack:
         "LOGIN_RATE_LIMIT": "100000 per minute",
         "CALL_CONNECT_FEE": CONNECT_FEE,
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)  # always our own embedded servers
@@ -177,25 +186,42 @@ def sign_up(api: str, timings: Timings) -> Party:
     return Party(session, body["user"]["id"])
 
 
+def funded_pairs(stack: Stack, count: int, timings: Timings) -> list[tuple[Party, Party]]:
+    """`count` (caller, receiver) pairs signed up over HTTP; each caller's wallet is
+    funded directly through the ledger (funding is not what is measured)."""
+    ledger = Ledger(get_db(stack.database_url), get_redis(stack.redis_url))
+    pairs = [(sign_up(stack.api, timings), sign_up(stack.api, timings)) for _ in range(count)]
+    for caller, _ in pairs:
+        ledger.credit(
+            f"bench:fund:{caller.user_id}", wallet_id(caller.user_id, "NGN"), FUNDS_PER_CALLER
+        )
+    return pairs
+
+
+def initiate_call(api: str, caller: Party, receiver: Party, timings: Timings) -> str:
+    started = timings.timed(
+        "POST /calls/initiate",
+        lambda: caller.session.post(f"{api}/calls/initiate", json={"receiverId": receiver.user_id}),
+    )
+    if started.status_code != 201:
+        raise RuntimeError(f"initiate answered {started.status_code}: {started.text}")
+    return started.json()["callId"]
+
+
+def end_call(api: str, caller: Party, call_id: str, timings: Timings) -> None:
+    ended = timings.timed(
+        "POST /calls/<id>/end", lambda: caller.session.post(f"{api}/calls/{call_id}/end")
+    )
+    if ended.status_code != 200:
+        raise RuntimeError(f"end answered {ended.status_code}: {ended.text}")
+
+
 def run_caller(api: str, caller: Party, receiver: Party, calls: int, timings: Timings) -> list[str]:
     """`calls` initiate -> end calls back to back; returns the call ids."""
     made = []
     for _ in range(calls):
-        started = timings.timed(
-            "POST /calls/initiate",
-            lambda: caller.session.post(
-                f"{api}/calls/initiate", json={"receiverId": receiver.user_id}
-            ),
-        )
-        if started.status_code != 201:
-            raise RuntimeError(f"initiate answered {started.status_code}: {started.text}")
-        call_id = started.json()["callId"]
-        ended = timings.timed(
-            "POST /calls/<id>/end",
-            lambda cid=call_id: caller.session.post(f"{api}/calls/{cid}/end"),
-        )
-        if ended.status_code != 200:
-            raise RuntimeError(f"end answered {ended.status_code}: {ended.text}")
+        call_id = initiate_call(api, caller, receiver, timings)
+        end_call(api, caller, call_id, timings)
         made.append(call_id)
     return made
 
@@ -252,13 +278,7 @@ def bench(callers: int, calls_per_caller: int) -> dict[str, Any]:
 
 def measure(stack: Stack, callers: int, calls_per_caller: int) -> dict[str, Any]:
     db = get_db(stack.database_url)
-    ledger = Ledger(db, get_redis(stack.redis_url))
-    setup = Timings()
-    pairs = [(sign_up(stack.api, setup), sign_up(stack.api, setup)) for _ in range(callers)]
-    for caller, _ in pairs:
-        ledger.credit(
-            f"bench:fund:{caller.user_id}", wallet_id(caller.user_id, "NGN"), FUNDS_PER_CALLER
-        )
+    pairs = funded_pairs(stack, callers, Timings())
 
     timings = Timings()
     commands_before = mongo_commands(db)
@@ -284,7 +304,7 @@ def measure(stack: Stack, callers: int, calls_per_caller: int) -> dict[str, Any]
         "walletMismatches": money_problems,
         "config": {
             "connectFeeNGN": CONNECT_FEE,
-            "workerConcurrency": os.environ.get("WORKER_CONCURRENCY", "2 (launcher default)"),
+            "workerConcurrency": worker_concurrency(),
             "gunicorn": "WEB_CONCURRENCY / GUNICORN_THREADS defaults",
             "cpuCount": os.cpu_count(),
         },

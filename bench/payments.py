@@ -1,14 +1,17 @@
 """Payments benchmark: signed Monnify webhooks driven at the gateway for a fixed time.
 
     python -m bench.payments [--seconds 10] [--fundings 800] [--senders 8] [--duplicates 0.1]
+                             [--calls 8]
 
 Starts the whole stack with the launcher (`python -m services.devstack`, as bench/calls
-does: embedded SecantusDB and Valkey, gunicorn, a Celery worker and beat, the Monnify
-simulator) on free ports in a temporary directory. Signs users up and opens fundings
+does: embedded SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat, the
+Monnify simulator) on free ports in a temporary directory, with calls billed in short
+blocks (CALL_ENV) so their renewals fall due every few seconds. Signs users up and opens fundings
 over HTTP, and has the simulator mark each one paid without notifying anyone. Then,
 for the fixed time, `--senders` threads post one signed SUCCESSFUL_TRANSACTION per
 funding (and, for a `--duplicates` share of them, the same bytes again at once, as
-Monnify's redeliveries do) until the time or the fundings run out.
+Monnify's redeliveries do) until the time or the fundings run out. `--calls` calls are
+in progress from just before the burst until every funding is confirmed.
 
 Reports intake requests per second and p50/p99 intake latency, the time from a
 webhook's post to its funding's confirmation (credit committed) p50/p99, the worker's
@@ -17,6 +20,12 @@ commands per confirmed payment (the server's opcounters over the run, every proc
 included, less the benchmark's own polling). Waits until every notified funding is
 confirmed, checks that each was credited exactly once and every wallet holds exactly
 what was paid into it, runs the ledger invariants, and writes bench/reports/payments.json.
+
+Renewal lateness, the figure the queues by urgency are for: for each renewal of those
+calls, the time its hold extension committed (the ledger operation's createdAt) less the
+time it was due (the reservation's end less CALL_RENEW_LEAD_SECONDS, the task's eta).
+It counts everything between due and done: waiting for a worker, the task itself and
+its wait for the wallet's lock.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -40,11 +49,25 @@ from urllib.parse import quote, urlsplit
 import pymongo
 import requests
 import simplejson
+from bson import ObjectId
 from pymongo import monitoring
 from pymongo.database import Database
 
-from bench.calls import Stack, percentile, start_stack, stop_stack, summary_ms, wait_ready
-from shared.ledger import LedgerReads, check_invariants, wallet_id
+from bench.calls import (
+    Party,
+    Stack,
+    Timings,
+    end_call,
+    funded_pairs,
+    initiate_call,
+    percentile,
+    start_stack,
+    stop_stack,
+    summary_ms,
+    wait_ready,
+    worker_concurrency,
+)
+from shared.ledger import LedgerReads, check_invariants, journal, wallet_id
 from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
 from shared.settings import load_settings
 
@@ -53,6 +76,14 @@ CONFIRM_TIMEOUT_SECONDS = 300.0
 FUNDINGS_PER_USER = 10
 AMOUNT_NGN = 5000
 SETUP_THREADS = 8
+RENEW_LEAD_SECONDS = 1
+# Per-second billing in 4-second blocks: each call's hold is renewed every 4 s, 1 s
+# before its reservation runs out.
+CALL_ENV = {
+    "CALL_BILLING_INCREMENT_SECONDS": "1",
+    "CALL_HOLD_BLOCK_SECONDS": "4",
+    "CALL_RENEW_LEAD_SECONDS": str(RENEW_LEAD_SECONDS),
+}
 
 
 @dataclass(frozen=True)
@@ -254,28 +285,71 @@ def exactly_once_problems(db: Database, fundings: list[Funding], sent: list[Sent
     return problems
 
 
+# ---------------------------------------------------------------- calls during the burst
+
+
+def start_calls(stack: Stack, count: int) -> list[tuple[Party, str]]:
+    """`count` calls in progress, one per funded caller: (caller, call id)."""
+    timings = Timings()
+    pairs = funded_pairs(stack, count, timings)
+    return [
+        (caller, initiate_call(stack.api, caller, receiver, timings)) for caller, receiver in pairs
+    ]
+
+
+def end_calls(stack: Stack, calls: list[tuple[Party, str]]) -> None:
+    for caller, call_id in calls:
+        end_call(stack.api, caller, call_id, Timings())
+
+
+def renewal_lateness(db: Database, call_ids: list[str]) -> list[float]:
+    """Seconds from each renewal's due time to its hold extension's commit."""
+    late = []
+    for call in db.calls.find({"_id": {"$in": [ObjectId(call_id) for call_id in call_ids]}}):
+        prefix = f"call:{call['_id']}:extend:"
+        # The ledger's journal entry of each extension, keyed by the seconds held before
+        # it (read by key prefix: a bench-only question the ledger's read API doesn't ask).
+        extensions = db[journal.ENTRIES].find(
+            {"key": {"$regex": f"^{prefix}"}}, {"key": 1, "createdAt": 1}
+        )
+        for done in extensions:
+            reserved = int(done["key"].removeprefix(prefix))
+            due = call["startedAt"] + timedelta(seconds=reserved - RENEW_LEAD_SECONDS)
+            late.append((done["createdAt"] - due).total_seconds())
+    return late
+
+
+def lateness_summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    return {**summary_ms(values), "max_ms": round(percentile(values, 1.0) * 1000, 1)}
+
+
 def _confirming_seconds(driver: Driver, confirmed: dict[str, datetime]) -> float:
     first_post = min(s.posted_at for s in driver.sent)
     return max(at.timestamp() for at in confirmed.values()) - first_post
 
 
-def bench(seconds: float, fundings: int, senders: int, duplicates: float) -> dict[str, Any]:
+def bench(
+    seconds: float, fundings: int, senders: int, duplicates: float, calls: int
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-payments-") as workdir:
-        stack = start_stack(Path(workdir))
+        stack = start_stack(Path(workdir), CALL_ENV)
         try:
             wait_ready(stack)
-            return measure(stack, seconds, fundings, senders, duplicates)
+            return measure(stack, seconds, fundings, senders, duplicates, calls)
         finally:
             stop_stack(stack)
 
 
 def measure(
-    stack: Stack, seconds: float, count: int, senders: int, duplicates: float
+    stack: Stack, seconds: float, count: int, senders: int, duplicates: float, calls: int
 ) -> dict[str, Any]:
     own = CommandCounter()
     db = pymongo.MongoClient(stack.database_url, event_listeners=[own]).get_default_database()
     setup_started = time.perf_counter()
     fundings, _ = open_paid_fundings(stack.api, count)
+    in_progress = start_calls(stack, calls)
     setup_seconds = time.perf_counter() - setup_started
 
     driver = Driver(stack.api, load_settings().monnify_secret_key, fundings, duplicates)
@@ -283,6 +357,8 @@ def measure(
     wall = driver.run(seconds, senders)
     confirmed = wait_confirmed(db, driver.sent)
     commands = server_commands(db) - commands_before - (own.count - own_before)
+    end_calls(stack, in_progress)
+    lateness = renewal_lateness(db, [call_id for _, call_id in in_progress])
 
     latencies = [latency for s in driver.sent for latency in s.latencies]
     statuses = [status for s in driver.sent for status in s.statuses]
@@ -307,6 +383,9 @@ def measure(
             len(driver.sent) / _confirming_seconds(driver, confirmed), 1
         ),
         "mongoCommandsPerConfirmedPayment": round(commands / len(driver.sent), 1),
+        # Calls in progress through the burst; the commands above include their renewals.
+        "callsDuringBurst": len(in_progress),
+        "renewalLateness": lateness_summary(lateness),
         "exactlyOnceProblems": exactly_once_problems(db, fundings, driver.sent),
         "invariantViolations": [v.as_dict() for v in check_invariants(db)],
         "config": {
@@ -314,7 +393,8 @@ def measure(
             "duplicateShare": duplicates,
             "setupSeconds": round(setup_seconds, 1),
             "gunicorn": "WEB_CONCURRENCY / GUNICORN_THREADS defaults",
-            "workerConcurrency": os.environ.get("WORKER_CONCURRENCY", "2 (launcher default)"),
+            "workerConcurrency": worker_concurrency(),
+            "callHoldBlockSeconds": int(CALL_ENV["CALL_HOLD_BLOCK_SECONDS"]),
             "cpuCount": os.cpu_count(),
         },
     }
@@ -326,8 +406,9 @@ def main() -> int:
     parser.add_argument("--fundings", type=int, default=800)
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--duplicates", type=float, default=0.1)
+    parser.add_argument("--calls", type=int, default=8)
     args = parser.parse_args()
-    report = bench(args.seconds, args.fundings, args.senders, args.duplicates)
+    report = bench(args.seconds, args.fundings, args.senders, args.duplicates, args.calls)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

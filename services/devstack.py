@@ -3,13 +3,15 @@
     python -m services.devstack
 
 Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, then the gateway
-under gunicorn, a Celery worker, Celery beat, Flower and the Monnify simulator, each in
+under gunicorn, one Celery worker per queue (shared/task_queues.py), Celery beat, Flower
+and the Monnify simulator, each in
 its own process group with its output prefixed by its name. Ctrl-C or SIGTERM stops
 every child (SIGTERM to each group, SIGKILL after a grace period) and then the servers;
 a child that dies on its own brings the whole stack down with a non-zero exit.
 
 Launcher-only variables (the services never read them): DEVSTACK_DATA_DIR,
-EMBEDDED_MONGO_PORT, EMBEDDED_REDIS_PORT, WORKER_CONCURRENCY. Flower reads FLOWER_PORT,
+EMBEDDED_MONGO_PORT, EMBEDDED_REDIS_PORT, WORKER_CALLS_CONCURRENCY,
+WORKER_PAYMENTS_CONCURRENCY, WORKER_HOUSEKEEPING_CONCURRENCY. Flower reads FLOWER_PORT,
 FLOWER_BASIC_AUTH and FLOWER_ADDRESS itself.
 """
 
@@ -23,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -32,10 +34,11 @@ import requests
 from services.embedded import EmbeddedServerError, start_mongo, start_redis
 from shared.metrics import MULTIPROC_ENV, reset_directory
 from shared.settings import ConfigError, Settings, load_settings
+from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
-NAME_WIDTH = len("monnify-sim") + 1
+NAME_WIDTH = len("worker-housekeeping") + 1
 STOP_GRACE_SECONDS = 15.0
 SUPERVISE_INTERVAL_SECONDS = 0.5
 READY_REPORT_INTERVAL_SECONDS = 15.0
@@ -53,12 +56,22 @@ class LaunchError(Exception):
     """The stack cannot start; the message is the one line the user sees."""
 
 
+# Each queue's worker: the variable naming its pool processes, and their number when it
+# is unset (small enough for a 2-core machine to run them all; README, Running it).
+CONCURRENCY = {
+    CALLS: ("WORKER_CALLS_CONCURRENCY", 2),
+    PAYMENTS: ("WORKER_PAYMENTS_CONCURRENCY", 2),
+    HOUSEKEEPING: ("WORKER_HOUSEKEEPING_CONCURRENCY", 1),
+}
+
+
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str
     argv: tuple[str, ...]
     # Its own PROMETHEUS_MULTIPROC_DIR, emptied at each start (README, Operations).
     metrics_dir: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,12 +79,30 @@ class LaunchConfig:
     data_dir: Path
     mongo_port: int | None
     redis_port: int | None
-    worker_concurrency: int
+    worker_concurrency: Mapping[str, int]  # queue -> pool processes
 
 
-def process_specs(config: LaunchConfig) -> list[ProcessSpec]:
+def worker_metrics_ports(base: int) -> dict[str, int]:
+    """One exporter per worker, on consecutive ports from WORKER_METRICS_PORT (0: none)."""
+    return {queue: base + index if base else 0 for index, queue in enumerate(QUEUES)}
+
+
+def worker_spec(config: LaunchConfig, queue: str, metrics_port: int) -> ProcessSpec:
+    """The worker that drains one queue, named after it (Flower shows calls@host...)."""
+    options = ("-E", "--loglevel", "INFO", "-Q", queue, "-n", f"{queue}@%h")
+    concurrency = ("--concurrency", str(config.worker_concurrency[queue]))
+    return ProcessSpec(
+        f"worker-{queue}",
+        (*CELERY, "worker", *options, *concurrency),
+        metrics_dir=config.data_dir / "metrics" / f"worker-{queue}",
+        env={"WORKER_METRICS_PORT": str(metrics_port)},
+    )
+
+
+def process_specs(config: LaunchConfig, worker_metrics_port: int) -> list[ProcessSpec]:
     """The stack's processes; docker-compose runs the same entry points."""
-    worker_options = ("-E", "--loglevel", "INFO", "--concurrency", str(config.worker_concurrency))
+    ports = worker_metrics_ports(worker_metrics_port)
+    workers = [worker_spec(config, queue, ports[queue]) for queue in QUEUES]
     beat_options = (
         "--loglevel",
         "INFO",
@@ -84,11 +115,7 @@ def process_specs(config: LaunchConfig) -> list[ProcessSpec]:
             ("gunicorn", "-c", "deploy/gunicorn.conf.py", "services.api.wsgi:app"),
             metrics_dir=config.data_dir / "metrics" / "api",
         ),
-        ProcessSpec(
-            "worker",
-            (*CELERY, "worker", *worker_options),
-            metrics_dir=config.data_dir / "metrics" / "worker",
-        ),
+        *workers,
         ProcessSpec("beat", (*CELERY, "beat", *beat_options)),
         ProcessSpec("flower", (*CELERY, "flower")),
         ProcessSpec("monnify-sim", ("python", "-m", "services.monnify_sim")),
@@ -115,11 +142,18 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def read_launch_config(env: Mapping[str, str]) -> LaunchConfig:
+    if env.get("WORKER_CONCURRENCY"):
+        # Replaced by one variable per queue; ignoring it would silently drop a tuning.
+        replacements = ", ".join(name for name, _ in CONCURRENCY.values())
+        raise LaunchError(f"configuration error: WORKER_CONCURRENCY is replaced by {replacements}")
     return LaunchConfig(
         data_dir=Path(env.get("DEVSTACK_DATA_DIR") or ".data").resolve(),
         mongo_port=_optional_port(env, "EMBEDDED_MONGO_PORT"),
         redis_port=_optional_port(env, "EMBEDDED_REDIS_PORT"),
-        worker_concurrency=_positive_int(env, "WORKER_CONCURRENCY", 2),
+        worker_concurrency={
+            queue: _positive_int(env, name, default)
+            for queue, (name, default) in CONCURRENCY.items()
+        },
     )
 
 
@@ -209,7 +243,7 @@ def _resolve(argv: tuple[str, ...]) -> list[str]:
 
 
 def _process_environment(spec: ProcessSpec, env: Mapping[str, str]) -> dict[str, str]:
-    child_env = {k: v for k, v in env.items() if k != MULTIPROC_ENV}
+    child_env = {k: v for k, v in env.items() if k != MULTIPROC_ENV} | dict(spec.env)
     if spec.metrics_dir is not None:
         reset_directory(str(spec.metrics_dir))
         child_env[MULTIPROC_ENV] = str(spec.metrics_dir)
@@ -324,12 +358,17 @@ def readiness(port: int) -> tuple[bool, str]:
 
 def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> None:
     api = f"http://127.0.0.1:{settings.port}"
+    exporters = [
+        f"{queue} http://127.0.0.1:{port}"
+        for queue, port in worker_metrics_ports(settings.worker_metrics_port).items()
+        if port
+    ]
     lines = [
         f"ready: API        {api}",
         f"       API docs   {api}/docs",
         f"       Flower     http://127.0.0.1:{env['FLOWER_PORT']} (basic auth: FLOWER_BASIC_AUTH)",
         f"       Simulator  http://127.0.0.1:{settings.monnify_sim_port}",
-        f"       Metrics    {api}/metrics, worker http://127.0.0.1:{settings.worker_metrics_port}",
+        f"       Metrics    {api}/metrics; workers: {', '.join(exporters) or 'off'}",
         "       Ctrl-C stops everything",
     ]
     for text in lines:
@@ -384,7 +423,7 @@ def run(env: Mapping[str, str], output: Output) -> int:
     services: list[Child] = []
     try:
         start_embedded_servers(child_env, config, output, servers)
-        for spec in process_specs(config):
+        for spec in process_specs(config, settings.worker_metrics_port):
             if stop.event.is_set():
                 return 0
             services.append(spawn(spec, child_env, output))

@@ -10,6 +10,7 @@ from celery import Celery
 
 from services.api.context import settings
 from shared.logs import current_request_id, get_logger
+from shared.task_queues import configure_queues
 
 log = get_logger(__name__)
 
@@ -19,6 +20,7 @@ def _client(broker_url: str) -> Celery:
     app = Celery("gateway", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = False
     app.conf.broker_transport_options = {"max_retries": 1}
+    configure_queues(app)  # the worker's routes: a task lands on the queue its workers read
     return app
 
 

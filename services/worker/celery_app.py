@@ -15,6 +15,7 @@ from services.worker.schedule import beat_schedule
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import require_transactions
 from shared.settings import ConfigError
+from shared.task_queues import configure_queues
 
 try:
     _settings = context.settings()
@@ -68,6 +69,7 @@ celery.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule=beat_schedule(_settings),
 )
+configure_queues(celery)
 
 
 @signals.setup_logging.connect

@@ -1,13 +1,13 @@
 """The worker's Prometheus exporter: the samples every pool process wrote (multi-process
 mode), plus state read at scrape time, so it is right even while no task runs:
 
-- celery_queue_length{queue}: messages waiting in each Redis queue (a growing backlog
-  is what an alert must see, and a task sampling it would wait in that backlog);
+- celery_queue_length{queue}: messages waiting in each queue this worker consumes (a
+  growing backlog is what an alert must see, and a task sampling it would wait in it);
 - calls_active: calls open now;
 - audit_outbox_pending: audit records not yet sealed into the chain.
 
-One exporter per worker host, on WORKER_METRICS_PORT; `up` of its scrape job is the
-"worker alive" signal.
+One exporter per worker process (one per queue), on WORKER_METRICS_PORT; `up` of its
+scrape target is the "worker alive" signal for its queue.
 """
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 def queue_names(app: Celery) -> list[str]:
-    """The queues this app's workers consume: the default and any configured."""
-    names = {app.conf.task_default_queue}
-    names.update(queue.name for queue in app.conf.task_queues or ())
-    routes = app.conf.task_routes
-    if isinstance(routes, dict):
-        names.update(route["queue"] for route in routes.values() if "queue" in route)
-    return sorted(names)
+    """The queues this worker consumes (`-Q`, else all): each queue's backlog is reported
+    once, by the exporter of the worker that drains it."""
+    return sorted(app.amqp.queues.consume_from)
 
 
 class StateCollector:

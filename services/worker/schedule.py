@@ -1,4 +1,9 @@
-"""The beat schedule: periodic jobs. Exactly one beat process runs."""
+"""The beat schedule: periodic jobs. Exactly one beat process runs.
+
+Each entry expires after its own interval: a run still waiting in a backed-up queue when
+the next is sent is dropped instead of stacking up behind it. Every job also runs under
+a lock of its own (services/worker/periodic.py), so a slow run is never overlapped.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,25 @@ from celery.schedules import crontab
 
 from shared.settings import Settings
 
+DAY_SECONDS = 86400.0
+
+
+def _every(task: str, seconds: float, schedule: Any = None) -> dict[str, Any]:
+    return {"task": task, "schedule": schedule or seconds, "options": {"expires": seconds}}
+
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
-        "expire-holds": {"task": "ledger.expire_holds", "schedule": 30.0},
-        "check-invariants": {"task": "ledger.check_invariants", "schedule": 300.0},
-        "seal-audit": {"task": "audit.seal", "schedule": settings.audit_seal_interval_seconds},
-        "requeue-webhook-inbox": {"task": "payments.requeue_inbox", "schedule": 30.0},
-        "reconcile-payments": {
-            "task": "payments.reconcile_pending",
-            "schedule": float(settings.reconcile_interval_seconds),
-        },
+        "expire-holds": _every("ledger.expire_holds", 30.0),
+        "check-invariants": _every("ledger.check_invariants", 300.0),
+        "seal-audit": _every("audit.seal", float(settings.audit_seal_interval_seconds)),
+        "requeue-webhook-inbox": _every("payments.requeue_inbox", 30.0),
+        "reconcile-payments": _every(
+            "payments.reconcile_pending", float(settings.reconcile_interval_seconds)
+        ),
         # Yesterday's report (UTC), once the day's late webhooks have had time to land.
-        "daily-payments-report": {
-            "task": "payments.daily_report",
-            "schedule": crontab(hour=1, minute=15),
-        },
-        "sweep-calls": {
-            "task": "calls.sweep",
-            "schedule": float(settings.calls.sweep_interval_seconds),
-        },
+        "daily-payments-report": _every(
+            "payments.daily_report", DAY_SECONDS, crontab(hour=1, minute=15)
+        ),
+        "sweep-calls": _every("calls.sweep", float(settings.calls.sweep_interval_seconds)),
     }

@@ -188,7 +188,9 @@ def test_make_run_serves_then_ctrl_c_leaves_nothing_running(launched: Launched):
         "secantusd",
         "valkey-server",
         "gunicorn",
-        " worker ",
+        " worker -E --loglevel INFO -Q calls -n calls@%h ",
+        " worker -E --loglevel INFO -Q payments -n payments@%h ",
+        " worker -E --loglevel INFO -Q housekeeping -n housekeeping@%h ",
         " beat ",
         " flower",
         "services.monnify_sim",
@@ -205,11 +207,13 @@ def test_make_run_serves_then_ctrl_c_leaves_nothing_running(launched: Launched):
 
 def test_a_child_dying_stops_the_whole_stack_with_an_error(launched: Launched):
     _wait_ready(launched)
-    worker = next(proc for proc in launched.descendants() if " worker " in " ".join(proc.cmdline()))
+    worker = next(
+        proc for proc in launched.descendants() if " -Q calls " in " ".join(proc.cmdline())
+    )
     os.killpg(os.getpgid(worker.pid), signal.SIGKILL)
 
     assert launched.process.wait(EXIT_WITHIN_SECONDS) == 1, launched.log_tail()
-    assert "worker exited unexpectedly" in launched.log_tail()
+    assert "worker-calls exited unexpectedly" in launched.log_tail()
     left = launched.started_processes()
     assert not left, f"left running after the worker died:\n{_command_lines(left)}"
 
@@ -241,4 +245,14 @@ def test_production_refuses_embedded_servers(tmp_path: Path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "refusing to start embedded servers with APP_ENV=production: set DATABASE_URL and REDIS_URL"
+    ]
+
+
+def test_the_old_worker_concurrency_variable_is_refused_naming_its_replacements(tmp_path: Path):
+    result = _launch_and_wait(tmp_path, WORKER_CONCURRENCY="4")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: WORKER_CONCURRENCY is replaced by WORKER_CALLS_CONCURRENCY, "
+        "WORKER_PAYMENTS_CONCURRENCY, WORKER_HOUSEKEEPING_CONCURRENCY"
     ]

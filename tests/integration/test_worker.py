@@ -1,4 +1,5 @@
-"""The real worker runs the ledger housekeeping tasks, enqueued by name as the gateway does."""
+"""The real worker runs the ledger housekeeping tasks, enqueued by name as the gateway does,
+one run at a time."""
 
 from __future__ import annotations
 
@@ -9,19 +10,44 @@ from bson import ObjectId
 from shared.ledger import Ledger, wallet_id
 
 
-def test_expire_holds_task_releases_holds_past_their_time(settings, db, celery_worker):
+def _hold_past_its_time(settings) -> tuple[str, str]:
+    """A wallet with a hold that expired a second ago: (account, hold id)."""
     ledger = Ledger.from_settings(settings)
     account = wallet_id(ObjectId(), "NGN")
     ledger.credit(f"test:{account}:fund", account, 5000)
     hold = ledger.hold(
         f"test:{account}:hold", account, 3000, datetime.now(UTC) - timedelta(seconds=1)
     )
+    return account, hold.hold_id
+
+
+def test_expire_holds_task_releases_holds_past_their_time(settings, db, celery_worker):
+    account, hold_id = _hold_past_its_time(settings)
 
     expired = celery_worker.send_task("ledger.expire_holds").get(timeout=30)
 
     assert expired >= 1
-    assert db.holds.find_one({"_id": hold.hold_id})["status"] == "expired"
+    assert db.holds.find_one({"_id": hold_id})["status"] == "expired"
     assert db.accounts.find_one({"_id": account})["held"] == 0
+
+
+def test_a_periodic_job_skips_while_its_previous_run_is_going(
+    settings, db, redis_client, celery_worker
+):
+    from services.worker.periodic import LOCK_PREFIX  # after celery_worker set the env
+
+    _, hold_id = _hold_past_its_time(settings)
+    previous_run = redis_client.lock(f"{LOCK_PREFIX}ledger.expire_holds", timeout=60)
+    assert previous_run.acquire(blocking=False)
+    try:
+        skipped = celery_worker.send_task("ledger.expire_holds").get(timeout=30)
+        assert skipped is None
+        assert db.holds.find_one({"_id": hold_id})["status"] == "open"
+    finally:
+        previous_run.release()
+
+    assert celery_worker.send_task("ledger.expire_holds").get(timeout=30) >= 1
+    assert db.holds.find_one({"_id": hold_id})["status"] == "expired"
 
 
 def test_invariant_task_reports_a_tampered_balance(settings, db, celery_worker):

@@ -20,9 +20,11 @@ from flower.options import options as flower_options
 from services.devstack import LaunchConfig, process_specs
 from services.monnify_sim.config import SIM_ENV_NAMES
 from shared.settings import load_settings
+from shared.task_queues import QUEUES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONFIG = REPO_ROOT / "deploy" / "gunicorn.conf.py"
+WORKERS = tuple(f"worker-{queue}" for queue in QUEUES)
 
 # Names the compose file may set although shared/settings.py does not read them, each
 # with its reader; test_allow_listed_names_are_really_read keeps this list honest.
@@ -41,7 +43,9 @@ READ_BY_LAUNCHER = {
     "DEVSTACK_DATA_DIR",
     "EMBEDDED_MONGO_PORT",
     "EMBEDDED_REDIS_PORT",
-    "WORKER_CONCURRENCY",
+    "WORKER_CALLS_CONCURRENCY",
+    "WORKER_PAYMENTS_CONCURRENCY",
+    "WORKER_HOUSEKEEPING_CONCURRENCY",
 }
 # Launcher only; never in the compose file, whose containers it does not run.
 FORBIDDEN_IN_COMPOSE = READ_BY_LAUNCHER
@@ -100,7 +104,7 @@ def test_dependencies_wait_until_healthy(services):
 
 def test_every_app_service_waits_for_its_servers(services):
     apps = _app_services(services)
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "beat", *WORKERS):
         assert {"mongo", "redis"} <= set(apps[name]["depends_on"]), name
     assert "redis" in apps["flower"]["depends_on"]
 
@@ -195,9 +199,13 @@ def _defines_top_level(module: str, name: str) -> bool:
     )
 
 
+def _option(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
 def entry_point(argv: list[str]) -> tuple[str, ...]:
     """What a command runs, checked to exist: ("gunicorn", config, app),
-    ("celery", app module, subcommand) or ("python -m", module)."""
+    ("celery", app module, subcommand[, queue, node name]) or ("python -m", module)."""
     program = Path(argv[0]).name
     if program == "gunicorn":
         config = argv[argv.index("-c") + 1]
@@ -210,6 +218,8 @@ def entry_point(argv: list[str]) -> tuple[str, ...]:
         subcommand = argv[argv.index("-A") + 2]
         assert isinstance(importlib.import_module(module).celery, Celery), module
         assert subcommand in ("worker", "beat", "flower"), subcommand
+        if subcommand == "worker":  # which queue it drains, under which node name
+            return ("celery", module, subcommand, _option(argv, "-Q"), _option(argv, "-n"))
         return ("celery", module, subcommand)
     if program.startswith("python") and argv[1] == "-m":
         module = argv[2]
@@ -229,9 +239,29 @@ def test_every_command_names_a_real_entry_point(services):
 
 def test_compose_runs_the_same_entry_points_as_make_run(services):
     in_compose = sorted(entry_point(spec["command"]) for spec in _app_services(services).values())
-    launched = process_specs(LaunchConfig(Path(".data"), None, None, 2))
-    in_launcher = sorted(entry_point(list(spec.argv)) for spec in launched)
+    in_launcher = sorted(entry_point(list(spec.argv)) for spec in _launched())
     assert in_compose == in_launcher
+
+
+def _launched():
+    return process_specs(LaunchConfig(Path(".data"), None, None, dict.fromkeys(QUEUES, 1)), 9808)
+
+
+def test_one_worker_per_queue_in_compose_and_under_make_run(services):
+    for specs in (services, {spec.name: {"command": spec.argv} for spec in _launched()}):
+        workers = {name: spec for name, spec in specs.items() if name.startswith("worker")}
+        assert sorted(workers) == sorted(WORKERS)
+        for name, spec in workers.items():
+            queue = name.removeprefix("worker-")
+            assert _option(list(spec["command"]), "-Q") == queue, name
+            assert _option(list(spec["command"]), "-n") == f"{queue}@%h", name
+
+
+def test_each_compose_worker_checks_its_own_node(services):
+    for name in WORKERS:
+        check = " ".join(services[name]["healthcheck"]["test"])
+        node = _option(services[name]["command"], "-n").replace("%h", "$$HOSTNAME")
+        assert f"inspect ping --destination {node} " in check, name
 
 
 def test_the_image_installs_without_dev_extras_and_runs_as_a_user():

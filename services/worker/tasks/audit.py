@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from services.worker import context
-from services.worker.celery_app import celery
+from services.worker.periodic import periodic
 from shared import audit
 
 
-@celery.task(name="audit.seal")
+@periodic("audit.seal")
 def seal() -> int:
-    """How many records this run sealed; 0 when another sealer holds the lock."""
+    """How many records this run sealed; None while the previous run is still going."""
     return audit.seal(context.db(), context.redis_client())

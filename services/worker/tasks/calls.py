@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from services.worker import context
 from services.worker.celery_app import celery
+from services.worker.periodic import periodic
 from shared.calls import CallContext, Followup, billing
 from shared.errors import Conflict
 
@@ -44,6 +45,6 @@ def settle(call_id: str) -> None:
     billing.settle_call(_calls(), call_id)
 
 
-@celery.task(name="calls.sweep")
+@periodic("calls.sweep")
 def sweep() -> int:
     return billing.sweep(_calls())

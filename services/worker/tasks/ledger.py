@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from services.worker import context
-from services.worker.celery_app import celery
+from services.worker.periodic import periodic
 from shared.ledger import check_invariants
 from shared.metrics import INVARIANT_VIOLATIONS
 
 
-@celery.task(name="ledger.expire_holds")
+@periodic("ledger.expire_holds")
 def expire_holds() -> int:
     return context.ledger().expire_holds()
 
 
-@celery.task(name="ledger.check_invariants")
+@periodic("ledger.check_invariants")
 def check_ledger_invariants() -> list[dict]:
     """Report violations (already logged at error level); never repairs anything."""
     violations = check_invariants(context.db())

@@ -11,6 +11,7 @@ from celery import Task
 
 from services.worker import context
 from services.worker.celery_app import celery
+from services.worker.periodic import periodic
 from shared.errors import Conflict
 from shared.funding import events, inbox, reconciliation
 from shared.funding.confirmation import FundingConfirmer
@@ -55,7 +56,7 @@ def process_event(self: Task, event_id: str) -> str:
     raise self.retry(countdown=delay)
 
 
-@celery.task(name="payments.requeue_inbox")
+@periodic("payments.requeue_inbox")
 def requeue_inbox() -> int:
     """Enqueue events stored while the queue was unreachable, or whose task was lost."""
     db = context.db()
@@ -69,7 +70,7 @@ def requeue_inbox() -> int:
     return len(event_ids)
 
 
-@celery.task(name="payments.reconcile_pending")
+@periodic("payments.reconcile_pending")
 def reconcile_pending() -> dict[str, Any]:
     """Settle what webhooks did not: open fundings (a missed webhook costs nothing),
     reversals of recent credits (Monnify sends no reversal event), and open refunds."""
@@ -85,7 +86,7 @@ def reconcile_pending() -> dict[str, Any]:
     }
 
 
-@celery.task(name="payments.daily_report")
+@periodic("payments.daily_report")
 def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""
