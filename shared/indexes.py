@@ -47,10 +47,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "entries": [
         # The idempotency key: a repeat's insert fails here, and is then replayed.
         IndexModel([("key", ASCENDING)], unique=True, name="entries_by_key"),
-        # A wallet's history, newest first. Only wallets are listed (never the clearing
-        # account every entry shares), so concurrent inserts share no index key.
+        # A wallet's history, newest first. Only accounts with running balances are
+        # listed (never the clearing account every entry shares), so concurrent inserts
+        # share no index key.
         IndexModel(
-            [("wallets", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            [("accounts", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
             name=HISTORY_INDEX,
         ),
         IndexModel([("reference", ASCENDING)], name="entries_by_reference"),

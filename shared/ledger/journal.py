@@ -4,9 +4,10 @@ An entry is at once
 - the operation's idempotency record: its `key` is unique, and it keeps the
   fingerprint of the parameters and the result that a repeat replays;
 - the journal line: its postings (signed amounts that sum to zero), each wallet's
-  balance after it, and the wallets it touched (`wallets`, the history index);
+  balance after it, and the accounts with running balances it posted to (`accounts`:
+  the wallets' history index, and the incremental invariant check's);
 - the audit record: `unsealed` until the audit sealer chains it (`audit.py`), with
-  every touched account's balance and held amount after the operation.
+  every touched account's balance and held amount after the operation (`after`).
 
 Operations that move no money (a hold, its extension, its release) still write one,
 with no postings: the key, the result and the audit record are the same.
@@ -22,7 +23,7 @@ from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from shared.ledger.accounts import currency_of, is_user_wallet
+from shared.ledger.accounts import currency_of, keeps_running_balance
 
 ENTRIES = "entries"
 UNSEALED = "unsealed"
@@ -56,8 +57,8 @@ def entry_document(
         "result": result,
         "currency": currency_of(accounts[0]),
         "postings": [_posting(p, after) for p in postings],
-        "wallets": sorted({p.account for p in postings if is_user_wallet(p.account)}),
-        "accounts": {a: {"balance": b, "held": h} for a, (b, h) in after.items()},
+        "accounts": sorted({p.account for p in postings if keeps_running_balance(p.account)}),
+        "after": {a: {"balance": b, "held": h} for a, (b, h) in after.items()},
         "reference": reference,
         "description": description,
         "createdAt": now,
@@ -103,6 +104,6 @@ def _audit_record(entry: dict[str, Any]) -> dict[str, Any]:
             "key": entry["key"],
             "op": entry["kind"],
             "result": entry["result"],
-            "accounts": entry["accounts"],
+            "accounts": entry["after"],
         },
     }

@@ -180,11 +180,11 @@ class LedgerReads:
 
 
 def history_selector(account: str, after: tuple[datetime, ObjectId] | None) -> dict[str, Any]:
-    """The filter of a history page, served by the wallets/createdAt index on every
+    """The filter of a history page, served by the accounts/createdAt index on every
     engine. The entries of the same millisecond already shown, and those of the other
     kind when only credits or debits are asked for, are skipped after reading: an $or
     or an $elemMatch here makes the embedded planner walk the whole collection."""
-    selector: dict[str, Any] = {"wallets": account}
+    selector: dict[str, Any] = {"accounts": account}
     if after is not None:
         selector["createdAt"] = {"$lte": after[0]}
     return selector

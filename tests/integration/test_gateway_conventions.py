@@ -33,7 +33,7 @@ def _assert_error(response, status: int) -> dict:
 @pytest.fixture()
 def unchanged(db):
     """Asserts, after the test, that no user, account or entry was written."""
-    collections = ["users", "accounts", "entries", "postings", "operations"]
+    collections = ["users", "accounts", "entries", "holds"]
     before = {name: db[name].count_documents({}) for name in collections}
     yield
     assert {name: db[name].count_documents({}) for name in collections} == before

@@ -116,5 +116,5 @@ def test_history_query_is_served_by_the_account_index(db):
         plan = plan.get("inputStage")
     scans = [stage for stage in stages if stage["stage"] == "IXSCAN"]
     assert scans and scans[0]["indexName"] == HISTORY_INDEX
-    assert scans[0]["keyPattern"] == {"wallets": 1, "createdAt": -1, "_id": -1}
+    assert scans[0]["keyPattern"] == {"accounts": 1, "createdAt": -1, "_id": -1}
     assert not any(stage["stage"] == "COLLSCAN" for stage in stages)
