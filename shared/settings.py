@@ -93,6 +93,7 @@ class Settings:
     reconcile_interval_seconds: int
     reconcile_credited_lookback_seconds: int
     reconcile_credited_every_seconds: int
+    invariants_settle_seconds: int
 
     @property
     def is_production(self) -> bool:
@@ -386,6 +387,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reconcile_credited_every_seconds=read(
             "RECONCILE_CREDITED_EVERY_SECONDS", parse_positive_int, "3600"
         ),
+        # The incremental invariant check reads entries older than this: by then no
+        # transaction that stamped an older time can still commit (MongoDB's own
+        # transaction lifetime limit is 60 s).
+        invariants_settle_seconds=read("INVARIANTS_SETTLE_SECONDS", _parse_non_negative_int, "120"),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")

@@ -85,6 +85,8 @@ TEST_ENV = {
     "RECONCILE_PENDING_AFTER_SECONDS": "1",
     "RECONCILE_CREDITED_EVERY_SECONDS": "1",
     "INBOX_REQUEUE_AFTER_SECONDS": "1",
+    # The periodic ledger check sees a movement as soon as it commits.
+    "INVARIANTS_SETTLE_SECONDS": "0",
     # Operations: no worker exporter on a fixed port (tests start their own), a fast
     # heartbeat on event streams.
     "WORKER_METRICS_PORT": "0",

@@ -1,7 +1,7 @@
 """The ledger: the one place where money moves (`shared/ledger/ledger.py`)."""
 
 from shared.ledger.accounts import SystemAccount, system_account_id, wallet_id
-from shared.ledger.invariants import Violation, check_invariants
+from shared.ledger.invariants import RecentCheck, Violation, check_invariants, check_recent
 from shared.ledger.ledger import (
     EntryResult,
     HoldNotOpen,
@@ -25,10 +25,12 @@ __all__ = [
     "Ledger",
     "LedgerReads",
     "Posting",
+    "RecentCheck",
     "SystemAccount",
     "Violation",
     "WalletState",
     "check_invariants",
+    "check_recent",
     "system_account_id",
     "wallet_id",
 ]

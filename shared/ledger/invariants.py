@@ -1,4 +1,6 @@
-"""The ledger's invariants, checked by one function that tests and a beat job both call.
+"""The ledger's invariants: checked in full (`check_invariants`, a command and the
+tests), and incrementally by the beat job (`check_recent`), whose cost follows the
+traffic since its last run, not the size of the ledger.
 
 A violation is reported, logged at error level and counted; it is never repaired here.
 """
@@ -7,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import Int64
+from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 
-from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
+from shared.ledger.accounts import (
+    ACCOUNTS,
+    HOLDS,
+    currency_of,
+    is_user_wallet,
+    keeps_running_balance,
+)
 from shared.ledger.journal import ENTRIES
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
@@ -49,15 +60,13 @@ def _read_snapshot(db: Database) -> _Snapshot:
     ):
         accounts = [
             account
-            for account in db[ACCOUNTS].find(
-                {}, {"balance": 1, "held": 1, "available": 1, "kind": 1}, session=session
-            )
+            for account in db[ACCOUNTS].find({}, _ACCOUNT_FIELDS, session=session)
             if keeps_running_balance(account["_id"])
         ]
         return _Snapshot(
             accounts=accounts,
             posted=LedgerReads(db).posted_sums(session=session),
-            held=_sums(db[HOLDS].aggregate(_HELD_PER_ACCOUNT, session=session)),
+            held=_sums(db[HOLDS].aggregate(_held_per_account({}), session=session)),
             unbalanced_entries=list(db[ENTRIES].aggregate(_UNBALANCED_ENTRIES, session=session)),
         )
 
@@ -66,10 +75,14 @@ def _sums(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return {row["_id"]: int(row["total"]) for row in rows}
 
 
-_HELD_PER_ACCOUNT = [
-    {"$match": {"status": "open"}},
-    {"$group": {"_id": "$account", "total": {"$sum": "$amount"}}},
-]
+_ACCOUNT_FIELDS = {"balance": 1, "held": 1, "available": 1, "kind": 1}
+
+
+def _held_per_account(match: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"$match": {**match, "status": "open"}},
+        {"$group": {"_id": "$account", "total": {"$sum": "$amount"}}},
+    ]
 
 
 def _currencies_sum_to_zero(
@@ -156,3 +169,151 @@ def check_invariants(db: Database) -> list[Violation]:
     for violation in violations:
         log.error("ledger_invariant_violated", **violation.as_dict())
     return violations
+
+
+# ---- incrementally -------------------------------------------------------------------
+
+CHECKPOINTS = "ledger_checkpoints"
+_WATERMARK = "watermark"
+# Entries are stamped when their transaction starts and commit within its lifetime
+# (MongoDB's transactionLifetimeLimitSeconds, 60 s by default): past this age, no
+# entry with an older stamp can still appear.
+SETTLE_SECONDS = 120
+BATCH = 20_000
+_ENTRY_FIELDS = {"postings": 1, "after": 1, "createdAt": 1}
+
+
+@dataclass(frozen=True)
+class RecentCheck:
+    violations: list[Violation]
+    entries: int  # checked this run
+    accounts: int  # touched by them
+    caught_up: bool  # False: a full batch; the next run goes on from here
+
+
+def check_recent(
+    db: Database,
+    *,
+    now: datetime | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
+    batch: int = BATCH,
+) -> RecentCheck:
+    """Check the entries since the last run (at most `batch`), and the accounts they
+    touched, against checkpoints this check keeps (`ledger_checkpoints`):
+
+    - each entry balances;
+    - each account's balance after each entry is its balance after the one before
+      (or its checkpoint) plus the entry's postings to it: so every balance equals
+      its postings, and with balanced entries every currency nets to zero;
+    - a wallet's available balance never went below zero;
+    - each touched account now: its document's balance is its latest entry's,
+      available = balance - held, and held = its open holds.
+
+    The first run starts from the first entry, and runs go on batch by batch."""
+    now = now or datetime.now(UTC)
+    watermark = db[CHECKPOINTS].find_one({"_id": _WATERMARK}) or {"through": _EPOCH}
+    window, through, caught_up = _window(db, watermark["through"], now, settle_seconds, batch)
+    touched = sorted({account for entry in window for account in entry["after"]})
+    checkpoints = _checkpoints(db, touched)
+    violations = [*_entries_balance(_unbalanced(window)), *_chain(window, checkpoints)]
+    violations += _current_state(db, touched)
+    _save(db, checkpoints, through)
+    for violation in violations:
+        log.error("ledger_invariant_violated", **violation.as_dict())
+    return RecentCheck(violations, len(window), len(touched), caught_up)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _window(
+    db: Database, since: datetime, now: datetime, settle_seconds: float, batch: int
+) -> tuple[list[dict[str, Any]], datetime, bool]:
+    """Settled entries after `since`, oldest first, and how far they reach."""
+    until = now - timedelta(seconds=settle_seconds)
+    entries = list(
+        db[ENTRIES]
+        .find({"createdAt": {"$gt": since, "$lte": until}}, _ENTRY_FIELDS)
+        .sort([("createdAt", 1), ("_id", 1)])
+        .limit(batch)
+    )
+    if len(entries) < batch:
+        return entries, until, True
+    # A full batch: stop before its last instant, whose other entries may lie beyond.
+    last = entries[-1]["createdAt"]
+    complete = [e for e in entries if e["createdAt"] < last]
+    return (complete, complete[-1]["createdAt"], False) if complete else (entries, last, False)
+
+
+def _unbalanced(window: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    totals = (
+        {"_id": e["_id"], "total": sum(int(p["amount"]) for p in e["postings"])} for e in window
+    )
+    return [row for row in totals if row["total"] != 0]
+
+
+def _checkpoints(db: Database, accounts: list[str]) -> dict[str, dict[str, int]]:
+    """Each account's balance and held as of the last run (zeros for a new one)."""
+    found = {c["_id"]: c for c in db[CHECKPOINTS].find({"_id": {"$in": accounts}})}
+    return {
+        a: {
+            "balance": int(found.get(a, {}).get("balance", 0)),
+            "held": int(found.get(a, {}).get("held", 0)),
+        }
+        for a in accounts
+    }
+
+
+def _chain(window: list[dict[str, Any]], checkpoints: dict[str, dict[str, int]]) -> list[Violation]:
+    """Walk each account's entries in order; moves `checkpoints` to the last state."""
+    violations = []
+    for entry in window:
+        posted: dict[str, int] = {}
+        for posting in entry["postings"]:
+            account = posting["account"]
+            posted[account] = posted.get(account, 0) + int(posting["amount"])
+        for account, state in entry["after"].items():
+            expected = checkpoints[account]["balance"] + posted.get(account, 0)
+            balance, held = int(state["balance"]), int(state["held"])
+            if balance != expected:
+                violations.append(Violation("balance_equals_postings", account, expected, balance))
+            if is_user_wallet(account) and balance - held < 0:
+                violations.append(Violation("available_not_negative", account, 0, balance - held))
+            checkpoints[account] = {"balance": balance, "held": held}
+    return violations
+
+
+def _current_state(db: Database, accounts: list[str]) -> list[Violation]:
+    """The touched accounts as they are now, read in one snapshot."""
+    if not accounts:
+        return []
+    with (
+        db.client.start_session() as session,
+        session.start_transaction(read_concern=ReadConcern("snapshot")),
+    ):
+        documents = list(
+            db[ACCOUNTS].find({"_id": {"$in": accounts}}, _ACCOUNT_FIELDS, session=session)
+        )
+        latest = {a: LedgerReads(db).latest_balance(a, session=session) for a in accounts}
+        open_holds = _held_per_account({"account": {"$in": accounts}})
+        held = _sums(db[HOLDS].aggregate(open_holds, session=session))
+    behind_journal = [
+        Violation("balance_equals_latest_entry", d["_id"], latest[d["_id"]], int(d["balance"]))
+        for d in documents
+        if latest[d["_id"]] is not None and latest[d["_id"]] != int(d["balance"])
+    ]
+    return [
+        *behind_journal,
+        *_held_matches_open_holds(documents, held),
+        *_available_is_kept(documents),
+        *_wallets_not_negative(documents),
+    ]
+
+
+def _save(db: Database, checkpoints: dict[str, dict[str, int]], through: datetime) -> None:
+    updates = [
+        UpdateOne({"_id": account}, {"$set": {k: Int64(v) for k, v in state.items()}}, upsert=True)
+        for account, state in checkpoints.items()
+    ]
+    updates.append(UpdateOne({"_id": _WATERMARK}, {"$set": {"through": through}}, upsert=True))
+    db[CHECKPOINTS].bulk_write(updates, ordered=False)

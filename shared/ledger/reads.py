@@ -126,6 +126,13 @@ class LedgerReads:
             )
             return list(islice((i for i in items if kind in (None, i.type)), limit))
 
+    def latest_balance(self, account: str, *, session: ClientSession | None = None) -> int | None:
+        """The account's balance after its newest entry (None if it has none)."""
+        entry = self.db[ENTRIES].find_one(
+            {"accounts": account}, {"after": 1}, sort=NEWEST_FIRST, session=session
+        )
+        return int(entry["after"][account]["balance"]) if entry else None
+
     def posted_sums(
         self, accounts: Iterable[str] | None = None, *, session: ClientSession | None = None
     ) -> dict[str, int]:

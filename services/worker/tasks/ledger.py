@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.worker import context
 from services.worker.periodic import periodic
-from shared.ledger import check_invariants
+from shared.ledger import check_recent
 from shared.metrics import INVARIANT_VIOLATIONS
 
 
@@ -15,7 +15,9 @@ def expire_holds() -> int:
 
 @periodic("ledger.check_invariants")
 def check_ledger_invariants() -> list[dict]:
-    """Report violations (already logged at error level); never repairs anything."""
-    violations = check_invariants(context.db())
-    INVARIANT_VIOLATIONS.set(len(violations))
-    return [violation.as_dict() for violation in violations]
+    """Check the entries since the last run and the accounts they touched; report
+    violations (already logged at error level), never repair anything. The full check
+    is `python -m services.manage check-invariants --full`."""
+    check = check_recent(context.db(), settle_seconds=context.settings().invariants_settle_seconds)
+    INVARIANT_VIOLATIONS.set(len(check.violations))
+    return [violation.as_dict() for violation in check.violations]
