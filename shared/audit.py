@@ -114,9 +114,23 @@ def _write_head(redis_client: redis.Redis, head: Head) -> None:
     redis_client.set(HEAD_KEY, json.dumps({"seq": head.seq, "hash": head.hash}))
 
 
-def _tail(db: Database) -> Head:
-    last = db[CHAIN].find_one(sort=[("seq", -1)])
-    return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
+def _tail(db: Database, head: Head | None) -> Head:
+    """The chain's last record, found from the head in Redis: the head's own record, or
+    the few sealed after it by a sealer that stopped before moving the head. Without a
+    head (a new chain, or Redis lost it) the seq index is walked once from the end.
+
+    Raises ChainBroken when the head names no record of the chain (records removed, or
+    a restore from backup)."""
+    if head is None:
+        last = db[CHAIN].find_one(sort=[("seq", -1)])
+        return Head(last["seq"], last["hash"]) if last else Head(0, GENESIS)
+    at_head = db[CHAIN].find_one({"seq": head.seq}, {"hash": 1})
+    if at_head is None or at_head["hash"] != head.hash:
+        log.error("audit_chain_broken", head_seq=head.seq)
+        raise ChainBroken(f"the chain has no record {head.seq} as its head says")
+    beyond = list(db[CHAIN].find({"seq": {"$gt": head.seq}}, {"seq": 1, "hash": 1}).sort("seq", 1))
+    last = beyond[-1] if beyond else {"seq": head.seq, "hash": head.hash}
+    return Head(last["seq"], last["hash"])
 
 
 # ---- sealing -------------------------------------------------------------------------
@@ -148,11 +162,7 @@ def seal(db: Database, redis_client: redis.Redis, *, batch: int = SEAL_BATCH) ->
 
 
 def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
-    # The head first: it is written after its records commit, so read in this order a
-    # head beyond the tail can only mean records were removed.
-    head = read_head(redis_client)
-    tail = _tail(db)
-    _check_head(db, head, tail)
+    tail = _tail(db, read_head(redis_client))
     outbox, entries = _pending(db, batch)
     if not outbox and not entries:
         return 0
@@ -203,17 +213,6 @@ def _chain(pending: list[dict[str, Any]], tail: Head) -> Iterator[dict[str, Any]
         }
         record["hash"] = prev = record_hash(prev, record)
         yield record
-
-
-def _check_head(db: Database, head: Head | None, tail: Head) -> None:
-    if head is None or head == tail:
-        return
-    # Behind the tail is fine if it names a record of the chain: the sealer stopped
-    # between committing a batch and writing the head.
-    at_head = db[CHAIN].find_one({"seq": head.seq}, {"hash": 1})
-    if head.seq > tail.seq or at_head is None or at_head["hash"] != head.hash:
-        log.error("audit_chain_broken", head_seq=head.seq, tail_seq=tail.seq)
-        raise ChainBroken(f"the chain ends at {tail.seq} but its head says {head.seq}")
 
 
 # ---- verifying -----------------------------------------------------------------------

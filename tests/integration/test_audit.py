@@ -173,6 +173,21 @@ def test_the_sealer_stops_when_the_chain_disagrees_with_its_head(chain):
     assert database[audit.OUTBOX].count_documents({}) == 1
 
 
+def test_a_head_left_behind_by_a_stopped_sealer_is_caught_up_from(chain):
+    """The sealer committed records 4 and 5 and stopped before moving the head: the next
+    run finds the tail from the head, chains after record 5, and moves the head."""
+    database, redis_client = chain
+    third = database[audit.CHAIN].find_one({"seq": 3})
+    audit._write_head(redis_client, audit.Head(3, third["hash"]))
+    audit.append(database, "admin.test", {"n": 1})
+
+    assert audit.seal(database, redis_client) == 1
+
+    assert database[audit.CHAIN].find_one({"payload.n": 1})["seq"] == 6
+    assert audit.read_head(redis_client).seq == 6
+    assert audit.verify(database, redis_client).ok
+
+
 def test_concurrent_sealers_seal_each_record_exactly_once(isolated):
     database, redis_client = isolated
     for n in range(60):
