@@ -1,22 +1,25 @@
 """Reads benchmark: the authenticated reads every app screen makes, against the gateway's
 own ceiling, with many keep-alive clients for a fixed time.
 
-    python -m bench.reads [--seconds 10] [--connections 16] [--users 16] [--client auto]
+    python -m bench.reads [--rounds 5] [--slice 2] [--connections 16] [--users 16]
+                          [--client auto|wrk|python]
 
 Starts the whole stack with the launcher (as bench/calls does: embedded SecantusDB and
 Valkey, gunicorn with its defaults, a Celery worker and beat) on free ports in a
 temporary directory, signs users up over HTTP and credits each wallet through the ledger
-(`Ledger.credit`, so every history page is full and has a next page). Then, one after
-the other in the same run, `--connections` concurrent keep-alive connections hit
+(`Ledger.credit`, so every history page is full and has a next page). Then
+`--connections` concurrent keep-alive connections hit, one after the other,
 
     GET /healthz                          the gateway's ceiling: no auth, no database
     GET /wallet/balance                   auth + one wallet read
     GET /wallet/transactions?limit=20     auth + one history page
 
-for `--seconds` each (after a short unmeasured warm-up), every request carrying the
-token of one of the users in turn. Reports per endpoint requests per second, latency
-p50/p90/p99/max and the non-2xx count, and `balanceVsHealthz` (the balance rate over the
-healthz rate), to bench/reports/reads.json.
+for `--slice` seconds each, every request carrying the token of one of the users in
+turn, and that `--rounds` times (after an unmeasured warm-up round): interleaved, so
+that whatever else the machine is doing weighs on the three alike. Reports per endpoint
+requests per second (all rounds), latency p50/p90/p99 (the median of the rounds' own),
+max, the non-2xx count, and `balanceVsHealthz` (the balance rate over the healthz rate),
+to bench/reports/reads.json.
 
 The client shares the machine's cores with the server, so it must be cheap: `wrk` when it
 is on PATH (apt-get install wrk), else a single-threaded asyncio client over raw
@@ -30,6 +33,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,12 +57,12 @@ REPORT = Path(__file__).resolve().parent / "reports" / "reads.json"
 ENDPOINTS = ("/healthz", "/wallet/balance", "/wallet/transactions?limit=20")
 CREDITS_PER_USER = 25  # more than a page of 20, so history pages are full
 CREDIT_KOBO = 10_000
-WARMUP_SECONDS = 2.0
+LATENCIES = ("p50_ms", "p90_ms", "p99_ms")
 
 
 @dataclass
 class Result:
-    """One endpoint's run: what the client saw."""
+    """One slice of one endpoint: what the client saw."""
 
     seconds: float
     latencies: list[float] = field(default_factory=list)  # seconds
@@ -66,16 +70,30 @@ class Result:
     errors: int = 0  # connections lost, timeouts
 
 
-def endpoint_report(result: Result) -> dict[str, Any]:
+def slice_report(result: Result) -> dict[str, Any]:
     values = result.latencies or [0.0]
     return {
         "requests": len(result.latencies),
-        "requestsPerSecond": round(len(result.latencies) / result.seconds, 1),
+        "seconds": result.seconds,
         **summary_ms(values),
         "p90_ms": round(percentile(values, 0.90) * 1000, 1),
         "max_ms": round(max(values) * 1000, 1),
         "non2xx": result.non_2xx,
         "socketErrors": result.errors,
+    }
+
+
+def endpoint_report(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one endpoint together: totals, and the median of their percentiles."""
+    requests_ = sum(one["requests"] for one in slices)
+    return {
+        "requests": requests_,
+        "requestsPerSecond": round(requests_ / sum(one["seconds"] for one in slices), 1),
+        **{name: statistics.median(one[name] for one in slices) for name in LATENCIES},
+        "max_ms": max(one["max_ms"] for one in slices),
+        "non2xx": sum(one["non2xx"] for one in slices),
+        "socketErrors": sum(one["socketErrors"] for one in slices),
+        "roundsRequestsPerSecond": [round(one["requests"] / one["seconds"]) for one in slices],
     }
 
 
@@ -142,15 +160,10 @@ def run_wrk(url: str, tokens: list[str], connections: int, seconds: float, workd
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     figures = json.loads(output.strip().splitlines()[-1])
-    wall = figures["duration_us"] / 1e6
     return {
         "requests": figures["requests"],
-        "requestsPerSecond": round(figures["requests"] / wall, 1),
-        "count": figures["requests"],
-        "p50_ms": round(figures["p50"] / 1000, 1),
-        "p99_ms": round(figures["p99"] / 1000, 1),
-        "p90_ms": round(figures["p90"] / 1000, 1),
-        "max_ms": round(figures["max"] / 1000, 1),
+        "seconds": figures["duration_us"] / 1e6,
+        **{f"{name}_ms": round(figures[name] / 1000, 1) for name in ("p50", "p90", "p99", "max")},
         "non2xx": figures["non2xx"],
         "socketErrors": figures["errors"],
     }
@@ -215,7 +228,7 @@ async def _run_python(url: str, tokens: list[str], connections: int, seconds: fl
 
 
 def run_python(url: str, tokens: list[str], connections: int, seconds: float, _w: Path) -> dict:
-    return endpoint_report(asyncio.run(_run_python(url, tokens, connections, seconds)))
+    return slice_report(asyncio.run(_run_python(url, tokens, connections, seconds)))
 
 
 Client = Callable[[str, list[str], int, float, Path], dict]
@@ -235,18 +248,21 @@ def measure(stack: Stack, args: argparse.Namespace, workdir: Path) -> dict[str, 
     fund_history(stack, users)
     tokens = [user["token"] for user in users]
     client_name, client = pick_client(args.client)
-    endpoints = {}
-    for path in ENDPOINTS:
-        url = stack.api + path
-        client(url, tokens, args.connections, WARMUP_SECONDS, workdir)
-        endpoints[f"GET {path}"] = client(url, tokens, args.connections, args.seconds, workdir)
+    slices: dict[str, list[dict[str, Any]]] = {path: [] for path in ENDPOINTS}
+    for round_ in range(args.rounds + 1):
+        for path in ENDPOINTS:
+            one = client(stack.api + path, tokens, args.connections, args.slice, workdir)
+            if round_:  # the first round only warms up
+                slices[path].append(one)
+    endpoints = {f"GET {path}": endpoint_report(slices[path]) for path in ENDPOINTS}
     healthz = endpoints["GET /healthz"]["requestsPerSecond"]
     balance = endpoints["GET /wallet/balance"]["requestsPerSecond"]
     return {
         "client": client_name,
         "connections": args.connections,
         "users": args.users,
-        "secondsPerEndpoint": args.seconds,
+        "rounds": args.rounds,
+        "sliceSeconds": args.slice,
         "endpoints": endpoints,
         "balanceVsHealthz": round(balance / healthz, 2) if healthz else None,
         "config": {
@@ -270,7 +286,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     configure_logging(json=False, level="WARNING")  # not a line per ledger credit
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per endpoint")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--slice", type=float, default=2.0, help="seconds per endpoint a round")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
