@@ -32,6 +32,7 @@ from flask_jwt_extended.exceptions import WrongTokenError
 
 from services.api import context
 from services.api.errors import error_response
+from services.api.verified_tokens import CachingJWTManager
 from shared.errors import Unauthorized
 from shared.users import (
     DISABLED_MARKER,
@@ -145,7 +146,7 @@ def configure_jwt(app: Flask) -> None:
         JWT_REFRESH_TOKEN_EXPIRES=settings.refresh_token_seconds,
         JWT_ERROR_MESSAGE_KEY="message",
     )
-    _register_loaders(JWTManager(app))
+    _register_loaders(CachingJWTManager(app))
     # flask-jwt-extended answers a refresh token sent as an access token (and the reverse)
     # through the generic invalid-token loader; say which kind was expected instead.
     app.register_error_handler(WrongTokenError, lambda exc: _unauthorized(str(exc)))
