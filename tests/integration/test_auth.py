@@ -328,7 +328,7 @@ def test_me_answers_the_user(client, signup):
 
 def test_token_of_deleted_user_is_401_where_the_user_is_read(client, db, signup):
     """Reads identify the user by the token alone (no product path deletes a user; one
-    is locked out with disable-user, tests/integration/test_disabled_users.py)."""
+    is locked out with disable-user, tests/integration/test_auth_per_request.py)."""
     headers, body = signup()
     db.users.delete_one({"_id": ObjectId(body["user"]["id"])})
     _assert_error(client.get("/auth/me", headers=headers), 401)

@@ -1,14 +1,20 @@
-"""Disabling a user (shared.users.set_disabled, `python -m services.manage disable-user`)
-refuses its tokens on every gateway process from the next request, also when Redis has
-lost the markers; revocation works as before; routes that need the whole user read it."""
+"""What every authenticated request checks, now that it reads no user: disabling a user
+(shared.users.set_disabled, `python -m services.manage disable-user`) refuses its tokens
+on every gateway process from the next request, also when Redis has lost the markers;
+revocation works as before; routes that need the whole user read it; a token verified
+once is still refused when it expires."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 
+import jwt as pyjwt
 import pytest
+from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
 from services.api.tokens import NO_USER_MESSAGE
@@ -123,3 +129,16 @@ def test_manage_cli_disables_and_enables(client, signup, test_env, db):
     assert actions == ["disable_user", "enable_user"]
     unknown = manage("disable-user", "nobody@example.com")
     assert unknown.returncode == 1 and "no user" in unknown.stderr
+
+
+def test_a_token_verified_before_is_refused_once_expired(app, client, signup):
+    _, body = signup()
+    with app.app_context():
+        token = create_access_token(
+            body["user"]["id"], expires_delta=timedelta(seconds=3), additional_claims={"sid": "s"}
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/wallet/balance", headers=headers).status_code == 200
+    expires = pyjwt.decode(token, options={"verify_signature": False})["exp"]
+    time.sleep(max(expires + 0.2 - time.time(), 0))
+    assert _message(client.get("/wallet/balance", headers=headers), 401) == "Token has expired"
