@@ -75,9 +75,9 @@ def set_role(db: Database, email: str, role: str) -> bool:
 
 
 def set_disabled(db: Database, redis_client: redis.Redis, email: str, disabled: bool) -> bool:
-    """Disable (or enable) the user with this email; False if there is none. Mongo first:
-    a failure between the two writes leaves at worst an enabled user still refused, and
-    running the command again finishes it."""
+    """Disable (or enable) the user with this email; False if there is none. Mongo, the
+    truth, first; if the Redis write then fails this raises, and running the command
+    again finishes it (meanwhile the routes that read the user already see Mongo)."""
     user = db.users.find_one_and_update(
         {"email": email.strip().lower()}, {"$set": {"disabled": disabled}}, {"_id": 1}
     )
