@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.calls
+	$(BIN)/python -m bench.reads
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,11 +2,13 @@
 
     python -m services.manage grant-admin EMAIL
     python -m services.manage revoke-admin EMAIL
+    python -m services.manage disable-user EMAIL   (its tokens stop working at once)
+    python -m services.manage enable-user EMAIL
     python -m services.manage audit-verify     (the same as python -m shared.audit verify)
     python -m services.manage check-invariants [--full]
 
-The admin role is granted here and nowhere else (never through the public API); each
-change is recorded as an admin action by `cli:<operating-system user>`.
+The admin role is granted, and users disabled, here and nowhere else (never through the
+public API); each change is recorded as an admin action by `cli:<operating-system user>`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import argparse
 import getpass
 import sys
 
+import redis
 from pymongo.database import Database
 
 from shared import audit
 from shared.admin_actions import record_admin_action
 from shared.ledger import check_invariants, check_recent
 from shared.mongo import get_db, require_transactions
+from shared.redis_conn import get_redis
 from shared.settings import ConfigError, load_settings
-from shared.users import set_role
+from shared.users import set_disabled, set_role
 
 ROLE_BY_COMMAND = {"grant-admin": "admin", "revoke-admin": "user"}
+DISABLED_BY_COMMAND = {"disable-user": True, "enable-user": False}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     for command, role in ROLE_BY_COMMAND.items():
         sub = commands.add_parser(command, help=f"give the user the {role!r} role")
         sub.add_argument("email")
+    for command, disabled in DISABLED_BY_COMMAND.items():
+        verb = "refuse the user's login and tokens" if disabled else "let the user in again"
+        commands.add_parser(command, help=verb).add_argument("email")
     commands.add_parser("audit-verify", help="check the audit trail's hash chain")
     invariants = commands.add_parser(
         "check-invariants",
@@ -70,14 +78,38 @@ def change_role(db: Database, command: str, email: str) -> bool:
     role = ROLE_BY_COMMAND[command]
     if not set_role(db, email, role):
         return False
+    _record(db, command, email, {"role": role})
+    return True
+
+
+def change_disabled(db: Database, redis_client: redis.Redis, command: str, email: str) -> bool:
+    """Disable or enable the user; False if no user has this email."""
+    disabled = DISABLED_BY_COMMAND[command]
+    if not set_disabled(db, redis_client, email, disabled):
+        return False
+    _record(db, command, email, {"disabled": disabled})
+    return True
+
+
+def _record(db: Database, command: str, email: str, details: dict) -> None:
     record_admin_action(
         db,
         actor=f"cli:{getpass.getuser()}",
         action=command.replace("-", "_"),
         target=email.strip().lower(),
-        details={"role": role},
+        details=details,
     )
-    return True
+
+
+def _apply(command: str, email: str, database_url: str, redis_url: str) -> str | None:
+    """The command's outcome for the operator, None if no user has this email."""
+    db = get_db(database_url)
+    if command in ROLE_BY_COMMAND:
+        changed = change_role(db, command, email)
+        return f"{email}: role is now {ROLE_BY_COMMAND[command]}" if changed else None
+    changed = change_disabled(db, get_redis(redis_url), command, email)
+    state = "disabled" if DISABLED_BY_COMMAND[command] else "enabled"
+    return f"{email}: {state}" if changed else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-invariants":
         db = get_db(settings.database_url)
         return report_invariants(db, args.full, settings.invariants_settle_seconds)
-    if not change_role(get_db(settings.database_url), args.command, args.email):
+    outcome = _apply(args.command, args.email, settings.database_url, settings.redis_url)
+    if outcome is None:
         print(f"no user with email {args.email}", file=sys.stderr)
         return 1
-    print(f"{args.email}: role is now {ROLE_BY_COMMAND[args.command]}")
+    print(outcome)
     return 0
 
 

@@ -1,10 +1,20 @@
-"""Users: creation with a unique normalised email, look-up, and role changes."""
+"""Users: creation with a unique normalised email, look-up, role changes, and disabling.
+
+A user is disabled in Mongo (`disabled: true`, the truth, which login and every full
+look-up read) and marked in Redis (`user:disabled:<id>`), which the gateway checks with
+the token blocklist in one round trip, so a disabled user's tokens stop working on every
+gateway process from the next request without a Mongo read per request. Redis can lose
+the markers (a restart without persistence, a failover): `DISABLED_MARKERS_SYNCED` is
+written once every disabled user's marker is in Redis, and a gateway that finds it
+missing writes them again from Mongo before it trusts their absence.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -13,6 +23,8 @@ from shared.errors import Conflict
 from shared.passwords import hash_password, needs_rehash, verify_password
 
 ROLES = ("user", "admin")
+DISABLED_MARKER = "user:disabled:"
+DISABLED_MARKERS_SYNCED = "users:disabled-markers-synced"
 
 
 def create_user(db: Database, email: str, password: str) -> dict[str, Any]:
@@ -60,3 +72,29 @@ def set_role(db: Database, email: str, role: str) -> bool:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     result = db.users.update_one({"email": email.strip().lower()}, {"$set": {"role": role}})
     return result.matched_count == 1
+
+
+def set_disabled(db: Database, redis_client: redis.Redis, email: str, disabled: bool) -> bool:
+    """Disable (or enable) the user with this email; False if there is none. Mongo, the
+    truth, first; if the Redis write then fails this raises, and running the command
+    again finishes it (meanwhile the routes that read the user already see Mongo)."""
+    user = db.users.find_one_and_update(
+        {"email": email.strip().lower()}, {"$set": {"disabled": disabled}}, {"_id": 1}
+    )
+    if user is None:
+        return False
+    marker = DISABLED_MARKER + str(user["_id"])
+    if disabled:
+        redis_client.set(marker, 1)
+    else:
+        redis_client.delete(marker)
+    return True
+
+
+def sync_disabled_markers(db: Database, redis_client: redis.Redis) -> None:
+    """Write every disabled user's marker from Mongo, then say that they are all there."""
+    pipe = redis_client.pipeline(transaction=False)
+    for user in db.users.find({"disabled": True}, {"_id": 1}):
+        pipe.set(DISABLED_MARKER + str(user["_id"]), 1)
+    pipe.set(DISABLED_MARKERS_SYNCED, 1)
+    pipe.execute()

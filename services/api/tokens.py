@@ -6,14 +6,21 @@ Every token carries a session id (`sid`) shared by the access and refresh tokens
 login and by the tokens refreshed from them. Logout revokes the session, so neither the
 access token nor the refresh token of that login works afterwards; refresh revokes the
 refresh token it used, so each refresh token works once.
+
+A request is authenticated in one Redis round trip (the blocklist and the user's disabled
+marker, see shared/users.py) and reads no user: `current_user` is a `TokenUser`, whose id
+comes from the token and whose document is read from Mongo only by the routes that use
+more than the id (refresh, /auth/me, admin, rates, a funding without an email).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from bson import ObjectId
 from flask import Flask
 from flask_jwt_extended import (
     JWTManager,
@@ -25,10 +32,44 @@ from flask_jwt_extended.exceptions import WrongTokenError
 
 from services.api import context
 from services.api.errors import error_response
-from shared.users import find_active_user
+from services.api.verified_tokens import CachingJWTManager
+from shared.errors import Unauthorized
+from shared.users import (
+    DISABLED_MARKER,
+    DISABLED_MARKERS_SYNCED,
+    find_active_user,
+    sync_disabled_markers,
+)
 
 _REVOKED_TOKEN = "jwt:revoked:"
 _REVOKED_SESSION = "jwt:revoked-session:"
+REVOKED_MESSAGE = "Token has been revoked"
+NO_USER_MESSAGE = "The account behind this token no longer exists or is disabled"
+
+
+class TokenUser(Mapping[str, Any]):
+    """The user behind the token: the id at once, the rest of the document from Mongo on
+    first use, refused then if the user has gone or been disabled meanwhile."""
+
+    def __init__(self, user_id: ObjectId) -> None:
+        self._user_id = user_id
+        self._document: dict[str, Any] | None = None
+
+    def _loaded(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = find_active_user(context.db(), str(self._user_id))
+            if self._document is None:
+                raise Unauthorized(NO_USER_MESSAGE)
+        return self._document
+
+    def __getitem__(self, key: str) -> Any:
+        return self._user_id if key == "_id" else self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def issue_tokens(user: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
@@ -65,11 +106,29 @@ def _seconds_left(claims: dict[str, Any]) -> int:
     return max(int(claims["exp"]) - int(time.time()), 1)
 
 
-def _is_revoked(payload: dict[str, Any]) -> bool:
-    # Runs before the check that the token has a session id; a token without one is
-    # refused right after.
-    keys = [_REVOKED_TOKEN + str(payload["jti"]), _REVOKED_SESSION + str(payload.get("sid"))]
-    return context.redis_client().exists(*keys) > 0
+def _refusal(payload: dict[str, Any]) -> str | None:
+    """Why the token is refused (revoked, or its user disabled), None if it is not: one
+    round trip. Runs before the check that the token has a session id; a token without
+    one is refused right after."""
+    user_id = str(payload["sub"])
+    revoked_token, revoked_session, disabled, synced = context.redis_client().mget(
+        _REVOKED_TOKEN + str(payload["jti"]),
+        _REVOKED_SESSION + str(payload.get("sid")),
+        DISABLED_MARKER + user_id,
+        DISABLED_MARKERS_SYNCED,
+    )
+    if revoked_token or revoked_session:
+        return REVOKED_MESSAGE
+    if disabled or (synced is None and _disabled_after_sync(user_id)):
+        return NO_USER_MESSAGE
+    return None
+
+
+def _disabled_after_sync(user_id: str) -> bool:
+    """Redis has lost the markers (or never had them): write them from Mongo, then look."""
+    client = context.redis_client()
+    sync_disabled_markers(context.db(), client)
+    return bool(client.exists(DISABLED_MARKER + user_id))
 
 
 def _unauthorized(message: str):
@@ -87,7 +146,7 @@ def configure_jwt(app: Flask) -> None:
         JWT_REFRESH_TOKEN_EXPIRES=settings.refresh_token_seconds,
         JWT_ERROR_MESSAGE_KEY="message",
     )
-    _register_loaders(JWTManager(app))
+    _register_loaders(CachingJWTManager(app))
     # flask-jwt-extended answers a refresh token sent as an access token (and the reverse)
     # through the generic invalid-token loader; say which kind was expected instead.
     app.register_error_handler(WrongTokenError, lambda exc: _unauthorized(str(exc)))
@@ -96,15 +155,15 @@ def configure_jwt(app: Flask) -> None:
 def _register_loaders(jwt: JWTManager) -> None:
     @jwt.token_in_blocklist_loader
     def _blocked(_header: dict, payload: dict) -> bool:
-        return _is_revoked(payload)
+        return _refusal(payload) is not None
 
     @jwt.token_verification_loader
     def _has_session(_header: dict, payload: dict) -> bool:
         return isinstance(payload.get("sid"), str)
 
     @jwt.user_lookup_loader
-    def _load_user(_header: dict, payload: dict) -> dict[str, Any] | None:
-        return find_active_user(context.db(), payload["sub"])
+    def _load_user(_header: dict, payload: dict) -> TokenUser | None:
+        return TokenUser(ObjectId(payload["sub"])) if ObjectId.is_valid(payload["sub"]) else None
 
     @jwt.unauthorized_loader
     def _missing(_reason: str):
@@ -119,12 +178,13 @@ def _register_loaders(jwt: JWTManager) -> None:
         return _unauthorized("Token has expired")
 
     @jwt.revoked_token_loader
-    def _revoked(_header: dict, _payload: dict):
-        return _unauthorized("Token has been revoked")
+    def _revoked(_header: dict, payload: dict):
+        # Asked again (only on refusal) to say which: a logout or a disabled account.
+        return _unauthorized(_refusal(payload) or REVOKED_MESSAGE)
 
     @jwt.user_lookup_error_loader
     def _no_user(_header: dict, _payload: dict):
-        return _unauthorized("The account behind this token no longer exists or is disabled")
+        return _unauthorized(NO_USER_MESSAGE)
 
     @jwt.token_verification_failed_loader
     def _failed(_header: dict, _payload: dict):

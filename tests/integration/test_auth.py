@@ -17,6 +17,7 @@ from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
+from shared.users import set_disabled
 from tests.integration.conftest import unique_email
 
 PASSWORD = "correct horse battery"
@@ -172,10 +173,10 @@ def test_unknown_email_and_wrong_password_give_the_same_401(client, signup):
     assert wrong == unknown
 
 
-def test_login_of_disabled_user_is_the_same_401(client, db, signup):
+def test_login_of_disabled_user_is_the_same_401(client, db, redis_client, signup):
     email = unique_email()
     signup(email, PASSWORD)
-    db.users.update_one({"email": email}, {"$set": {"disabled": True}})
+    assert set_disabled(db, redis_client, email, True)
     disabled = _assert_error(
         client.post("/auth/login", json={"email": email, "password": PASSWORD}), 401
     )
@@ -325,18 +326,20 @@ def test_me_answers_the_user(client, signup):
     assert "passwordHash" not in me and "password" not in json.dumps(me).lower()
 
 
-def test_token_of_deleted_user_is_401(client, db, signup):
+def test_token_of_deleted_user_is_401_where_the_user_is_read(client, db, signup):
+    """Reads identify the user by the token alone (no product path deletes a user; one
+    is locked out with disable-user, tests/integration/test_auth_per_request.py)."""
     headers, body = signup()
     db.users.delete_one({"_id": ObjectId(body["user"]["id"])})
     _assert_error(client.get("/auth/me", headers=headers), 401)
-    _assert_error(client.get("/wallet/balance", headers=headers), 401)
     _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
-def test_token_of_disabled_user_is_401(client, db, signup):
+def test_token_of_disabled_user_is_401(client, db, redis_client, signup):
     headers, body = signup()
-    db.users.update_one({"_id": ObjectId(body["user"]["id"])}, {"$set": {"disabled": True}})
+    assert set_disabled(db, redis_client, body["user"]["email"], True)
     _assert_error(client.get("/auth/me", headers=headers), 401)
+    _assert_error(client.get("/wallet/balance", headers=headers), 401)
     _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
