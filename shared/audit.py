@@ -42,6 +42,7 @@ from redis.exceptions import LockError
 from shared.ledger import journal
 from shared.logs import get_logger
 from shared.metrics import AUDIT_SEALED
+from shared.mongo import in_chunks
 
 log = get_logger(__name__)
 
@@ -170,9 +171,8 @@ def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
     try:
         with db.client.start_session() as session, session.start_transaction():
             db[CHAIN].insert_many(records, session=session)
-            if outbox:
-                ids = [r["_id"] for r in outbox]
-                db[OUTBOX].delete_many({"_id": {"$in": ids}}, session=session)
+            for chunk in in_chunks([r["_id"] for r in outbox]):
+                db[OUTBOX].delete_many({"_id": {"$in": chunk}}, session=session)
             if entries:
                 journal.mark_sealed(db, [r["_id"] for r in entries], session)
     except DuplicateKeyError:

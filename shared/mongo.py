@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -22,6 +24,7 @@ _client_pid: int | None = None
 _client_url: str | None = None
 
 DEFAULT_DATABASE = "payment_calls"
+T = TypeVar("T")
 
 
 class TransactionsUnavailable(ConfigError):
@@ -50,6 +53,16 @@ def find_and_modify_uses_indexes(client: MongoClient) -> bool:
     and walks the whole collection; there an update followed by a read by _id is the
     cheaper way to see what a write did. Asked once per client."""
     return "secantusVersion" not in client.server_info()
+
+
+IN_CHUNK = 100
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """`values` in lists of at most `size`, for `$in` filters: SecantusDB's cost for an
+    `$in` grows with the square of its length (2,000 ids take seconds, 100 take ms)."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 def get_db(url: str) -> Database:

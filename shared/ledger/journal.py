@@ -24,6 +24,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from shared.ledger.accounts import currency_of, keeps_running_balance
+from shared.mongo import in_chunks
 
 ENTRIES = "entries"
 UNSEALED = "unsealed"
@@ -86,9 +87,10 @@ def unsealed_records(db: Database, limit: int) -> list[dict[str, Any]]:
 
 
 def mark_sealed(db: Database, entry_ids: list[ObjectId], session: ClientSession) -> None:
-    db[ENTRIES].update_many(
-        {"_id": {"$in": entry_ids}}, {"$unset": {UNSEALED: ""}}, session=session
-    )
+    for chunk in in_chunks(entry_ids):
+        db[ENTRIES].update_many(
+            {"_id": {"$in": chunk}}, {"$unset": {UNSEALED: ""}}, session=session
+        )
 
 
 def unsealed_count(db: Database) -> int:

@@ -89,7 +89,8 @@ class LedgerReads:
 
     def wallets_of(self, user_id: ObjectId) -> list[WalletState]:
         """Every wallet (one per currency) of a user."""
-        documents = self.db[ACCOUNTS].find({"userId": user_id, "kind": "user"}, {"_id": 1})
+        # Only wallets carry a userId; filtering on `kind` too would leave the index.
+        documents = self.db[ACCOUNTS].find({"userId": user_id}, {"_id": 1})
         return [self.wallet(document["_id"]) for document in documents]
 
     # ---- entries ----------------------------------------------------------------------
@@ -125,13 +126,6 @@ class LedgerReads:
                 if after is None or _older(entry, after)
             )
             return list(islice((i for i in items if kind in (None, i.type)), limit))
-
-    def latest_balance(self, account: str, *, session: ClientSession | None = None) -> int | None:
-        """The account's balance after its newest entry (None if it has none)."""
-        entry = self.db[ENTRIES].find_one(
-            {"accounts": account}, {"after": 1}, sort=NEWEST_FIRST, session=session
-        )
-        return int(entry["after"][account]["balance"]) if entry else None
 
     def posted_sums(
         self, accounts: Iterable[str] | None = None, *, session: ClientSession | None = None

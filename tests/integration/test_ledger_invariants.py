@@ -97,7 +97,7 @@ def test_a_balance_changed_after_its_last_entry_is_found(scratch, ledger):
 
     found = check_recent(scratch, settle_seconds=0)
 
-    assert ("balance_equals_latest_entry", wallet) in rules(found)
+    assert ("balance_equals_journal", wallet) in rules(found)
 
 
 def test_an_unbalanced_entry_is_found(scratch, ledger):

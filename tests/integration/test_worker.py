@@ -57,7 +57,7 @@ def test_invariant_task_reports_a_tampered_balance(settings, db, celery_worker):
     db.accounts.update_one({"_id": account}, {"$inc": {"balance": 1}})
     try:
         report = celery_worker.send_task("ledger.check_invariants").get(timeout=30)
-        assert {"rule": "balance_equals_latest_entry", "subject": account, "expected": 5000,
+        assert {"rule": "balance_equals_journal", "subject": account, "expected": 5000,
                 "actual": 5001} in report  # fmt: skip
     finally:
         db.accounts.update_one({"_id": account}, {"$inc": {"balance": -1}})
