@@ -67,6 +67,7 @@ class Loader:
     def __init__(self, db: Database):
         self.db = db
         self.wallets: list[str] = []
+        self.versions: dict[str, int] = {}
         self.postings = 0
         self.started = datetime.now(UTC) - timedelta(days=365)
 
@@ -104,13 +105,14 @@ class Loader:
         ]
 
     def _entry(self, wallet: str, amount: int, after: int, kind: str) -> dict[str, Any]:
+        version = self.versions[wallet] = self.versions.get(wallet, 0) + 1
         document = entry_document(
             ObjectId(),
             f"load:{uuid.uuid4().hex}",
             kind,
             "loaded",
             {},
-            {wallet: (after, 0)},
+            {wallet: {"balance": after, "held": 0, "version": version}},
             self.started,
             postings=[Posting(CLEARING, -amount), Posting(wallet, amount)],
         )

@@ -271,12 +271,20 @@ def _checkpoints(db: Database, accounts: list[str]) -> dict[str, dict[str, int]]
 
 
 def _chain(window: list[dict[str, Any]], checkpoints: dict[str, dict[str, int]]) -> list[Violation]:
-    """Walk each account's entries in order; moves `checkpoints` to the last state."""
-    violations = []
+    """Walk each account's entries in the order of its versions (entries stamped in the
+    same millisecond by two processes may sort either way by time); moves `checkpoints`
+    to the last state."""
+    steps: dict[str, list[tuple[int, dict[str, int], int]]] = {}
     for entry in window:
         posted = _posted([entry])
         for account, state in entry["after"].items():
-            expected = checkpoints[account]["balance"] + posted.get(account, 0)
+            steps.setdefault(account, []).append(
+                (int(state["version"]), state, posted.get(account, 0))
+            )
+    violations = []
+    for account, account_steps in steps.items():
+        for _, state, amount in sorted(account_steps, key=lambda step: step[0]):
+            expected = checkpoints[account]["balance"] + amount
             balance, held = int(state["balance"]), int(state["held"])
             if balance != expected:
                 violations.append(Violation("balance_equals_postings", account, expected, balance))

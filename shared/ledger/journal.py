@@ -7,7 +7,8 @@ An entry is at once
   balance after it, and the accounts with running balances it posted to (`accounts`:
   the wallets' history index, and the incremental invariant check's);
 - the audit record: `unsealed` until the audit sealer chains it (`audit.py`), with
-  every touched account's balance and held amount after the operation (`after`).
+  every touched account's balance, held amount and version after the operation
+  (`after`; the version orders an account's entries for the invariant check).
 
 Operations that move no money (a hold, its extension, its release) still write one,
 with no postings: the key, the result and the audit record are the same.
@@ -41,7 +42,7 @@ def entry_document(
     op: str,
     fingerprint: str,
     result: dict[str, Any],
-    after: dict[str, tuple[int, int]],
+    after: dict[str, dict[str, int]],
     now: datetime,
     *,
     postings: Sequence[_Posting] = (),
@@ -59,7 +60,7 @@ def entry_document(
         "currency": currency_of(accounts[0]),
         "postings": [_posting(p, after) for p in postings],
         "accounts": sorted({p.account for p in postings if keeps_running_balance(p.account)}),
-        "after": {a: {"balance": b, "held": h} for a, (b, h) in after.items()},
+        "after": after,
         "reference": reference,
         "description": description,
         "createdAt": now,
@@ -70,10 +71,10 @@ def entry_document(
     return document
 
 
-def _posting(posting: _Posting, after: dict[str, tuple[int, int]]) -> dict[str, Any]:
+def _posting(posting: _Posting, after: dict[str, dict[str, int]]) -> dict[str, Any]:
     document = {"account": posting.account, "amount": Int64(posting.amount)}
     if posting.account in after:  # system accounts keep no running balance
-        document["balanceAfter"] = Int64(after[posting.account][0])
+        document["balanceAfter"] = Int64(after[posting.account]["balance"])
     return document
 
 

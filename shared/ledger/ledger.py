@@ -68,7 +68,8 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 0.005
 TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _BALANCE_FIELDS = ("balance", "held", "available", "version")
-_BALANCES = {"balance": 1, "held": 1}
+_STATE = ("balance", "held", "version")
+_BALANCES = dict.fromkeys(_STATE, 1)
 _HOLD_FIELDS = {"status": 1, "account": 1, "amount": 1}
 
 
@@ -133,9 +134,9 @@ class _Transaction:
         self.now = now
         self.returning = returning
         self.entry_id = ObjectId()
-        # account -> (balance, held) after this transaction: for the journal entry, its
-        # audit record and the live balance events.
-        self.after: dict[str, tuple[int, int]] = {}
+        # account -> its balance, held and version after this transaction: for the
+        # journal entry, its audit record and the live balance events.
+        self.after: dict[str, dict[str, int]] = {}
 
     def apply(self, changes: dict[str, _Change]) -> None:
         """Write each change and learn each balance after it. System accounts change by
@@ -147,7 +148,7 @@ class _Transaction:
                 self.db[ACCOUNTS].find({"_id": {"$in": tracked}}, _BALANCES, session=self.session)
             )
         for account in written:
-            self.after[account["_id"]] = (int(account["balance"]), int(account["held"]))
+            self.after[account["_id"]] = {field: int(account[field]) for field in _STATE}
 
     def _write(self, account_id: str, change: _Change) -> dict[str, Any]:
         """The account after the change (with returning writes; else just its id)."""
@@ -569,10 +570,12 @@ class Ledger:
 
     def _announce(self, tx: _Transaction) -> None:
         """After the commit: each touched wallet's owner gets its new balance."""
-        for account_id, (balance, held) in tx.after.items():
+        for account_id, state in tx.after.items():
             if is_user_wallet(account_id):
                 _, user_id, currency = account_id.split(":")
-                data = live_events.balance_data(account_id, currency, balance, held)
+                data = live_events.balance_data(
+                    account_id, currency, state["balance"], state["held"]
+                )
                 live_events.publish(self.redis, user_id, live_events.BALANCE, data)
 
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:

@@ -76,7 +76,7 @@ def test_every_movement_is_recorded_in_its_transaction_and_a_failed_one_is_not(i
     assert [r["kind"] for r in records] == ["ledger.credit"]
     payload = records[0]["payload"]
     assert payload["key"] == "fund"
-    assert payload["accounts"][account] == {"balance": 5000, "held": 0}
+    assert payload["accounts"][account] == {"balance": 5000, "held": 0, "version": 1}
 
 
 def test_sealed_chain_verifies_and_links_every_record(chain):
