@@ -48,11 +48,10 @@ def assert_settled_exactly_once(db, call_id: str, caller, receiver, funded: int)
     call = wait_settled(db, call_id)
     cost = int(call["cost"])
     earned, fee = split_cost(cost, Decimal(20))  # PLATFORM_FEE_PERCENT's default
-    entries = captures_of(db, call_id)
-    assert len(entries) == (1 if cost else 0)
-    if cost:
-        amounts = {p["account"]: int(p["amount"]) for p in entries[0]["postings"]}
-        assert amounts == {caller.wallet: -cost, receiver.wallet: earned, PLATFORM: fee}
+    (entry,) = captures_of(db, call_id)  # one journal entry, even for a free call
+    amounts = {p["account"]: int(p["amount"]) for p in entry["postings"]}
+    paid = {caller.wallet: -cost, receiver.wallet: earned, PLATFORM: fee}
+    assert amounts == (paid if cost else {})
     assert hold_of(db, call_id)["status"] == "captured"
     assert int(hold_of(db, call_id)["captured"]) == cost
     assert wallet(db, caller.wallet) == {
