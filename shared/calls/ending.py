@@ -15,14 +15,7 @@ from pymongo import ReturnDocument
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import (
-    ENDED,
-    FAILED_TO_START,
-    INSUFFICIENT_FUNDS,
-    OPEN,
-    STARTING,
-    tariff_of,
-)
+from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, tariff_of
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
 from shared.errors import NotFound
@@ -41,10 +34,8 @@ def _rated_end(
     A call on its last block whose reservation ran out before `now` ended when it ran
     out, for the reason it had no further block (a late end and the cut-off agree)."""
     reserved = reserved_seconds(ctx, call) or 0
-    if reason == FAILED_TO_START:
-        reserved = 0  # its caller never heard it started: nothing is billed
     paid_until = call["startedAt"] + timedelta(seconds=reserved)
-    if now >= paid_until and call.get("finalReason") and reason != FAILED_TO_START:
+    if now >= paid_until and call.get("finalReason"):
         reason = call["finalReason"]
     ended_at = max(min(now, paid_until), call["startedAt"])
     duration = int((ended_at - call["startedAt"]).total_seconds())
@@ -65,7 +56,7 @@ def close_call(
 ) -> dict[str, Any]:
     """End the call if it has not ended; returns the ended call, whoever ended it."""
     ended = ctx.db.calls.find_one_and_update(
-        {"_id": call["_id"], "status": {"$in": [STARTING, OPEN]}},
+        {"_id": call["_id"], "status": OPEN},
         {"$set": _rated_end(ctx, call, reason, now), "$unset": {"open": ""}},
         return_document=ReturnDocument.AFTER,
     )

@@ -1,8 +1,8 @@
 """The call document, its states and end reasons, and how it reads to a participant.
 
-A call is `starting` while the gateway places its first hold, `initiated` (open) from
-then until it is `ended`; `settled` turns true once its cost has been captured from the
-hold. Until it ends it carries `open: true` and a `slot` number, which a partial unique
+A call is recorded `initiated` (open) once the gateway has placed its first hold, and
+stays so until it is `ended`; `settled` turns true once its cost has been captured from
+the hold. Until it ends it carries `open: true` and a `slot` number, which a partial unique
 index turns into the per-caller concurrency limit.
 """
 
@@ -16,7 +16,6 @@ from bson import ObjectId
 
 from shared.calls.rating import Tariff, billed_minutes
 
-STARTING = "starting"
 OPEN = "initiated"
 ENDED = "ended"
 
@@ -26,7 +25,6 @@ RECEIVER_HANGUP = "receiver_hangup"
 INSUFFICIENT_FUNDS = "insufficient_funds"  # the money ran out: cut off
 MAX_DURATION = "max_duration"  # CALL_MAX_DURATION_SECONDS reached
 RENEWAL_MISSING = "renewal_missing"  # the sweeper found no renewal: billed what was held
-FAILED_TO_START = "failed_to_start"  # initiation failed after the call was recorded
 
 # Worker tasks, by name: the gateway never imports the worker.
 RENEW_TASK = "calls.renew"
