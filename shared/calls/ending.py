@@ -33,7 +33,7 @@ def _rated_end(
 
     A call on its last block whose reservation ran out before `now` ended when it ran
     out, for the reason it had no further block (a late end and the cut-off agree)."""
-    reserved = reserved_seconds(ctx, call) or 0
+    reserved = _reserved_at_end(ctx, call, now)
     paid_until = call["startedAt"] + timedelta(seconds=reserved)
     if now >= paid_until and call.get("finalReason"):
         reason = call["finalReason"]
@@ -49,6 +49,16 @@ def _rated_end(
         "cost": tariff.cost(billed) if reserved else 0,
         "endReason": reason,
     }
+
+
+def _reserved_at_end(ctx: CallContext, call: dict[str, Any], now: datetime) -> int:
+    """Seconds held for a call ending now. Before its paidUntil the call's own record
+    says it: an open call's hold holds at least that and can't have expired yet (it
+    lives CALL_HOLD_EXPIRY_GRACE_SECONDS longer). Later, a renewal may have extended the
+    hold without recording it yet, or the hold may be gone: the hold says."""
+    if now < call["paidUntil"]:
+        return int(call["reservedSeconds"])
+    return reserved_seconds(ctx, call) or 0
 
 
 def close_call(
