@@ -1,21 +1,23 @@
 """Ending a call exactly once, and settling its cost from the hold exactly once.
 
 Ending is one conditional update on `status`: however many ends, cut-offs and sweeps
-race, one wins and the others read its result. Settling is one ledger capture under the
-key `call:<id>:capture`, which pays the receiver and the platform fee in the same entry
-and releases the rest of the hold; a repeat replays it.
+race, one wins and the others read its result. A participant hanging up before the
+call's paidUntil (the common end) is that one update and nothing else. Settling is one
+ledger capture under the key `call:<id>:capture`, which pays the receiver and the
+platform fee in the same entry and releases the rest of the hold; a repeat replays it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, tariff_of
+from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, RATING_FIELDS, rated, rating
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
 from shared.errors import NotFound
@@ -29,26 +31,8 @@ log = get_logger(__name__)
 def _rated_end(
     ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
-    """The end of a call ending now: measured on the server, billed at most what is held.
-
-    A call on its last block whose reservation ran out before `now` ended when it ran
-    out, for the reason it had no further block (a late end and the cut-off agree)."""
-    reserved = _reserved_at_end(ctx, call, now)
-    paid_until = call["startedAt"] + timedelta(seconds=reserved)
-    if now >= paid_until and call.get("finalReason"):
-        reason = call["finalReason"]
-    ended_at = max(min(now, paid_until), call["startedAt"])
-    duration = int((ended_at - call["startedAt"]).total_seconds())
-    tariff = tariff_of(call)
-    billed = min(tariff.billable_seconds(duration), reserved)
-    return {
-        "status": ENDED,
-        "endedAt": ended_at,
-        "durationSeconds": duration,
-        "billedSeconds": billed,
-        "cost": tariff.cost(billed) if reserved else 0,
-        "endReason": reason,
-    }
+    """The end of a call ending now, rated on what is held."""
+    return {"status": ENDED, **rating(call, _reserved_at_end(ctx, call, now), reason, now)}
 
 
 def _reserved_at_end(ctx: CallContext, call: dict[str, Any], now: datetime) -> int:
@@ -61,6 +45,27 @@ def _reserved_at_end(ctx: CallContext, call: dict[str, Any], now: datetime) -> i
     return reserved_seconds(ctx, call) or 0
 
 
+def hang_up(
+    ctx: CallContext, call_id: ObjectId, user_id: ObjectId, now: datetime
+) -> dict[str, Any] | None:
+    """End an open call for a participant hanging up before its paidUntil, in one write
+    and no read: only who and when are stored, the rest follows from the call (`rated`).
+    None when the call is no such call (ended, past paidUntil, not theirs, unknown)."""
+    before = ctx.db.calls.find_one_and_update(
+        {
+            "_id": call_id,
+            "status": OPEN,
+            "paidUntil": {"$gt": now},
+            "$or": [{"callerId": user_id}, {"receiverId": user_id}],
+        },
+        {"$set": {"status": ENDED, "endedAt": now, "endedBy": user_id}, "$unset": {"open": ""}},
+    )
+    if before is None:
+        return None
+    before.pop("open")
+    return _ended(ctx, rated({**before, "status": ENDED, "endedAt": now, "endedBy": user_id}))
+
+
 def close_call(
     ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
@@ -71,10 +76,14 @@ def close_call(
         return_document=ReturnDocument.AFTER,
     )
     if ended is not None:
-        log.info("call_ended", call_id=str(call["_id"]), reason=ended["endReason"])
-        _announce_end(ctx, ended)
-        return ended
-    return ctx.db.calls.find_one({"_id": call["_id"]})
+        return _ended(ctx, ended)
+    return rated(ctx.db.calls.find_one({"_id": call["_id"]}))
+
+
+def _ended(ctx: CallContext, ended: dict[str, Any]) -> dict[str, Any]:
+    log.info("call_ended", call_id=str(ended["_id"]), reason=ended["endReason"])
+    _announce_end(ctx, ended)
+    return ended
 
 
 def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
@@ -87,13 +96,22 @@ def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
 
 def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
     """Capture an ended call's cost from its hold, split between the receiver and the
-    platform, and release the rest. Safe to run any number of times."""
+    platform, and release the rest; then store the rating with `settled`. Safe to run
+    any number of times."""
     if call["status"] != ENDED or call.get("settled"):
         return
+    call = rated(call)
     entry_id = _capture(ctx, call)
     ctx.db.calls.update_one(
         {"_id": call["_id"], "settled": False},
-        {"$set": {"settled": True, "settledAt": now, "entryId": entry_id}},
+        {
+            "$set": {
+                **{field: call[field] for field in RATING_FIELDS},
+                "settled": True,
+                "settledAt": now,
+                "entryId": entry_id,
+            }
+        },
     )
 
 

@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.ending import close_call
+from shared.calls.ending import close_call, hang_up
 from shared.calls.model import (
     OPEN,
     SETTLE_TASK,
@@ -23,6 +23,7 @@ from shared.calls.model import (
     call_view,
     end_view,
     hold_id_of,
+    rated,
     role_of,
 )
 from shared.calls.rates import rate_of
@@ -230,17 +231,26 @@ def _give_back(ctx: CallContext, call: dict[str, Any]) -> None:
 def end(ctx: CallContext, call_id: ObjectId, user_id: ObjectId) -> tuple[dict, list[Followup]]:
     """End the call now (caller or receiver only). Every end of one call answers the same;
     the capture follows in the settle task."""
+    now = ctx.clock()
+    call = hang_up(ctx, call_id, user_id, now) or _end_otherwise(ctx, call_id, user_id, now)
+    followups = [] if call.get("settled") else [_settle_now(call, now)]
+    return end_view(call), followups
+
+
+def _end_otherwise(
+    ctx: CallContext, call_id: ObjectId, user_id: ObjectId, now: datetime
+) -> dict[str, Any]:
+    """The rarer ends: of a call already ended, one at or past its paidUntil, or one
+    the user may not end or that does not exist."""
     call = ctx.db.calls.find_one({"_id": call_id})
     if call is None:
         raise NotFound("No such call", {"callId": str(call_id)})
     role = role_of(call, user_id)
     if role is None:
         raise Forbidden("Only the caller or the receiver can end this call")
-    now = ctx.clock()
     if call["status"] == OPEN:
-        call = close_call(ctx, call, f"{role}_hangup", now)
-    followups = [] if call.get("settled") else [_settle_now(call, now)]
-    return end_view(call), followups
+        return close_call(ctx, call, f"{role}_hangup", now)
+    return rated(call)
 
 
 def _settle_now(call: dict[str, Any], now: datetime) -> Followup:
