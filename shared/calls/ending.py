@@ -132,11 +132,10 @@ def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
             reference=f"call:{call['_id']}",
             description=f"Call {call['_id']}",
         )
-    except NotFound:
-        return None  # the call failed to start before its hold was placed: nothing held
-    except HoldNotOpen:
-        # Released behind the call's back (expiry should make this impossible): the
-        # money is back with the caller and nothing can be captured. Loud, not retried.
+    except (NotFound, HoldNotOpen):
+        # Gone or released behind the call's back: a call is recorded only once its hold
+        # is placed, and expiry comes long after settlement, so this should not happen.
+        # The money is with the caller and nothing can be captured. Loud, not retried.
         log.error("call_hold_closed_before_settlement", call_id=str(call["_id"]))
         return None
     return result.entry_id
