@@ -19,11 +19,9 @@ from shared.calls.ending import close_call, settle
 from shared.calls.model import (
     CUT_OFF_TASK,
     ENDED,
-    FAILED_TO_START,
     MAX_DURATION,
     OPEN,
     RENEWAL_MISSING,
-    STARTING,
     Followup,
 )
 from shared.calls.reservations import extend, next_step, record_reservation, reserved_seconds
@@ -94,7 +92,6 @@ def sweep(ctx: CallContext) -> int:
         call["_id"]: call
         for selector in (
             {"status": OPEN, "paidUntil": {"$lte": now - grace}},
-            {"status": STARTING, "startedAt": {"$lte": now - grace}},
             {"status": OPEN, "startedAt": {"$lte": too_long}},
         )
         for call in _find(ctx, selector)
@@ -129,8 +126,6 @@ def _find(ctx: CallContext, selector: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _sweep_reason(call: dict[str, Any], too_long: datetime) -> str:
-    if call["status"] == STARTING:
-        return FAILED_TO_START
     if call["startedAt"] <= too_long:
         return MAX_DURATION
     return RENEWAL_MISSING

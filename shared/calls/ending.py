@@ -1,28 +1,23 @@
 """Ending a call exactly once, and settling its cost from the hold exactly once.
 
 Ending is one conditional update on `status`: however many ends, cut-offs and sweeps
-race, one wins and the others read its result. Settling is one ledger capture under the
-key `call:<id>:capture`, which pays the receiver and the platform fee in the same entry
-and releases the rest of the hold; a repeat replays it.
+race, one wins and the others read its result. A participant hanging up before the
+call's paidUntil (the common end) is that one update and nothing else. Settling is one
+ledger capture under the key `call:<id>:capture`, which pays the receiver and the
+platform fee in the same entry and releases the rest of the hold; a repeat replays it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import (
-    ENDED,
-    FAILED_TO_START,
-    INSUFFICIENT_FUNDS,
-    OPEN,
-    STARTING,
-    tariff_of,
-)
+from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, RATING_FIELDS, rated, rating
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
 from shared.errors import NotFound
@@ -36,28 +31,39 @@ log = get_logger(__name__)
 def _rated_end(
     ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
-    """The end of a call ending now: measured on the server, billed at most what is held.
+    """The end of a call ending now, rated on what is held."""
+    return {"status": ENDED, **rating(call, _reserved_at_end(ctx, call, now), reason, now)}
 
-    A call on its last block whose reservation ran out before `now` ended when it ran
-    out, for the reason it had no further block (a late end and the cut-off agree)."""
-    reserved = reserved_seconds(ctx, call) or 0
-    if reason == FAILED_TO_START:
-        reserved = 0  # its caller never heard it started: nothing is billed
-    paid_until = call["startedAt"] + timedelta(seconds=reserved)
-    if now >= paid_until and call.get("finalReason") and reason != FAILED_TO_START:
-        reason = call["finalReason"]
-    ended_at = max(min(now, paid_until), call["startedAt"])
-    duration = int((ended_at - call["startedAt"]).total_seconds())
-    tariff = tariff_of(call)
-    billed = min(tariff.billable_seconds(duration), reserved)
-    return {
-        "status": ENDED,
-        "endedAt": ended_at,
-        "durationSeconds": duration,
-        "billedSeconds": billed,
-        "cost": tariff.cost(billed) if reserved else 0,
-        "endReason": reason,
-    }
+
+def _reserved_at_end(ctx: CallContext, call: dict[str, Any], now: datetime) -> int:
+    """Seconds held for a call ending now. Before its paidUntil the call's own record
+    says it: an open call's hold holds at least that and can't have expired yet (it
+    lives CALL_HOLD_EXPIRY_GRACE_SECONDS longer). Later, a renewal may have extended the
+    hold without recording it yet, or the hold may be gone: the hold says."""
+    if now < call["paidUntil"]:
+        return int(call["reservedSeconds"])
+    return reserved_seconds(ctx, call) or 0
+
+
+def hang_up(
+    ctx: CallContext, call_id: ObjectId, user_id: ObjectId, now: datetime
+) -> dict[str, Any] | None:
+    """End an open call for a participant hanging up before its paidUntil, in one write
+    and no read: only who and when are stored, the rest follows from the call (`rated`).
+    None when the call is no such call (ended, past paidUntil, not theirs, unknown)."""
+    before = ctx.db.calls.find_one_and_update(
+        {
+            "_id": call_id,
+            "status": OPEN,
+            "paidUntil": {"$gt": now},
+            "$or": [{"callerId": user_id}, {"receiverId": user_id}],
+        },
+        {"$set": {"status": ENDED, "endedAt": now, "endedBy": user_id}, "$unset": {"open": ""}},
+    )
+    if before is None:
+        return None
+    before.pop("open")
+    return _ended(ctx, rated({**before, "status": ENDED, "endedAt": now, "endedBy": user_id}))
 
 
 def close_call(
@@ -65,15 +71,19 @@ def close_call(
 ) -> dict[str, Any]:
     """End the call if it has not ended; returns the ended call, whoever ended it."""
     ended = ctx.db.calls.find_one_and_update(
-        {"_id": call["_id"], "status": {"$in": [STARTING, OPEN]}},
+        {"_id": call["_id"], "status": OPEN},
         {"$set": _rated_end(ctx, call, reason, now), "$unset": {"open": ""}},
         return_document=ReturnDocument.AFTER,
     )
     if ended is not None:
-        log.info("call_ended", call_id=str(call["_id"]), reason=ended["endReason"])
-        _announce_end(ctx, ended)
-        return ended
-    return ctx.db.calls.find_one({"_id": call["_id"]})
+        return _ended(ctx, ended)
+    return rated(ctx.db.calls.find_one({"_id": call["_id"]}))
+
+
+def _ended(ctx: CallContext, ended: dict[str, Any]) -> dict[str, Any]:
+    log.info("call_ended", call_id=str(ended["_id"]), reason=ended["endReason"])
+    _announce_end(ctx, ended)
+    return ended
 
 
 def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
@@ -86,13 +96,22 @@ def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
 
 def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
     """Capture an ended call's cost from its hold, split between the receiver and the
-    platform, and release the rest. Safe to run any number of times."""
+    platform, and release the rest; then store the rating with `settled`. Safe to run
+    any number of times."""
     if call["status"] != ENDED or call.get("settled"):
         return
+    call = rated(call)
     entry_id = _capture(ctx, call)
     ctx.db.calls.update_one(
         {"_id": call["_id"], "settled": False},
-        {"$set": {"settled": True, "settledAt": now, "entryId": entry_id}},
+        {
+            "$set": {
+                **{field: call[field] for field in RATING_FIELDS},
+                "settled": True,
+                "settledAt": now,
+                "entryId": entry_id,
+            }
+        },
     )
 
 
@@ -113,11 +132,10 @@ def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
             reference=f"call:{call['_id']}",
             description=f"Call {call['_id']}",
         )
-    except NotFound:
-        return None  # the call failed to start before its hold was placed: nothing held
-    except HoldNotOpen:
-        # Released behind the call's back (expiry should make this impossible): the
-        # money is back with the caller and nothing can be captured. Loud, not retried.
+    except (NotFound, HoldNotOpen):
+        # Gone or released behind the call's back: a call is recorded only once its hold
+        # is placed, and expiry comes long after settlement, so this should not happen.
+        # The money is with the caller and nothing can be captured. Loud, not retried.
         log.error("call_hold_closed_before_settlement", call_id=str(call["_id"]))
         return None
     return result.entry_id

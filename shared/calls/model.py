@@ -1,22 +1,27 @@
 """The call document, its states and end reasons, and how it reads to a participant.
 
-A call is `starting` while the gateway places its first hold, `initiated` (open) from
-then until it is `ended`; `settled` turns true once its cost has been captured from the
-hold. Until it ends it carries `open: true` and a `slot` number, which a partial unique
+A call is recorded `initiated` (open) once the gateway has placed its first hold, and
+stays so until it is `ended`; `settled` turns true once its cost has been captured from
+the hold. Until it ends it carries `open: true` and a `slot` number, which a partial unique
 index turns into the per-caller concurrency limit.
+
+An ended call's rating (durationSeconds, billedSeconds, cost, endReason) is a function of
+its document, which no longer changes. Most ends store it at once; a participant's
+hang-up before paidUntil stores only who hung up and when (one write, no read: see
+`ending.hang_up`), and settlement stores the rating with `settled`. Readers take an
+ended call through `rated`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
 
 from shared.calls.rating import Tariff, billed_minutes
 
-STARTING = "starting"
 OPEN = "initiated"
 ENDED = "ended"
 
@@ -26,7 +31,6 @@ RECEIVER_HANGUP = "receiver_hangup"
 INSUFFICIENT_FUNDS = "insufficient_funds"  # the money ran out: cut off
 MAX_DURATION = "max_duration"  # CALL_MAX_DURATION_SECONDS reached
 RENEWAL_MISSING = "renewal_missing"  # the sweeper found no renewal: billed what was held
-FAILED_TO_START = "failed_to_start"  # initiation failed after the call was recorded
 
 # Worker tasks, by name: the gateway never imports the worker.
 RENEW_TASK = "calls.renew"
@@ -62,8 +66,43 @@ def role_of(call: dict[str, Any], user_id: ObjectId) -> str | None:
     return None
 
 
+RATING_FIELDS = ("endedAt", "durationSeconds", "billedSeconds", "cost", "endReason")
+
+
+def rating(call: dict[str, Any], reserved: int, reason: str, now: datetime) -> dict[str, Any]:
+    """The rating of a call ending at `now` with `reserved` seconds held: measured on the
+    server, billed at most what is held.
+
+    A call on its last block whose reservation ran out before `now` ended when it ran
+    out, for the reason it had no further block (a late end and the cut-off agree)."""
+    paid_until = call["startedAt"] + timedelta(seconds=reserved)
+    if now >= paid_until and call.get("finalReason"):
+        reason = call["finalReason"]
+    ended_at = max(min(now, paid_until), call["startedAt"])
+    duration = int((ended_at - call["startedAt"]).total_seconds())
+    tariff = tariff_of(call)
+    billed = min(tariff.billable_seconds(duration), reserved)
+    return {
+        "endedAt": ended_at,
+        "durationSeconds": duration,
+        "billedSeconds": billed,
+        "cost": tariff.cost(billed) if reserved else 0,
+        "endReason": reason,
+    }
+
+
+def rated(call: dict[str, Any]) -> dict[str, Any]:
+    """An ended call with its rating: as stored, or for a hang-up that stored only who
+    and when, rated as it was when it ended (before paidUntil, on its reservedSeconds)."""
+    if "cost" in call:
+        return call
+    reason = f"{role_of(call, call['endedBy'])}_hangup"
+    return {**call, **rating(call, int(call["reservedSeconds"]), reason, call["endedAt"])}
+
+
 def end_view(call: dict[str, Any]) -> dict[str, Any]:
     """What every end of the same call answers, however many there were."""
+    call = rated(call)
     return {
         "callId": str(call["_id"]),
         "status": call["status"],
@@ -77,6 +116,8 @@ def end_view(call: dict[str, Any]) -> dict[str, Any]:
 def call_view(call: dict[str, Any], viewer: ObjectId) -> dict[str, Any]:
     """A call as one of its participants sees it (history and GET /calls/<id>)."""
     ended = call["status"] == ENDED
+    if ended:
+        call = rated(call)
     return {
         "callId": str(call["_id"]),
         "callerId": str(call["callerId"]),

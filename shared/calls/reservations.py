@@ -51,11 +51,15 @@ def duration_cap(config: CallSettings) -> int:
     return config.max_duration_seconds // increment * increment
 
 
+def whole_block(config: CallSettings, reserved: int) -> int:
+    """Seconds reserved in total after one more whole block, within the maximum duration."""
+    return min(reserved + config.hold_block_seconds, duration_cap(config))
+
+
 def reservation_target(config: CallSettings, tariff: Tariff, reserved: int, budget: int) -> int:
     """Seconds reserved in total after the next block: one more block, or less when the
     budget (what is held plus what is spendable) or the maximum duration says so."""
-    wanted = min(reserved + config.hold_block_seconds, duration_cap(config))
-    return max(min(wanted, tariff.seconds_covered(budget)), reserved)
+    return max(min(whole_block(config, reserved), tariff.seconds_covered(budget)), reserved)
 
 
 def final_reason(config: CallSettings, before: int, after: int) -> str | None:
@@ -82,22 +86,27 @@ def reserved_seconds(ctx: CallContext, call: dict[str, Any]) -> int | None:
     return tariff_of(call).seconds_covered(int(hold["amount"]))
 
 
-def record_reservation(
-    ctx: CallContext, call: dict[str, Any], before: int, after: int, *, status: str = OPEN
-) -> dict[str, Any] | None:
-    """Write the reservation onto the call, which was in `status` and is open after;
-    None if it ended meanwhile."""
+def reservation_fields(
+    config: CallSettings, call: dict[str, Any], before: int, after: int
+) -> dict[str, Any]:
+    """The call's record of a reservation taken from `before` to `after` seconds."""
     fields: dict[str, Any] = {
-        "status": OPEN,
         "reservedSeconds": after,
         "paidUntil": call["startedAt"] + timedelta(seconds=after),
     }
-    reason = final_reason(ctx.config, before, after)
+    reason = final_reason(config, before, after)
     if reason:
         fields["finalReason"] = reason
+    return fields
+
+
+def record_reservation(
+    ctx: CallContext, call: dict[str, Any], before: int, after: int
+) -> dict[str, Any] | None:
+    """Write the reservation onto the open call; None if it ended meanwhile."""
     return ctx.db.calls.find_one_and_update(
-        {"_id": call["_id"], "status": status, "reservedSeconds": {"$lte": after}},
-        {"$set": fields},
+        {"_id": call["_id"], "status": OPEN, "reservedSeconds": {"$lte": after}},
+        {"$set": reservation_fields(ctx.config, call, before, after)},
         return_document=ReturnDocument.AFTER,
     )
 

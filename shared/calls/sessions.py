@@ -15,16 +15,15 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.ending import close_call
+from shared.calls.ending import close_call, hang_up
 from shared.calls.model import (
-    FAILED_TO_START,
     OPEN,
     SETTLE_TASK,
-    STARTING,
     Followup,
     call_view,
     end_view,
     hold_id_of,
+    rated,
     role_of,
 )
 from shared.calls.rates import rate_of
@@ -33,14 +32,21 @@ from shared.calls.reservations import (
     duration_cap,
     hold_expiry,
     next_step,
-    record_reservation,
+    reservation_fields,
     reservation_target,
     wallet_state,
+    whole_block,
 )
-from shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, PaymentRequired
+from shared.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PaymentRequired,
+)
 from shared.indexes import CALLS_BY_CALLER, CALLS_BY_RECEIVER
-from shared.ledger import HoldNotOpen, InsufficientFunds
-from shared.ledger.accounts import open_wallet
+from shared.ledger import HoldNotOpen, HoldResult, InsufficientFunds, wallet_id
 from shared.money import to_major
 from shared.pagination import NEWEST_FIRST, next_cursor, older_than
 from shared.users import find_active_user
@@ -69,7 +75,11 @@ def initiate(
     ctx: CallContext, caller_id: ObjectId, receiver_id: ObjectId, max_rate: int | None
 ) -> Initiated:
     """Start a call at the receiver's price, reserving its first block from the caller's
-    wallet. `max_rate` is the most the caller agreed to pay per minute, if they said."""
+    wallet. `max_rate` is the most the caller agreed to pay per minute, if they said.
+
+    The hold comes first and the call is recorded open once it is held, so an open call
+    always has its hold: ending one needs no look at the hold, and nothing is billed for
+    a call that never started (no record, no capture)."""
     if receiver_id == caller_id:
         raise InvalidRequest("You cannot call yourself", {"receiverId": ["is your own id"]})
     receiver = find_active_user(ctx.db, str(receiver_id))
@@ -82,17 +92,14 @@ def initiate(
             {"ratePerMinute": to_major(rate)},
         )
     tariff = Tariff(rate, ctx.config.connect_fee, ctx.config.billing_increment_seconds)
-    account = open_wallet(ctx.db, caller_id, ctx.currency)
+    call = _new_call(ctx, caller_id, receiver_id, tariff)
     with _caller_lock(ctx, caller_id):
-        slot = _free_slot(ctx, caller_id)
-        budget = _initial_budget(ctx, account, tariff)
-        first = reservation_target(ctx.config, tariff, 0, budget)
-        call = _record_call(ctx, caller_id, receiver_id, account, tariff, slot)
-        _place_first_hold(ctx, call, tariff, first)
-    started = _activate(ctx, call, first)
-    live_events.publish_call(ctx.redis, started, live_events.CALL_INITIATED)
+        first, budget = _reserve_first_block(ctx, call, tariff)
+        call.update(reservation_fields(ctx.config, call, 0, first))
+        _record_call(ctx, call)
+    live_events.publish_call(ctx.redis, call, live_events.CALL_INITIATED)
     max_duration = min(tariff.seconds_covered(budget), duration_cap(ctx.config))
-    return Initiated(started, max_duration, [next_step(ctx.config, started)])
+    return Initiated(call, max_duration, [next_step(ctx.config, call)])
 
 
 @contextmanager
@@ -111,28 +118,47 @@ def _caller_lock(ctx: CallContext, caller_id: ObjectId) -> Iterator[None]:
             lock.release()
 
 
-def _free_slot(ctx: CallContext, caller_id: ObjectId) -> int:
-    limit = ctx.config.max_concurrent
-    taken = {
-        c["slot"] for c in ctx.db.calls.find({"callerId": caller_id, "open": True}, {"slot": 1})
+def _new_call(
+    ctx: CallContext, caller_id: ObjectId, receiver_id: ObjectId, tariff: Tariff
+) -> dict[str, Any]:
+    """The open call, not yet recorded. Billing runs from now. The wallet was opened at
+    signup; if it is missing, the hold is refused as for an empty one."""
+    now = ctx.clock()
+    call_id = ObjectId()
+    return {
+        "_id": call_id,
+        "callerId": caller_id,
+        "receiverId": receiver_id,
+        "currency": ctx.currency,
+        "account": wallet_id(caller_id, ctx.currency),
+        "holdId": hold_id_of(call_id),
+        "ratePerMinute": tariff.rate_per_minute,
+        "connectFee": tariff.connect_fee,
+        "incrementSeconds": tariff.increment_seconds,
+        "status": OPEN,
+        "open": True,
+        "settled": False,
+        "startedAt": now,
+        "createdAt": now,
     }
-    free = [slot for slot in range(limit) if slot not in taken]
-    if not free:
-        raise _too_many_calls(limit)
-    return free[0]
 
 
-def _too_many_calls(limit: int) -> Conflict:
-    return Conflict(
-        f"You already have {limit} open call(s); end one before starting another",
-        {"maxConcurrent": limit},
-    )
+def _reserve_first_block(ctx: CallContext, call: dict[str, Any], tariff: Tariff) -> tuple[int, int]:
+    """Hold the first block: (seconds reserved, the caller's budget: what was available
+    before). Usually one hold of a whole block; only a refused one reads the wallet, to
+    say why or to hold what the balance buys."""
+    whole = whole_block(ctx.config, 0)
+    try:
+        hold = _hold_first_block(ctx, call, tariff, whole)
+    except InsufficientFunds:
+        return _reserve_what_is_left(ctx, call, tariff)
+    return whole, tariff.cost(whole) + (hold.available or 0)  # a fresh key never replays
 
 
-def _initial_budget(ctx: CallContext, account: str, tariff: Tariff) -> int:
-    """The caller's spendable balance, refused unless it pays the connect fee and one
-    billing increment."""
-    budget, restricted = wallet_state(ctx, account)
+def _reserve_what_is_left(
+    ctx: CallContext, call: dict[str, Any], tariff: Tariff
+) -> tuple[int, int]:
+    budget, restricted = wallet_state(ctx, call["account"])
     if restricted:
         raise PaymentRequired("The wallet is restricted and cannot pay for calls")
     if tariff.seconds_covered(budget) == 0:
@@ -140,96 +166,91 @@ def _initial_budget(ctx: CallContext, account: str, tariff: Tariff) -> int:
         raise PaymentRequired(
             INSUFFICIENT_BALANCE, {"required": to_major(required), "available": to_major(budget)}
         )
-    return budget
-
-
-def _record_call(
-    ctx: CallContext,
-    caller_id: ObjectId,
-    receiver_id: ObjectId,
-    account: str,
-    tariff: Tariff,
-    slot: int,
-) -> dict[str, Any]:
-    """Insert the starting call in the caller's free slot. Billing runs from now."""
-    now = ctx.clock()
-    call_id = ObjectId()
-    call = {
-        "_id": call_id,
-        "callerId": caller_id,
-        "receiverId": receiver_id,
-        "currency": ctx.currency,
-        "account": account,
-        "holdId": hold_id_of(call_id),
-        "ratePerMinute": tariff.rate_per_minute,
-        "connectFee": tariff.connect_fee,
-        "incrementSeconds": tariff.increment_seconds,
-        "status": STARTING,
-        "open": True,
-        "slot": slot,
-        "reservedSeconds": 0,
-        "settled": False,
-        "startedAt": now,
-        "createdAt": now,
-    }
+    first = reservation_target(ctx.config, tariff, 0, budget)
     try:
-        ctx.db.calls.insert_one(call)
-    except DuplicateKeyError:
-        raise _too_many_calls(ctx.config.max_concurrent) from None  # lost a race for the slot
-    return call
+        _hold_first_block(ctx, call, tariff, first)
+    except InsufficientFunds:  # spent elsewhere since we looked
+        raise PaymentRequired(INSUFFICIENT_BALANCE) from None
+    return first, budget
 
 
-def _place_first_hold(ctx: CallContext, call: dict[str, Any], tariff: Tariff, first: int) -> None:
+def _hold_first_block(
+    ctx: CallContext, call: dict[str, Any], tariff: Tariff, seconds: int
+) -> HoldResult:
+    """Hold `seconds` of talk; a restricted wallet refuses it like an empty one. Refused
+    or busy, nothing was held; any other failure may have held it: give it back."""
     try:
-        ctx.ledger.hold(
+        return ctx.ledger.hold(
             f"call:{call['_id']}:hold",
             call["account"],
-            tariff.cost(first),
-            hold_expiry(ctx.config, call, first),
+            tariff.cost(seconds),
+            hold_expiry(ctx.config, call, seconds),
             hold_id=call["holdId"],
             reference=f"call:{call['_id']}",
+            refuse_restricted=True,
         )
-    except (InsufficientFunds, Conflict) as refused:
-        # Refused before anything was held (no funds, a busy wallet): no call happened.
-        ctx.db.calls.delete_one({"_id": call["_id"], "status": STARTING})
-        if isinstance(refused, InsufficientFunds):
-            raise PaymentRequired(INSUFFICIENT_BALANCE) from None
-        raise
+    except DomainError:
+        raise  # refused (funds, restriction, a busy wallet): the hold was not placed
     except BaseException:
-        # The hold may or may not exist: end the call unbilled; settling releases it.
-        close_call(ctx, call, FAILED_TO_START, ctx.clock())
+        _give_back(ctx, call)
         raise
 
 
-def _activate(ctx: CallContext, call: dict[str, Any], first: int) -> dict[str, Any]:
-    """Open the call with its first block reserved. Only the sweeper, finding it stuck in
-    `starting` past its grace, can have ended it meanwhile: then give the money back."""
-    started = record_reservation(ctx, call, 0, first, status=STARTING)
-    if started is None:
-        with suppress(HoldNotOpen):  # the sweeper's settlement released it already
-            ctx.ledger.release(
-                f"call:{call['_id']}:abandon", call["holdId"], account=call["account"]
-            )
-        raise Conflict("The call could not be started in time; nothing was charged")
-    return started
+def _record_call(ctx: CallContext, call: dict[str, Any]) -> None:
+    """Insert the held call in its caller's first free slot: the unique slot index
+    refuses a taken one, so the common case is one insert. A call that can't be
+    recorded gives its hold back (a gateway killed in between leaves the hold to expire
+    on its own, billing nothing)."""
+    try:
+        call["slot"] = _insert_in_free_slot(ctx, call)
+    except BaseException:
+        _give_back(ctx, call)
+        raise
+
+
+def _insert_in_free_slot(ctx: CallContext, call: dict[str, Any]) -> int:
+    limit = ctx.config.max_concurrent
+    for slot in range(limit):
+        try:
+            ctx.db.calls.insert_one({**call, "slot": slot})
+        except DuplicateKeyError:
+            continue  # taken by another open call of this caller
+        return slot
+    raise Conflict(
+        f"You already have {limit} open call(s); end one before starting another",
+        {"maxConcurrent": limit},
+    )
+
+
+def _give_back(ctx: CallContext, call: dict[str, Any]) -> None:
+    """Release the hold of a call that did not start, if it was placed."""
+    with suppress(NotFound, HoldNotOpen):
+        ctx.ledger.release(f"call:{call['_id']}:abandon", call["holdId"], account=call["account"])
 
 
 def end(ctx: CallContext, call_id: ObjectId, user_id: ObjectId) -> tuple[dict, list[Followup]]:
     """End the call now (caller or receiver only). Every end of one call answers the same;
     the capture follows in the settle task."""
+    now = ctx.clock()
+    call = hang_up(ctx, call_id, user_id, now) or _end_otherwise(ctx, call_id, user_id, now)
+    followups = [] if call.get("settled") else [_settle_now(call, now)]
+    return end_view(call), followups
+
+
+def _end_otherwise(
+    ctx: CallContext, call_id: ObjectId, user_id: ObjectId, now: datetime
+) -> dict[str, Any]:
+    """The rarer ends: of a call already ended, one at or past its paidUntil, or one
+    the user may not end or that does not exist."""
     call = ctx.db.calls.find_one({"_id": call_id})
     if call is None:
         raise NotFound("No such call", {"callId": str(call_id)})
     role = role_of(call, user_id)
     if role is None:
         raise Forbidden("Only the caller or the receiver can end this call")
-    if call["status"] == STARTING:
-        raise Conflict("The call is still being set up; end it once it has started")
-    now = ctx.clock()
     if call["status"] == OPEN:
-        call = close_call(ctx, call, f"{role}_hangup", now)
-    followups = [] if call.get("settled") else [_settle_now(call, now)]
-    return end_view(call), followups
+        return close_call(ctx, call, f"{role}_hangup", now)
+    return rated(call)
 
 
 def _settle_now(call: dict[str, Any], now: datetime) -> Followup:

@@ -107,6 +107,9 @@ class HoldResult:
     amount: int
     status: str
     replayed: bool = False
+    # What the wallet had available right after the hold was placed (a replay answers
+    # the first run's figure); None for the other hold operations.
+    available: int | None = None
 
 
 @dataclass
@@ -115,6 +118,8 @@ class _Change:
 
     balance: int = 0
     held: int = 0
+    # The wallet must not be restricted (a call's hold): refused like a short balance.
+    unrestricted: bool = False
 
     @property
     def available(self) -> int:
@@ -159,7 +164,9 @@ class _Transaction:
             condition["available"] = {"$gte": -change.available}
         if change.held < 0:  # closing a hold: what it held must still be held
             condition["held"] = {"$gte": -change.held}
-        must_exist = spends or change.held < 0
+        if change.unrestricted:
+            condition["restricted"] = {"$ne": True}
+        must_exist = spends or change.held < 0 or change.unrestricted
         increments = {
             "balance": change.balance,
             "held": change.held,
@@ -360,16 +367,19 @@ class Ledger:
         *,
         hold_id: str | None = None,
         reference: str | None = None,
+        refuse_restricted: bool = False,
     ) -> HoldResult:
         """Reserve `amount` of the wallet's available balance until captured, released or
-        expired. A hold already counts as spent for every other operation."""
+        expired. A hold already counts as spent for every other operation. With
+        `refuse_restricted`, a restricted wallet refuses it (InsufficientFunds) in the same
+        conditional write, so the caller need not read the wallet first."""
         _check_positive(amount)
         # The caller's hold id (None when omitted), so a repeat without one still replays.
         params = {"account": account, "amount": amount, "expiresAt": expires_at, "hold": hold_id}
         hold_id = hold_id or str(ObjectId())
 
         def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
-            tx.apply({account: _Change(held=amount)})
+            tx.apply({account: _Change(held=amount, unrestricted=refuse_restricted)})
             tx.db[HOLDS].insert_one(
                 {
                     "_id": hold_id,
@@ -384,7 +394,14 @@ class Ledger:
                 },
                 session=tx.session,
             )
-            result = {"holdId": hold_id, "account": account, "amount": amount, "status": "open"}
+            balance, held = tx.after[account]
+            result = {
+                "holdId": hold_id,
+                "account": account,
+                "amount": amount,
+                "status": "open",
+                "available": balance - held,
+            }
             return result, {"hold_id": hold_id, "reference": reference}
 
         return self._hold_result(key, self._run(key, "hold", params, [account], work))
@@ -521,6 +538,7 @@ class Ledger:
             result["amount"],
             result["status"],
             result["replayed"],
+            result.get("available"),
         )
 
     def _run(

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 from bson import ObjectId
+from pymongo.errors import AutoReconnect
 
 from shared.calls import CallContext, billing, sessions
 from shared.calls.rating import Tariff, split_cost
@@ -48,11 +49,10 @@ def assert_settled_exactly_once(db, call_id: str, caller, receiver, funded: int)
     call = wait_settled(db, call_id)
     cost = int(call["cost"])
     earned, fee = split_cost(cost, Decimal(20))  # PLATFORM_FEE_PERCENT's default
-    entries = captures_of(db, call_id)
-    assert len(entries) == (1 if cost else 0)
-    if cost:
-        amounts = {p["account"]: int(p["amount"]) for p in entries[0]["postings"]}
-        assert amounts == {caller.wallet: -cost, receiver.wallet: earned, PLATFORM: fee}
+    (entry,) = captures_of(db, call_id)  # one journal entry, even for a free call
+    amounts = {p["account"]: int(p["amount"]) for p in entry["postings"]}
+    paid = {caller.wallet: -cost, receiver.wallet: earned, PLATFORM: fee}
+    assert amounts == (paid if cost else {})
     assert hold_of(db, call_id)["status"] == "captured"
     assert int(hold_of(db, call_id)["captured"]) == cost
     assert wallet(db, caller.wallet) == {
@@ -327,28 +327,37 @@ def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
     assert_ledger_healthy(db)
 
 
-def test_a_call_stuck_starting_is_swept_without_charge(calls, db, party):
-    """The gateway died between placing the first hold and opening the call."""
+def test_a_call_that_cannot_be_recorded_gives_its_hold_back(calls, db, party, monkeypatch):
+    funded = 100_000
+    caller, receiver = party(funded), party()
+
+    def lost(*_):
+        raise AutoReconnect("the database went away after the hold")
+
+    monkeypatch.setattr(sessions, "_insert_in_free_slot", lost)
+
+    with pytest.raises(AutoReconnect):
+        sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+
+    assert db.calls.count_documents({"callerId": ObjectId(caller.id)}) == 0
+    (hold,) = db.holds.find({"account": caller.wallet})
+    assert hold["status"] == "released"
+    assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
+    assert_ledger_healthy(db)
+
+
+def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(calls, db, party):
+    """The gateway died between placing the first hold and recording the call: no call
+    exists, and the hold gives the money back when it expires, billing nothing."""
     funded = 100_000
     caller, receiver = party(funded), party()
     tariff = Tariff(5000, 0, 1)
-    call = sessions._record_call(
-        calls, ObjectId(caller.id), ObjectId(receiver.id), caller.wallet, tariff, 0
-    )
-    sessions._place_first_hold(calls, call, tariff, 2)
-    call_id = str(call["_id"])
-    with pytest.raises(DomainError) as raised:  # a call that never started can't be ended
-        sessions.end(calls, call["_id"], ObjectId(receiver.id))
-    assert raised.value.status == 409
-    time.sleep(2.5)  # past the sweeper's grace
+    call = sessions._new_call(calls, ObjectId(caller.id), ObjectId(receiver.id), tariff)
+    sessions._reserve_first_block(calls, call, tariff)
+    expiry = hold_of(db, str(call["_id"]))["expiresAt"]
 
-    billing.sweep(calls)
+    calls.ledger.expire_holds(now=expiry)
 
-    swept = call_doc(db, call_id)
-    assert swept["status"] == "ended" and swept["endReason"] == "failed_to_start"
-    assert int(swept["cost"]) == 0 and swept["settled"]
-    assert (
-        hold_of(db, call_id)["status"] == "captured" and int(hold_of(db, call_id)["captured"]) == 0
-    )
+    assert hold_of(db, str(call["_id"]))["status"] == "expired"
     assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
     assert_ledger_healthy(db)

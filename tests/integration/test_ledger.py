@@ -384,6 +384,27 @@ def test_a_hold_beyond_available_is_refused_and_writes_nothing(db, ledger):
     assert nothing_recorded_for(db, key)
 
 
+def test_a_hold_says_what_the_wallet_has_left_available(db, ledger):
+    wallet = funded_wallet(ledger, 1_000)
+    ledger.hold(new_key(), wallet, 100, in_minutes(5))
+
+    hold = ledger.hold(new_key(), wallet, 300, in_minutes(5))
+
+    assert hold.available == 600 == account_state(db, wallet)["available"]
+
+
+def test_a_restricted_wallet_refuses_a_hold_that_asks_so(db, ledger):
+    wallet, key = funded_wallet(ledger, 1_000), new_key()
+    ledger.set_restricted(wallet, True, "test")
+
+    with pytest.raises(InsufficientFunds):
+        ledger.hold(key, wallet, 300, in_minutes(5), refuse_restricted=True)
+
+    assert account_state(db, wallet)["held"] == 0
+    assert nothing_recorded_for(db, key)
+    assert ledger.hold(new_key(), wallet, 300, in_minutes(5)).status == "open"  # others may
+
+
 def test_repeating_a_hold_returns_the_same_hold(db, ledger):
     wallet, key, expires = funded_wallet(ledger, 1_000), new_key(), in_minutes(5)
     first = ledger.hold(key, wallet, 300, expires)

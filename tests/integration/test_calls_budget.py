@@ -1,0 +1,99 @@
+"""The Mongo commands each path of a call costs, counted by a CommandListener on a
+client of this test's own: the written-down budget of the performance issue, so a change
+that adds a read or a write to a hot path fails here and says which.
+
+A call with a connect fee, so the capture pays the receiver and the platform fee:
+initiate 6 + end 1 + settle 7 = 14; the renewal a short call leaves behind finds it
+ended with one more point read, some minutes later."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient, monitoring
+
+from shared.calls import CallContext, billing, sessions
+from shared.ledger import Ledger
+
+HOLD = ["findAndModify accounts", "insert holds", "insert entries", "commitTransaction"]
+CAPTURE = [
+    "findAndModify holds",
+    "findAndModify accounts",  # the caller's wallet
+    "findAndModify accounts",  # the receiver's (platform revenue keeps no document)
+    "insert entries",
+    "commitTransaction",
+]
+BUDGET = {
+    "initiate": ["find users", *HOLD, "insert calls"],
+    "end": ["findAndModify calls"],  # a hang-up before paidUntil
+    "settle": ["find calls", *CAPTURE, "update calls"],
+    "renewal of an ended call": ["find calls"],
+}
+
+
+class Commands(monitoring.CommandListener):
+    """Every command sent, as 'name collection'."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.sent.append(
+            f"{event.command_name} {target}".strip()
+            if isinstance(target, str)
+            else event.command_name
+        )
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def during(self, step: Callable[[], object]) -> Counter[str]:
+        self.sent = []
+        step()
+        return Counter(self.sent)
+
+
+@pytest.fixture()
+def counted(settings, redis_client) -> Iterator[tuple[CallContext, Commands]]:
+    """The calls domain over a client whose commands are counted; a 1 NGN connect fee."""
+    commands = Commands()
+    client = MongoClient(settings.database_url, tz_aware=True, event_listeners=[commands])
+    db = client.get_default_database()
+    ctx = CallContext(
+        db=db,
+        ledger=Ledger(db, redis_client),
+        redis=redis_client,
+        config=replace(settings.calls, connect_fee=100),
+        currency=settings.default_currency,
+    )
+    yield ctx, commands
+    client.close()
+
+
+def test_a_call_costs_its_budget_of_mongo_commands(counted, party):
+    ctx, commands = counted
+    caller, receiver = party(100_000), party()
+    caller_id, receiver_id = ObjectId(caller.id), ObjectId(receiver.id)
+    started: list[sessions.Initiated] = []
+
+    spent = {
+        "initiate": commands.during(
+            lambda: started.append(sessions.initiate(ctx, caller_id, receiver_id, None))
+        )
+    }
+    call_id = started[0].call["_id"]
+    spent["end"] = commands.during(lambda: sessions.end(ctx, call_id, caller_id))
+    spent["settle"] = commands.during(lambda: billing.settle_call(ctx, str(call_id)))
+    spent["renewal of an ended call"] = commands.during(
+        lambda: billing.renew(ctx, str(call_id), started[0].call["reservedSeconds"])
+    )
+
+    assert spent == {path: Counter(budget) for path, budget in BUDGET.items()}
