@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from shared import live_events
 from shared.calls.context import CallContext
@@ -24,6 +23,7 @@ from shared.errors import NotFound
 from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
 from shared.logs import get_logger
 from shared.metrics import CALLS_CUT_OFF
+from shared.mongo import update_and_read
 
 log = get_logger(__name__)
 
@@ -49,31 +49,32 @@ def hang_up(
     ctx: CallContext, call_id: ObjectId, user_id: ObjectId, now: datetime
 ) -> dict[str, Any] | None:
     """End an open call for a participant hanging up before its paidUntil, in one write
-    and no read: only who and when are stored, the rest follows from the call (`rated`).
+    (see `update_and_read`): only who and when are stored, the rest follows from the
+    call (`rated`).
     None when the call is no such call (ended, past paidUntil, not theirs, unknown)."""
-    before = ctx.db.calls.find_one_and_update(
-        {
-            "_id": call_id,
-            "status": OPEN,
-            "paidUntil": {"$gt": now},
-            "$or": [{"callerId": user_id}, {"receiverId": user_id}],
-        },
-        {"$set": {"status": ENDED, "endedAt": now, "endedBy": user_id}, "$unset": {"open": ""}},
-    )
-    if before is None:
-        return None
-    before.pop("open")
-    return _ended(ctx, rated({**before, "status": ENDED, "endedAt": now, "endedBy": user_id}))
+    hang_up_now = {"$set": {"status": ENDED, "endedAt": now, "endedBy": user_id}}
+    # Tried as the caller, then as the receiver: an $or of the two would make the
+    # embedded server walk every call.
+    for participant in ("callerId", "receiverId"):
+        open_call = {"_id": call_id, "status": OPEN, "paidUntil": {"$gt": now}}
+        ended = update_and_read(
+            ctx.db.calls,
+            {**open_call, participant: user_id},
+            {**hang_up_now, "$unset": {"open": ""}},
+        )
+        if ended is not None:
+            return _ended(ctx, rated(ended))
+    return None
 
 
 def close_call(
     ctx: CallContext, call: dict[str, Any], reason: str, now: datetime
 ) -> dict[str, Any]:
     """End the call if it has not ended; returns the ended call, whoever ended it."""
-    ended = ctx.db.calls.find_one_and_update(
+    ended = update_and_read(
+        ctx.db.calls,
         {"_id": call["_id"], "status": OPEN},
         {"$set": _rated_end(ctx, call, reason, now), "$unset": {"open": ""}},
-        return_document=ReturnDocument.AFTER,
     )
     if ended is not None:
         return _ended(ctx, ended)

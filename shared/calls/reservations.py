@@ -14,8 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from shared.calls.context import CallContext
 from shared.calls.model import (
     CUT_OFF_TASK,
@@ -28,6 +26,7 @@ from shared.calls.model import (
 )
 from shared.calls.rating import Tariff
 from shared.ledger import HoldNotOpen, IdempotencyConflict, InsufficientFunds
+from shared.mongo import update_and_read
 from shared.settings import CallSettings
 
 EXTEND_ATTEMPTS = 3
@@ -104,10 +103,10 @@ def record_reservation(
     ctx: CallContext, call: dict[str, Any], before: int, after: int
 ) -> dict[str, Any] | None:
     """Write the reservation onto the open call; None if it ended meanwhile."""
-    return ctx.db.calls.find_one_and_update(
+    return update_and_read(
+        ctx.db.calls,
         {"_id": call["_id"], "status": OPEN, "reservedSeconds": {"$lte": after}},
         {"$set": reservation_fields(ctx.config, call, before, after)},
-        return_document=ReturnDocument.AFTER,
     )
 
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import Int64, ObjectId
-from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -150,10 +149,9 @@ def _open_at_monnify(
         "expiryDate": account.expires_at.replace(microsecond=0),  # Mongo keeps milliseconds
         "checkoutUrl": checkout.checkout_url,
     }
-    db.fundings.find_one_and_update(
+    db.fundings.update_one(
         {"_id": funding["_id"], "status": INITIALIZING},
         {"$set": {"status": PENDING, "response": response, "updatedAt": datetime.now(UTC)}},
-        return_document=ReturnDocument.AFTER,
     )
     log.info("funding_started", paymentReference=funding["_id"], amount=response["amount"])
     FUNDINGS_INITIATED.labels(funding["currency"]).inc()

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -85,11 +84,13 @@ def store_event(
 def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEvent:
     """A repeat of an event that gave up waiting for Monnify is tried again; a repeat of
     one already settled changes nothing."""
-    existing = db.webhook_events.find_one_and_update(
-        {"dedupeKey": dedupe_key},
-        {"$inc": {"deliveries": 1}, "$set": {"lastDeliveryAt": now}},
-        return_document=ReturnDocument.AFTER,
+    # An update then a read by the unique dedupe key, not findAndModify, which the
+    # embedded server runs as a walk of every event.
+    by_key = {"dedupeKey": dedupe_key}
+    db.webhook_events.update_one(
+        by_key, {"$inc": {"deliveries": 1}, "$set": {"lastDeliveryAt": now}}
     )
+    existing = db.webhook_events.find_one(by_key, {"status": 1})
     if existing["status"] in (UNCONFIRMED, FAILED):
         revive_event(db, existing["_id"], "delivered again")
         return StoredEvent(existing["_id"], True, True)

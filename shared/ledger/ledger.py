@@ -15,8 +15,8 @@ Every operation
 
 A first attempt costs one findAndModify per account with a running balance and per
 hold, one insert of the entry, and the commit: a credit or debit 3 commands, a hold or
-a capture 4. On the embedded server each findAndModify is an update plus a read (all
-accounts' reads in one query): a credit or debit costs 4 there, a hold 5, a capture 6.
+a capture 4. On the embedded server each findAndModify is an update plus a read (see
+`update_and_read`): a credit or debit costs 4 there, a hold 5, a capture 6.
 A repeated key is found by the entry's unique key index, then replayed.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
@@ -36,7 +36,6 @@ from typing import Any
 
 import redis
 from bson import Int64, ObjectId
-from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -58,7 +57,7 @@ from shared.ledger.accounts import (
 from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
-from shared.mongo import find_and_modify_uses_indexes, get_db
+from shared.mongo import get_db, update_and_read
 from shared.redis_conn import get_redis
 from shared.settings import Settings
 
@@ -129,15 +128,17 @@ class _Change:
 class _Transaction:
     """The writes of one attempt, each conditional, inside one session's transaction.
 
-    A write whose result the operation needs (a balance after, a hold's amount) is one
-    findAndModify where the server serves it from an index (MongoDB), else an update
-    and a read by _id (see `find_and_modify_uses_indexes`)."""
+    Each write learns its result (a balance after, a hold's amount) as `update_and_read`
+    does: one findAndModify on MongoDB, an update and a read by _id on the embedded
+    server. `find_and_modify` overrides which (the tests run both)."""
 
-    def __init__(self, db: Database, session: ClientSession, now: datetime, returning: bool):
+    def __init__(
+        self, db: Database, session: ClientSession, now: datetime, find_and_modify: bool | None
+    ):
         self.db = db
         self.session = session
         self.now = now
-        self.returning = returning
+        self.find_and_modify = find_and_modify
         self.entry_id = ObjectId()
         # account -> its balance, held and version after this transaction: for the
         # journal entry, its audit record and the live balance events.
@@ -146,17 +147,13 @@ class _Transaction:
     def apply(self, changes: dict[str, _Change]) -> None:
         """Write each change and learn each balance after it. System accounts change by
         their postings alone."""
-        tracked = [a for a in changes if keeps_running_balance(a)]
-        written = [self._write(account_id, changes[account_id]) for account_id in tracked]
-        if not self.returning and tracked:  # one read of them all
-            written = list(
-                self.db[ACCOUNTS].find({"_id": {"$in": tracked}}, _BALANCES, session=self.session)
-            )
-        for account in written:
-            self.after[account["_id"]] = {field: int(account[field]) for field in _STATE}
+        for account_id, change in changes.items():
+            if keeps_running_balance(account_id):
+                account = self._write(account_id, change)
+                self.after[account_id] = {field: int(account[field]) for field in _STATE}
 
     def _write(self, account_id: str, change: _Change) -> dict[str, Any]:
-        """The account after the change (with returning writes; else just its id)."""
+        """The account after the change."""
         condition: dict[str, Any] = {"_id": account_id}
         spends = is_user_wallet(account_id) and change.available < 0
         if spends:
@@ -196,23 +193,15 @@ class _Transaction:
         *,
         upsert: bool = False,
     ) -> dict[str, Any] | None:
-        """Apply a conditional update; None if nothing matched. With returning writes,
-        the document after it (`fields` of it); else only its _id."""
-        if self.returning:
-            return self.db[collection].find_one_and_update(
-                condition,
-                update,
-                projection=fields,
-                upsert=upsert,
-                return_document=ReturnDocument.AFTER,
-                session=self.session,
-            )
-        written = self.db[collection].update_one(
-            condition, update, upsert=upsert, session=self.session
+        return update_and_read(
+            self.db[collection],
+            condition,
+            update,
+            fields=fields,
+            upsert=upsert,
+            session=self.session,
+            find_and_modify=self.find_and_modify,
         )
-        if written.matched_count == 0 and written.upserted_id is None:
-            return None
-        return {"_id": condition["_id"]}
 
     def record(
         self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
@@ -227,15 +216,13 @@ class _Transaction:
         """Change an open hold of `account`; returns it as it is after the change."""
         condition = {"_id": hold_id, "status": "open", "account": account}
         hold = self._update(HOLDS, condition, update, _HOLD_FIELDS)
-        if hold is not None and self.returning:
+        if hold is not None:
             return hold
-        # Not changed (say why), or changed without returning it: read it.
+        # Not changed: say why.
         found = self.db[HOLDS].find_one({"_id": hold_id}, _HOLD_FIELDS, session=self.session)
         if found is None or found["account"] != account:
             raise NotFound("No such hold", {"holdId": hold_id})
-        if hold is None:
-            raise HoldNotOpen(f"The hold is already {found['status']}", {"holdId": hold_id})
-        return found
+        raise HoldNotOpen(f"The hold is already {found['status']}", {"holdId": hold_id})
 
 
 def _fingerprint(op: str, params: dict[str, Any]) -> str:
@@ -261,23 +248,17 @@ class Ledger:
         lock_timeout: float = 10.0,
         lock_wait: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        returning_writes: bool | None = None,
+        find_and_modify: bool | None = None,
     ):
-        """`returning_writes`: use findAndModify for writes whose result is needed;
-        by default, where the server serves it from an index."""
+        """`find_and_modify`: how a write learns its result (see `update_and_read`);
+        by default, the server's way."""
         self.db = db
         self.redis = redis_client
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self.clock = clock
         self.reads = LedgerReads(db)
-        self._returning_writes = returning_writes
-
-    @property
-    def returning_writes(self) -> bool:
-        if self._returning_writes is None:
-            self._returning_writes = find_and_modify_uses_indexes(self.db.client)
-        return self._returning_writes
+        self.find_and_modify = find_and_modify
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -394,13 +375,13 @@ class Ledger:
                 },
                 session=tx.session,
             )
-            balance, held = tx.after[account]
+            after = tx.after[account]
             result = {
                 "holdId": hold_id,
                 "account": account,
                 "amount": amount,
                 "status": "open",
-                "available": balance - held,
+                "available": after["balance"] - after["held"],
             }
             return result, {"hold_id": hold_id, "reference": reference}
 
@@ -579,7 +560,7 @@ class Ledger:
 
     def _attempt(self, key: str, op: str, fingerprint: str, work: _Work) -> dict[str, Any]:
         with self.db.client.start_session() as session, session.start_transaction():
-            tx = _Transaction(self.db, session, self.clock(), self.returning_writes)
+            tx = _Transaction(self.db, session, self.clock(), self.find_and_modify)
             result, fields = work(tx)
             tx.record(key, op, fingerprint, result, **fields)
         log.info("ledger_operation", key=key, op=op, **result)

@@ -44,8 +44,8 @@ BAD_AMOUNTS = [0, -1, -500, 1.5, 100.0, Decimal("1"), "100", True, None]
 @pytest.fixture(params=[False, True], ids=["update-then-read", "find-and-modify"])
 def ledger(db, redis_client, request) -> Ledger:
     """Both ways a write learns its result: the embedded server uses the first, MongoDB
-    the second (Ledger.returning_writes)."""
-    return Ledger(db, redis_client, returning_writes=request.param)
+    the second (shared.mongo.update_and_read)."""
+    return Ledger(db, redis_client, find_and_modify=request.param)
 
 
 @pytest.fixture(autouse=True)
