@@ -7,8 +7,6 @@ from pymongo.database import Database
 
 HISTORY_INDEX = "entries_by_wallet_newest"
 CALL_SLOT_INDEX = "calls_open_slot_per_caller"
-CALLS_BY_CALLER = "calls_by_caller_newest"
-CALLS_BY_RECEIVER = "calls_by_receiver_newest"
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
@@ -29,11 +27,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel(
             [("callerId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name=CALLS_BY_CALLER,
+            name="calls_by_caller_newest",
         ),
         IndexModel(
             [("receiverId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name=CALLS_BY_RECEIVER,
+            name="calls_by_receiver_newest",
         ),
         # The sweeper's queries, one index each.
         IndexModel([("status", ASCENDING), ("paidUntil", ASCENDING)], name="calls_by_paid_until"),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from bson import ObjectId
+from pymongo.collection import Collection
 
 from shared.errors import InvalidRequest
 
@@ -45,17 +48,40 @@ def _malformed() -> InvalidRequest:
     return InvalidRequest("Malformed cursor", {"cursor": ["not a cursor from this API"]})
 
 
-def older_than(cursor: str | None) -> dict[str, Any]:
-    """A filter for the items after `cursor` in NEWEST_FIRST order (none: everything)."""
-    if not cursor:
-        return {}
-    created, object_id = decode_cursor(cursor)
-    return {
-        "$or": [
-            {"createdAt": {"$lt": created}},
-            {"createdAt": created, "_id": {"$lt": object_id}},
-        ]
-    }
+Position = tuple[datetime, ObjectId]  # (createdAt, _id) of the last item shown
+
+
+def page_after(
+    collection: Collection,
+    selector: dict[str, Any],
+    limit: int,
+    after: Position | None,
+    keep: Callable[[dict[str, Any]], bool] = lambda _document: True,
+) -> list[dict[str, Any]]:
+    """Up to `limit` documents matching `selector` that `keep` accepts, newest first,
+    from after the position `after`.
+
+    The position enters the filter as a plain `createdAt <= t` range, which an index on
+    (the selector's fields, createdAt, _id) serves on every engine; the documents of
+    that millisecond already shown, and those `keep` refuses, are skipped as they are
+    read. An $or or an $elemMatch in the filter, or a hint, makes the embedded server
+    walk the whole collection instead."""
+    if after is not None:
+        selector = {**selector, "createdAt": {"$lte": after[0]}}
+    cursor = collection.find(selector).sort(NEWEST_FIRST).batch_size(limit + 16)
+    with cursor:
+        unseen = (d for d in cursor if (after is None or _older(d, after)) and keep(d))
+        return list(islice(unseen, limit))
+
+
+def _older(document: dict[str, Any], than: Position) -> bool:
+    created = document["createdAt"]
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return created < than[0] or (created == than[0] and document["_id"] < than[1])
+
+
+def decode_position(cursor: str | None) -> Position | None:
+    return decode_cursor(cursor) if cursor else None
 
 
 def next_cursor(page: list[dict[str, Any]], limit: int) -> str | None:

@@ -10,7 +10,7 @@ from services.api.links import next_link
 from shared.funding.fundings import FundingRequest, start_funding
 from shared.ledger import HistoryItem, wallet_id
 from shared.money import check_amount_bounds
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_position, encode_cursor
 from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
 from shared.schemas.wallet import (
     BalanceSchema,
@@ -53,7 +53,7 @@ def transactions(query: dict):
     page = context.ledger().reads.history(
         wallet_id(current_user["_id"], _currency(query)),
         limit,
-        after=decode_cursor(cursor) if (cursor := query.get("cursor")) else None,
+        after=decode_position(query.get("cursor")),
         kind=query.get("type"),
     )
     body = [_transaction(item) for item in page]

@@ -45,10 +45,9 @@ from shared.errors import (
     NotFound,
     PaymentRequired,
 )
-from shared.indexes import CALLS_BY_CALLER, CALLS_BY_RECEIVER
 from shared.ledger import HoldNotOpen, HoldResult, InsufficientFunds, wallet_id
 from shared.money import to_major
-from shared.pagination import NEWEST_FIRST, next_cursor, older_than
+from shared.pagination import decode_position, next_cursor, page_after
 from shared.users import find_active_user
 
 INSUFFICIENT_BALANCE = "Insufficient wallet balance to initiate call"
@@ -265,26 +264,17 @@ def get_call(ctx: CallContext, call_id: ObjectId, user_id: ObjectId) -> dict[str
     return call_view(call, user_id)
 
 
-_ROLE_QUERIES = {
-    "caller": ("callerId", CALLS_BY_CALLER),
-    "receiver": ("receiverId", CALLS_BY_RECEIVER),
-}
+# Each role's page is served by its own index (calls_by_caller_newest, _receiver_).
+_ROLE_FIELDS = {"caller": "callerId", "receiver": "receiverId"}
 
 
 def history(
     ctx: CallContext, user_id: ObjectId, role: str | None, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The user's calls newest first, in one role or both; and the next page's cursor."""
-    roles = [role] if role else list(_ROLE_QUERIES)
-    pages = [_role_page(ctx, user_id, r, limit, cursor) for r in roles]
+    roles = [role] if role else list(_ROLE_FIELDS)
+    after = decode_position(cursor)
+    pages = [page_after(ctx.db.calls, {_ROLE_FIELDS[r]: user_id}, limit, after) for r in roles]
     newest = heapq.merge(*pages, key=lambda c: (c["createdAt"], c["_id"]), reverse=True)
     page = list(newest)[:limit]
     return [call_view(call, user_id) for call in page], next_cursor(page, limit)
-
-
-def _role_page(
-    ctx: CallContext, user_id: ObjectId, role: str, limit: int, cursor: str | None
-) -> list[dict[str, Any]]:
-    field, index = _ROLE_QUERIES[role]
-    selector = {field: user_id, **older_than(cursor)}
-    return list(ctx.db.calls.find(selector).sort(NEWEST_FIRST).hint(index).limit(limit))

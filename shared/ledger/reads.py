@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import islice
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -19,7 +18,7 @@ from pymongo.database import Database
 
 from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
 from shared.ledger.journal import ENTRIES
-from shared.pagination import NEWEST_FIRST
+from shared.pagination import Position, page_after
 
 
 @dataclass(frozen=True)
@@ -111,21 +110,20 @@ class LedgerReads:
         account: str,
         limit: int,
         *,
-        after: tuple[datetime, ObjectId] | None = None,
+        after: Position | None = None,
         kind: str | None = None,
     ) -> list[HistoryItem]:
         """A wallet's entries, newest first (createdAt, then _id), from after the
         (createdAt, _id) of the last item of the previous page if given; only credits or
         debits when `kind` says so."""
-        selector = history_selector(account, after)
-        cursor = self.db[ENTRIES].find(selector).sort(NEWEST_FIRST).batch_size(limit + 16)
-        with cursor:
-            items = (
-                _history_item(entry, account)
-                for entry in cursor
-                if after is None or _older(entry, after)
-            )
-            return list(islice((i for i in items if kind in (None, i.type)), limit))
+        entries = page_after(
+            self.db[ENTRIES],
+            {"accounts": account},
+            limit,
+            after,
+            keep=lambda entry: kind in (None, _history_item(entry, account).type),
+        )
+        return [_history_item(entry, account) for entry in entries]
 
     def posted_sums(
         self, accounts: Iterable[str] | None = None, *, session: ClientSession | None = None
@@ -178,26 +176,6 @@ class LedgerReads:
         """Open holds past their expiry, a bounded batch."""
         selector = {"status": "open", "expiresAt": {"$lte": now}}
         return list(self.db[HOLDS].find(selector, {"account": 1}).limit(limit))
-
-
-def history_selector(account: str, after: tuple[datetime, ObjectId] | None) -> dict[str, Any]:
-    """The filter of a history page, served by the accounts/createdAt index on every
-    engine. The entries of the same millisecond already shown, and those of the other
-    kind when only credits or debits are asked for, are skipped after reading: an $or
-    or an $elemMatch here makes the embedded planner walk the whole collection."""
-    selector: dict[str, Any] = {"accounts": account}
-    if after is not None:
-        selector["createdAt"] = {"$lte": after[0]}
-    return selector
-
-
-def _older(entry: dict[str, Any], than: tuple[datetime, ObjectId]) -> bool:
-    created = _aware(entry["createdAt"])
-    return created < than[0] or (created == than[0] and entry["_id"] < than[1])
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _history_item(entry: dict[str, Any], account: str) -> HistoryItem:
