@@ -1,0 +1,240 @@
+"""Every query a hot path or a periodic job sends is served from an index.
+
+Each path runs against a database of its own in which every collection also holds
+FILLER documents of no interest to it. A listener records every command the path sends;
+each query among them is then explained by the server with execution statistics, and
+must have examined a bounded number of documents (a collection scan examines them all:
+at 5,000 filler documents or 100,000 the verdict is the same; QUERY_PLAN_FILLER sets
+it). Writes are explained too (no COLLSCAN), and findAndModify must not be sent to the
+embedded server, which runs it as a walk of the whole collection
+(shared.mongo.update_and_read).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient, monitoring
+from pymongo.database import Database
+
+from shared import audit
+from shared.calls import CallContext, billing, sessions
+from shared.funding import inbox
+from shared.indexes import ensure_indexes
+from shared.ledger import Ledger, check_recent, wallet_id
+from shared.ledger.accounts import open_wallet
+from shared.mongo import find_and_modify_uses_indexes
+from shared.users import create_user, find_active_user
+
+FILLER = int(os.environ.get("QUERY_PLAN_FILLER", "5000"))
+MOST_EXAMINED = 100  # documents one query of these paths may look at
+COLLECTIONS = ["accounts", "entries", "holds", "calls", "users", "webhook_events", "audit"]
+QUERIES = ("find", "count", "aggregate", "update", "delete", "findAndModify")
+
+
+class Recorder(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+        self.on = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.on and event.command_name in QUERIES:
+            self.commands.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def planned(servers) -> Iterator[tuple[Database, Recorder]]:
+    """A database of this module's own, filled, over a client whose commands are kept."""
+    recorder = Recorder()
+    client = MongoClient(servers["database_url"], tz_aware=True, event_listeners=[recorder])
+    db = client[f"query_plans_{ObjectId()}"]
+    ensure_indexes(db)
+    for name in COLLECTIONS:
+        for start in range(0, FILLER, 5_000):
+            count = min(5_000, FILLER - start)
+            db[name].insert_many([{"filler": start + i} for i in range(count)])
+    yield db, recorder
+    client.drop_database(db.name)
+    client.close()
+
+
+def sent_by(recorder: Recorder, step: Callable[[], object]) -> list[dict[str, Any]]:
+    recorder.commands, recorder.on = [], True
+    try:
+        step()
+    finally:
+        recorder.on = False
+    return recorder.commands
+
+
+def examined(db: Database, command: dict[str, Any]) -> tuple[str, int | None]:
+    """The plan's top stage name (COLLSCAN anywhere wins) and documents examined."""
+    name = next(iter(command))
+    explain = db.command("explain", _explainable(name, command), verbosity="executionStats")
+    plan = str(explain["queryPlanner"]["winningPlan"])
+    stage = "COLLSCAN" if "COLLSCAN" in plan else explain["queryPlanner"]["winningPlan"]["stage"]
+    return stage, explain.get("executionStats", {}).get("totalDocsExamined")
+
+
+def _explainable(name: str, command: dict[str, Any]) -> dict[str, Any]:
+    kept = {
+        "find": ("find", "filter", "sort", "limit", "projection", "hint"),
+        "count": ("count", "query", "limit", "hint"),
+        "aggregate": ("aggregate", "pipeline", "cursor"),
+        "update": ("update", "updates"),
+        "delete": ("delete", "deletes"),
+        "findAndModify": ("findAndModify", "query", "update", "sort"),
+    }[name]
+    return {key: command[key] for key in kept if key in command}
+
+
+def assert_served_by_indexes(db: Database, commands: list[dict[str, Any]]) -> None:
+    if not find_and_modify_uses_indexes(db.client):
+        sent = [c for c in commands if "findAndModify" in c]
+        assert not sent, f"findAndModify walks the collection here: {sent}"
+    scans = []
+    for command in commands:
+        if "lsid" in command and command.get("txnNumber") and "update" in command:
+            command = {k: v for k, v in command.items() if k not in ("lsid", "txnNumber")}
+        stage, docs = examined(db, command)
+        if stage == "COLLSCAN" or (docs is not None and docs > MOST_EXAMINED):
+            scans.append((stage, docs, {k: v for k, v in command.items() if k != "lsid"}))
+    assert not scans, scans
+
+
+# ---- the paths ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ledger(planned, servers) -> Ledger:
+    import redis
+
+    db, _ = planned
+    return Ledger(db, redis.Redis.from_url(servers["redis_url"]))
+
+
+def funded(ledger: Ledger, amount: int = 100_000) -> str:
+    user = create_user(ledger.db, f"{ObjectId()}@example.com", "password123")
+    wallet = open_wallet(ledger.db, user["_id"], "NGN")
+    ledger.credit(f"fund:{ObjectId()}", wallet, amount)
+    return wallet
+
+
+def test_ledger_movements_and_reads(planned, ledger):
+    db, recorder = planned
+    payer, payee = funded(ledger), funded(ledger)
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    def movements() -> None:
+        ledger.credit(f"c:{ObjectId()}", payer, 500, reference="ref-1")
+        ledger.debit(f"d:{ObjectId()}", payer, 100)
+        hold = ledger.hold(f"h:{ObjectId()}", payer, 300, later)
+        ledger.extend_hold(f"e:{ObjectId()}", hold.hold_id, 100, later, account=payer)
+        ledger.capture(f"k:{ObjectId()}", hold.hold_id, 200, [(payee, 200)], account=payer)
+        other = ledger.hold(f"h:{ObjectId()}", payer, 50, later)
+        ledger.release(f"r:{ObjectId()}", other.hold_id, account=payer)
+        ledger.credit(f"c:{ObjectId()}", payer, 500)  # the same key twice: a replay
+        key = f"again:{ObjectId()}"
+        ledger.credit(key, payer, 7)
+        ledger.credit(key, payer, 7)
+
+    def reads() -> None:
+        page = ledger.reads.history(payer, 2)
+        ledger.reads.history(payer, 2, after=(page[-1].created_at, page[-1].id), kind="debit")
+        ledger.reads.wallet(payer)
+        ledger.reads.wallets_of(ObjectId(payer.split(":")[1]))
+        ledger.reads.credited(f"c:{ObjectId()}", payer)
+        ledger.reads.net_of_reference("ref-1", [payer])
+        ledger.expire_holds()
+
+    assert_served_by_indexes(db, sent_by(recorder, movements))
+    assert_served_by_indexes(db, sent_by(recorder, reads))
+
+
+def test_the_invariant_check_and_the_audit_sealer(planned, ledger):
+    db, recorder = planned
+    funded(ledger)
+    check_recent(db, settle_seconds=0)  # the first runs walk from the start, once
+    audit.seal(db, ledger.redis)  # the first seal finds its tail once; then the head
+    funded(ledger)
+
+    def periodic() -> None:
+        check_recent(db, settle_seconds=0)
+        audit.seal(db, ledger.redis)
+
+    assert_served_by_indexes(db, sent_by(recorder, periodic))
+
+
+@pytest.fixture()
+def calls(planned, ledger, settings) -> CallContext:
+    db, _ = planned
+    return CallContext(
+        db=db,
+        ledger=ledger,
+        redis=ledger.redis,
+        config=replace(settings.calls, connect_fee=100),
+        currency="NGN",
+    )
+
+
+def test_a_call_from_start_to_settlement(planned, calls):
+    db, recorder = planned
+    caller, receiver = funded(calls.ledger), funded(calls.ledger)
+    caller_id, receiver_id = (ObjectId(w.split(":")[1]) for w in (caller, receiver))
+    started: list[sessions.Initiated] = []
+
+    def a_call() -> None:
+        started.append(sessions.initiate(calls, caller_id, receiver_id, None))
+        call_id = started[-1].call["_id"]
+        billing.renew(calls, str(call_id), started[-1].call["reservedSeconds"])
+        sessions.end(calls, call_id, receiver_id)
+        billing.settle_call(calls, str(call_id))
+        sessions.get_call(calls, call_id, caller_id)
+        page, cursor = sessions.history(calls, caller_id, None, 1, None)
+        sessions.history(calls, caller_id, "caller", 1, cursor)
+        billing.sweep(calls)
+
+    assert_served_by_indexes(db, sent_by(recorder, a_call))
+
+
+def test_users_and_the_webhook_inbox(planned):
+    db, recorder = planned
+    user = create_user(db, f"{ObjectId()}@example.com", "password123")
+    raw = b'{"eventType": "SUCCESSFUL_TRANSACTION", "eventData": {"paymentReference": "x"}}'
+
+    def requests_and_jobs() -> None:
+        find_active_user(db, str(user["_id"]))
+        stored = inbox.store_event(db, raw, verified_by="test", source_ip=None)
+        inbox.store_event(db, raw, verified_by="test", source_ip=None)  # delivered twice
+        inbox.mark_event(db, stored.event_id, inbox.PROCESSED, "done")
+        inbox.events_to_requeue(db, 60)
+
+    assert_served_by_indexes(db, sent_by(recorder, requests_and_jobs))
+
+
+def test_a_scan_is_caught(planned):
+    """The control: a query no index serves fails the check."""
+    db, recorder = planned
+    commands = sent_by(recorder, lambda: db.entries.find_one({"description": "nobody"}))
+    with pytest.raises(AssertionError):
+        assert_served_by_indexes(db, commands)
+
+
+def test_the_checked_database_holds_the_filler(planned):
+    db, _ = planned
+    assert all(db[name].count_documents({"filler": {"$exists": True}}) == FILLER for name in COLLECTIONS)
+
+
+_ = wallet_id  # noqa: F841
