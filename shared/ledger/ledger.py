@@ -15,7 +15,9 @@ Every operation
 
 A first attempt costs: one write per account with a running balance, one per hold,
 one insert of the entry, and the commit (a credit or debit: 3 commands). A repeated
-key is found by the entry's unique key index, then replayed.
+key is found by the entry's unique key index, then replayed. Credits that arrive
+together can be committed together (`credit_many`): one write per credit, one insert of
+all their entries and one commit.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
 the account's balance, negative takes from it; an entry's postings sum to zero.
@@ -28,9 +30,10 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from bson import Int64, ObjectId
@@ -66,6 +69,8 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 0.005
 TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _BALANCE_FIELDS = ("balance", "held", "available", "version")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class InsufficientFunds(PaymentRequired):
@@ -102,6 +107,17 @@ class HoldResult:
     amount: int
     status: str
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One credit of a group (`Ledger.credit_many`): what `Ledger.credit` takes."""
+
+    key: str
+    account: str
+    amount: int
+    reference: str | None = None
+    description: str = ""
 
 
 @dataclass
@@ -170,13 +186,19 @@ class _Transaction:
             )
         self.after[account_id] = (int(account["balance"]), int(account["held"]))
 
+    def entry(
+        self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
+        """The operation's journal entry, as written after its balance changes."""
+        return journal.entry_document(
+            self.entry_id, key, op, fingerprint, result, self.after, self.now, **fields
+        )
+
     def record(
         self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
     ) -> None:
         """Insert the operation's journal entry; a repeated key fails on its index."""
-        document = journal.entry_document(
-            self.entry_id, key, op, fingerprint, result, self.after, self.now, **fields
-        )
+        document = self.entry(key, op, fingerprint, result, **fields)
         self.db[journal.ENTRIES].insert_one(document, session=self.session)
 
     def open_hold(self, hold_id: str, update: dict[str, Any], account: str) -> dict[str, Any]:
@@ -206,6 +228,47 @@ def _is_transient(exc: PyMongoError) -> bool:
 # What an operation does inside its transaction: returns its result (replayed to
 # repeats) and the fields of its journal entry.
 _Work = Callable[[_Transaction], tuple[dict[str, Any], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """A balanced posting, ready to run alone (`Ledger._run`) or in a group."""
+
+    key: str
+    op: str
+    params: dict[str, Any]
+    postings: tuple[Posting, ...]
+    work: _Work
+
+    @property
+    def accounts(self) -> list[str]:
+        return [p.account for p in self.postings]
+
+
+def _posting_operation(
+    key: str, postings: Sequence[Posting], kind: str, reference: str | None, description: str
+) -> _Operation:
+    postings = tuple(postings)
+    _check_postings(postings)
+    params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
+
+    def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        changes: dict[str, _Change] = {}
+        for p in postings:
+            changes.setdefault(p.account, _Change()).balance += p.amount
+        tx.apply(changes)
+        details = {"reference": reference, "description": description}
+        return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
+
+    return _Operation(key, kind, params, postings, work)
+
+
+def _credit_operation(
+    credit: Credit, source: SystemAccount = SystemAccount.GATEWAY_CLEARING
+) -> _Operation:
+    source_id = system_account_id(source, currency_of(credit.account))
+    postings = _transfer_postings(source_id, [(credit.account, credit.amount)])
+    return _posting_operation(credit.key, postings, "credit", credit.reference, credit.description)
 
 
 class Ledger:
@@ -247,20 +310,7 @@ class Ledger:
         description: str = "",
     ) -> EntryResult:
         """Post a balanced journal entry: the postings' amounts must sum to zero."""
-        postings = tuple(postings)
-        _check_postings(postings)
-        params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
-
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
-            changes: dict[str, _Change] = {}
-            for p in postings:
-                changes.setdefault(p.account, _Change()).balance += p.amount
-            tx.apply(changes)
-            details = {"reference": reference, "description": description}
-            return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
-
-        result = self._run(key, kind, params, [p.account for p in postings], work)
-        return EntryResult(key, result["entryId"], postings, result["replayed"])
+        return self._run_alone(_posting_operation(key, postings, kind, reference, description))
 
     def transfer(
         self,
@@ -270,11 +320,7 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Move money from one account to one or more (a split)."""
-        for _, amount in destinations:
-            _check_positive(amount)  # else a negative share would move money backwards
-        total = sum(amount for _, amount in destinations)
-        postings = [Posting(source, -total), *(Posting(a, amount) for a, amount in destinations)]
-        return self.post(key, postings, **details)
+        return self.post(key, _transfer_postings(source, destinations), **details)
 
     def credit(
         self,
@@ -286,8 +332,22 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Credit a wallet from a system account (money in from Monnify, by default)."""
-        source_id = system_account_id(source, currency_of(account))
-        return self.transfer(key, source_id, [(account, amount)], kind="credit", **details)
+        return self._run_alone(_credit_operation(Credit(key, account, amount, **details), source))
+
+    def credit_many(self, credits: Sequence[Credit]) -> list[EntryResult | DomainError]:
+        """Credits from the gateway clearing account committed together (a group commit):
+        each keeps its own key, its own conditional write and its own entry; the group
+        takes each wallet's lock once (in sorted order) and commits once. If the group
+        fails (a repeated key, a busy wallet, a conflict) it wrote nothing, and each credit
+        runs alone, so one bad item neither blocks the others nor is applied twice.
+        Returns, in order, each credit's result or the domain error that refused it."""
+        prepared = [_or_refusal(_credit_operation, credit) for credit in credits]
+        operations = [op for op in prepared if isinstance(op, _Operation)]
+        grouped = self._run_group(operations) if len(operations) > 1 else None
+        if grouped is None:
+            grouped = [_or_refusal(self._run_alone, op) for op in operations]
+        results = iter(grouped)
+        return [op if isinstance(op, DomainError) else next(results) for op in prepared]
 
     def debit(
         self,
@@ -476,6 +536,51 @@ class Ledger:
             result["replayed"],
         )
 
+    def _run_alone(self, operation: _Operation) -> EntryResult:
+        result = self._run(
+            operation.key, operation.op, operation.params, operation.accounts, operation.work
+        )
+        return EntryResult(operation.key, result["entryId"], operation.postings, result["replayed"])
+
+    def _run_group(self, operations: Sequence[_Operation]) -> list[EntryResult] | None:
+        """All operations in one transaction, first attempt only; None if it failed."""
+        accounts = [account for op in operations for account in op.accounts]
+        try:
+            with self._locks(accounts):
+                transactions = self._attempt_group(operations)
+        except (DomainError, PyMongoError) as exc:
+            # Nothing was committed: each runs alone, with its own replay and retries.
+            log.info("ledger_group_split", size=len(operations), error=type(exc).__name__)
+            return None
+        for tx in transactions:
+            self._announce(tx)
+        return [
+            EntryResult(op.key, str(tx.entry_id), op.postings)
+            for op, tx in zip(operations, transactions, strict=True)
+        ]
+
+    def _attempt_group(self, operations: Sequence[_Operation]) -> list[_Transaction]:
+        transactions, entries = [], []
+        with self.db.client.start_session() as session, session.start_transaction():
+            now = self.clock()
+            for op in operations:
+                tx = _Transaction(self.db, session, now)
+                result, fields = op.work(tx)
+                fingerprint = _fingerprint(op.op, op.params)
+                entries.append(tx.entry(op.key, op.op, fingerprint, result, **fields))
+                transactions.append(tx)
+            # One command for every entry; a repeated key fails it, and the transaction.
+            self.db[journal.ENTRIES].insert_many(entries, session=session)
+        for entry in entries:
+            log.info("ledger_operation", key=entry["key"], op=entry["kind"], **entry["result"])
+        return transactions
+
+    def _locks(self, account_ids: Sequence[str]) -> AbstractContextManager[None]:
+        # Only accounts with a balance document can conflict; system accounts are
+        # append-only, so writers on different wallets never wait for each other.
+        locked = [a for a in account_ids if keeps_running_balance(a)]
+        return account_locks(self.redis, locked, timeout=self.lock_timeout, wait=self.lock_wait)
+
     def _run(
         self,
         key: str,
@@ -485,10 +590,7 @@ class Ledger:
         work: _Work,
     ) -> dict[str, Any]:
         fingerprint = _fingerprint(op, params)
-        # Only accounts with a balance document can conflict; system accounts are
-        # append-only, so writers on different wallets never wait for each other.
-        locked = [a for a in account_ids if keeps_running_balance(a)]
-        with account_locks(self.redis, locked, timeout=self.lock_timeout, wait=self.lock_wait):
+        with self._locks(account_ids):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._attempt(key, op, fingerprint, work)
@@ -539,6 +641,21 @@ class Ledger:
                 {"key": key},
             )
         return {**entry["result"], "replayed": True}
+
+
+def _or_refusal(call: Callable[[_T], _R], item: _T) -> _R | DomainError:
+    """One item of a group: its refusal is its answer, not the whole group's."""
+    try:
+        return call(item)
+    except DomainError as exc:
+        return exc
+
+
+def _transfer_postings(source: str, destinations: Sequence[tuple[str, int]]) -> list[Posting]:
+    for _, amount in destinations:
+        _check_positive(amount)  # else a negative share would move money backwards
+    total = sum(amount for _, amount in destinations)
+    return [Posting(source, -total), *(Posting(a, amount) for a, amount in destinations)]
 
 
 def _is_integer(amount: object) -> bool:
