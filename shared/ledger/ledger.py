@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from bson import Int64, ObjectId
@@ -43,7 +43,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared import live_events
-from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
+from shared.errors import (
+    Conflict,
+    DomainError,
+    InvalidRequest,
+    NotFound,
+    PaymentRequired,
+    refusal_or_result,
+)
 from shared.ledger import journal
 from shared.ledger.accounts import (
     ACCOUNTS,
@@ -69,8 +76,6 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 0.005
 TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _BALANCE_FIELDS = ("balance", "held", "available", "version")
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class InsufficientFunds(PaymentRequired):
@@ -341,11 +346,11 @@ class Ledger:
         fails (a repeated key, a busy wallet, a conflict) it wrote nothing, and each credit
         runs alone, so one bad item neither blocks the others nor is applied twice.
         Returns, in order, each credit's result or the domain error that refused it."""
-        prepared = [_or_refusal(_credit_operation, credit) for credit in credits]
+        prepared = [refusal_or_result(_credit_operation, credit) for credit in credits]
         operations = [op for op in prepared if isinstance(op, _Operation)]
         grouped = self._run_group(operations) if len(operations) > 1 else None
         if grouped is None:
-            grouped = [_or_refusal(self._run_alone, op) for op in operations]
+            grouped = [refusal_or_result(self._run_alone, op) for op in operations]
         results = iter(grouped)
         return [op if isinstance(op, DomainError) else next(results) for op in prepared]
 
@@ -641,14 +646,6 @@ class Ledger:
                 {"key": key},
             )
         return {**entry["result"], "replayed": True}
-
-
-def _or_refusal(call: Callable[[_T], _R], item: _T) -> _R | DomainError:
-    """One item of a group: its refusal is its answer, not the whole group's."""
-    try:
-        return call(item)
-    except DomainError as exc:
-        return exc
 
 
 def _transfer_postings(source: str, destinations: Sequence[tuple[str, int]]) -> list[Posting]:
