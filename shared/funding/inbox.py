@@ -32,7 +32,8 @@ REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
 # retries): a claim that outlives its batch lets a second worker in, and the ledger's
 # idempotency keys, not the claim, keep that harmless.
 CLAIM_SECONDS = 300
-_UNCLAIM = {"claim": "", "claimedUntil": ""}
+# `batch` names the claim; a settled event keeps it, to show what it was confirmed with.
+_UNCLAIM = {"batch": "", "claimedUntil": ""}
 
 
 @dataclass(frozen=True)
@@ -107,21 +108,21 @@ def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEve
 
 
 def claim_batch(db: Database, event_id: ObjectId, limit: int) -> list[dict[str, Any]]:
-    """Claim this event if it still waits, and the oldest other waiting events that are
-    due, up to `limit` in all; returns those this call claimed (none if another has)."""
+    """Claim this event if it still waits, with the oldest other waiting events that are
+    due, up to `limit` in all; returns what this call claimed. An event another batch
+    took (most of a burst's tasks) costs one look-up by _id: every waiting event still
+    has a task of its own coming (or a retry, or the requeue job), so none is left."""
     now = datetime.now(UTC)
     waiting = {"status": RECEIVED, "claimedUntil": {"$not": {"$gt": now}}}
-    due = [{"_id": event_id}, {"retryAt": {"$exists": False}}, {"retryAt": {"$lte": now}}]
-    found = db.webhook_events.find({**waiting, "$or": due}, {"_id": 1})
-    ids = [event["_id"] for event in found.sort("receivedAt", 1).limit(limit)]
-    if not ids:
-        return []  # this event is settled or claimed, and nothing else is due
-    if event_id not in ids:
-        ids.append(event_id)  # the task was sent for it: never leave it behind
-    token = ObjectId()
-    lease = {"claim": token, "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS)}
+    if db.webhook_events.find_one({"_id": event_id, **waiting}, {"_id": 1}) is None:
+        return []
+    due = {**waiting, "_id": {"$ne": event_id}, "retryAt": {"$not": {"$gt": now}}}
+    others = db.webhook_events.find(due, {"_id": 1}).sort("receivedAt", 1).limit(limit - 1)
+    ids = [event_id, *(event["_id"] for event in others)]
+    batch = ObjectId()
+    lease = {"batch": batch, "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS)}
     db.webhook_events.update_many({**waiting, "_id": {"$in": ids}}, {"$set": lease})
-    return list(db.webhook_events.find({"_id": {"$in": ids}, "claim": token}))
+    return list(db.webhook_events.find({"_id": {"$in": ids}, "batch": batch}))
 
 
 def release_claims(db: Database, event_ids: list[ObjectId]) -> None:
@@ -134,7 +135,7 @@ def finish_update(event_id: ObjectId, status: str, note: str | None = None) -> U
     fields: dict[str, Any] = {"status": status, "updatedAt": datetime.now(UTC)}
     if note:
         fields["note"] = note
-    return UpdateOne({"_id": event_id}, {"$set": fields, "$unset": _UNCLAIM})
+    return UpdateOne({"_id": event_id}, {"$set": fields, "$unset": {"claimedUntil": ""}})
 
 
 def retry_update(event_id: ObjectId, delay_seconds: float, note: str | None) -> UpdateOne:
