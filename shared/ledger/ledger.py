@@ -16,8 +16,8 @@ Every operation
 A first attempt costs: one write per account with a running balance, one per hold,
 one insert of the entry, and the commit (a credit or debit: 3 commands). A repeated
 key is found by the entry's unique key index, then replayed. Credits that arrive
-together can be committed together (`credit_many`): one write per credit, one insert of
-all their entries and one commit.
+together can be committed together (`credit_many`): one bulk write of their wallets,
+one read of them back, one insert of all their entries and one commit.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
 the account's balance, negative takes from it; an entry's postings sum to zero.
@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 from bson import Int64, ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -137,50 +137,107 @@ class _Change:
         return self.balance - self.held
 
 
+def _unconditional(account_id: str, change: _Change) -> bool:
+    """Money arriving: no stored value has to cover it, and it may open the account."""
+    spends = is_user_wallet(account_id) and change.available < 0
+    return not spends and change.held >= 0
+
+
+def _balance_update(account_id: str, change: _Change, writes: int = 1) -> dict[str, Any]:
+    increments = {
+        "balance": change.balance,
+        "held": change.held,
+        "available": change.available,
+        "version": writes,
+    }
+    update: dict[str, Any] = {"$inc": {k: Int64(v) for k, v in increments.items()}}
+    if _unconditional(account_id, change):  # it may open the account (a receivable, say)
+        document = new_account_document(account_id, currency_of(account_id))
+        update["$setOnInsert"] = {
+            k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
+        }
+    return update
+
+
+class _GroupWrites:
+    """The balance changes of a group of credits, written in one bulk write and read back
+    in one query, instead of one command per change: none has a condition to check."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[_Transaction, str, _Change]] = []
+
+    def add(self, tx: _Transaction, account_id: str, change: _Change) -> None:
+        if not _unconditional(account_id, change):
+            raise InvalidRequest("Only money arriving can be written as a group")
+        self.changes.append((tx, account_id, change))
+
+    def flush(self, db: Database, session: ClientSession) -> None:
+        totals: dict[str, _Change] = {}
+        writes: dict[str, int] = {}
+        for _, account_id, change in self.changes:
+            total = totals.setdefault(account_id, _Change())
+            total.balance += change.balance
+            total.held += change.held
+            writes[account_id] = writes.get(account_id, 0) + 1
+        updates = [
+            UpdateOne({"_id": a}, _balance_update(a, total, writes[a]), upsert=True)
+            for a, total in totals.items()
+        ]
+        db[ACCOUNTS].bulk_write(updates, ordered=False, session=session)
+        found = db[ACCOUNTS].find(
+            {"_id": {"$in": list(totals)}}, {"balance": 1, "held": 1}, session=session
+        )
+        running = {d["_id"]: (int(d["balance"]), int(d["held"])) for d in found}
+        # Each credit sees the balances after itself: the group's final ones less what
+        # the credits after it added.
+        for tx, account_id, change in reversed(self.changes):
+            balance, held = running[account_id]
+            tx.after[account_id] = (balance, held)
+            running[account_id] = (balance - change.balance, held - change.held)
+
+
 class _Transaction:
     """The writes of one attempt, each conditional, inside one session's transaction."""
 
-    def __init__(self, db: Database, session: ClientSession, now: datetime):
+    def __init__(
+        self,
+        db: Database,
+        session: ClientSession,
+        now: datetime,
+        group: _GroupWrites | None = None,
+    ):
         self.db = db
         self.session = session
         self.now = now
+        self.group = group
         self.entry_id = ObjectId()
         # account -> (balance, held) after this transaction: for the journal entry, its
         # audit record and the live balance events.
         self.after: dict[str, tuple[int, int]] = {}
 
     def apply(self, changes: dict[str, _Change]) -> None:
-        """Write each change; system accounts change by their postings alone."""
+        """Write each change (or leave it to the group); system accounts change by their
+        postings alone."""
         for account_id, change in changes.items():
-            if keeps_running_balance(account_id):
+            if not keeps_running_balance(account_id):
+                continue
+            if self.group is not None:
+                self.group.add(self, account_id, change)
+            else:
                 self._write(account_id, change)
 
     def _write(self, account_id: str, change: _Change) -> None:
         condition: dict[str, Any] = {"_id": account_id}
-        spends = is_user_wallet(account_id) and change.available < 0
-        if spends:
+        if is_user_wallet(account_id) and change.available < 0:
             # The database decides, on a stored field every engine serves from _id.
             condition["available"] = {"$gte": -change.available}
         if change.held < 0:  # closing a hold: what it held must still be held
             condition["held"] = {"$gte": -change.held}
-        must_exist = spends or change.held < 0
-        increments = {
-            "balance": change.balance,
-            "held": change.held,
-            "available": change.available,
-            "version": 1,
-        }
-        update: dict[str, Any] = {"$inc": {k: Int64(v) for k, v in increments.items()}}
-        if not must_exist:  # money arriving may open the account (a receivable, say)
-            document = new_account_document(account_id, currency_of(account_id))
-            update["$setOnInsert"] = {
-                k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
-            }
         account = self.db[ACCOUNTS].find_one_and_update(
             condition,
-            update,
+            _balance_update(account_id, change),
             projection={"balance": 1, "held": 1},
-            upsert=not must_exist,
+            upsert=_unconditional(account_id, change),
             return_document=ReturnDocument.AFTER,
             session=self.session,
         )
@@ -341,8 +398,9 @@ class Ledger:
 
     def credit_many(self, credits: Sequence[Credit]) -> list[EntryResult | DomainError]:
         """Credits from the gateway clearing account committed together (a group commit):
-        each keeps its own key, its own conditional write and its own entry; the group
-        takes each wallet's lock once (in sorted order) and commits once. If the group
+        each keeps its own key and its own entry (with its wallet's balance after it);
+        the group takes each wallet's lock once (in sorted order), writes the wallets in
+        one bulk write (a credit has no condition to check) and commits once. If the group
         fails (a repeated key, a busy wallet, a conflict) it wrote nothing, and each credit
         runs alone, so one bad item neither blocks the others nor is applied twice.
         Returns, in order, each credit's result or the domain error that refused it."""
@@ -565,15 +623,16 @@ class Ledger:
         ]
 
     def _attempt_group(self, operations: Sequence[_Operation]) -> list[_Transaction]:
-        transactions, entries = [], []
+        group = _GroupWrites()
         with self.db.client.start_session() as session, session.start_transaction():
             now = self.clock()
-            for op in operations:
-                tx = _Transaction(self.db, session, now)
-                result, fields = op.work(tx)
-                fingerprint = _fingerprint(op.op, op.params)
-                entries.append(tx.entry(op.key, op.op, fingerprint, result, **fields))
-                transactions.append(tx)
+            transactions = [_Transaction(self.db, session, now, group) for _ in operations]
+            done = [op.work(tx) for op, tx in zip(operations, transactions, strict=True)]
+            group.flush(self.db, session)
+            entries = [
+                tx.entry(op.key, op.op, _fingerprint(op.op, op.params), result, **fields)
+                for op, tx, (result, fields) in zip(operations, transactions, done, strict=True)
+            ]
             # One command for every entry; a repeated key fails it, and the transaction.
             self.db[journal.ENTRIES].insert_many(entries, session=session)
         for entry in entries:
