@@ -98,20 +98,29 @@ def _failure(exc: DomainError) -> EventOutcome:
     return EventOutcome(inbox.RECEIVED, f"{type(exc).__name__}: {exc}", retry_or=inbox.FAILED)
 
 
-def next_step(
-    event: dict[str, Any], outcome: EventOutcome, window_seconds: int
-) -> tuple[UpdateOne, float | None]:
-    """The event's update, and the seconds until its next try (None: no more tries)."""
+@dataclass(frozen=True)
+class Step:
+    """What becomes of an event after a try: its update, the status it is left in, and
+    the seconds until its next try (None: no more tries)."""
+
+    update: UpdateOne
+    status: str
+    retry_in: float | None = None
+
+
+def next_step(event: dict[str, Any], outcome: EventOutcome, window_seconds: int) -> Step:
+    event_id = event["_id"]
     if outcome.retry_or is None:
-        return inbox.finish_update(event["_id"], outcome.status, outcome.note), None
+        return Step(inbox.finish_update(event_id, outcome.status, outcome.note), outcome.status)
     delay = retry_delay(event, window_seconds)
     if delay is None:
         # Out of time: reconciliation (or an admin requeue) takes it from here.
-        log.error("webhook_event_gave_up", event_id=str(event["_id"]), reason=outcome.note)
+        log.error("webhook_event_gave_up", event_id=str(event_id), reason=outcome.note)
         CONFIRMATION_FAILURES.labels(outcome.retry_or).inc()
-        return inbox.finish_update(event["_id"], outcome.retry_or, outcome.note), None
-    log.info("webhook_event_retry", event_id=str(event["_id"]), reason=outcome.note, delay=delay)
-    return inbox.retry_update(event["_id"], delay, outcome.note), delay
+        update = inbox.finish_update(event_id, outcome.retry_or, outcome.note)
+        return Step(update, outcome.retry_or)
+    log.info("webhook_event_retry", event_id=str(event_id), reason=outcome.note, delay=delay)
+    return Step(inbox.retry_update(event_id, delay, outcome.note), outcome.status, delay)
 
 
 def retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:

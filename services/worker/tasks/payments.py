@@ -50,12 +50,12 @@ def process_event(event_id: str) -> str:
         raise
     CONFIRMATION_BATCH_SIZE.observe(len(batch))
     window = context.settings().confirmation_retry_window_seconds
-    steps = [(e["_id"], *events.next_step(e, outcomes[e["_id"]], window)) for e in batch]
-    inbox.write_updates(db, [update for _, update, _ in steps])
-    for retried, _, delay in steps:
-        if delay is not None:  # sent only now that its retryAt is written
-            process_event.apply_async((str(retried),), countdown=delay)
-    return outcomes[oid].status if oid in outcomes else "already handled"
+    steps = {e["_id"]: events.next_step(e, outcomes[e["_id"]], window) for e in batch}
+    inbox.write_updates(db, [step.update for step in steps.values()])
+    for retried, step in steps.items():
+        if step.retry_in is not None:  # sent only now that its retryAt is written
+            process_event.apply_async((str(retried),), countdown=step.retry_in)
+    return steps[oid].status if oid in steps else "already handled"
 
 
 @celery.task(name="payments.requeue_inbox")
