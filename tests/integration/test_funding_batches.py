@@ -75,17 +75,23 @@ def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(
     gateway, monnify_sim, db, user, celery_worker
 ):
     """Two paid fundings of one wallet (one notified twice, in different bytes), one
-    Monnify does not report paid yet, and one that is not ours: one task claims them all."""
-    paid, also_paid, unpaid = user.fund(5000), user.fund(3000), user.fund(2000)
+    Monnify does not report paid yet, one that is not ours, and one naming a transaction
+    that belongs to another funding: one task claims them all."""
+    paid, also_paid, unpaid, misnamed = (user.fund(amount) for amount in (5000, 3000, 2000, 900))
     pay(monnify_sim, paid, notify=False)
     pay(monnify_sim, also_paid, notify=False)
     unknown = {"transactionReference": "MNFY|not-ours", "paymentReference": "FND-not-ours"}
+    # A funding whose own transactionReference was never recorded, notified with another's.
+    reference = {"_id": misnamed["paymentReference"]}
+    db.fundings.update_one(reference, {"$unset": {"transactionReference": ""}})
+    misnamed_with_paid = {**misnamed, "transactionReference": paid["transactionReference"]}
     bodies = [
         notification(paid, 5000),
         notification(paid, 9999),  # other bytes, the same funding
         notification(also_paid, 3000),
         notification(unpaid, 2000),
         notification(unknown, 100),
+        notification(misnamed_with_paid, 5000),
     ]
     ids = [
         inbox.store_event(db, body, verified_by="signature", source_ip=None).event_id
@@ -94,12 +100,13 @@ def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(
 
     celery_worker.send_task("payments.process_event", kwargs={"event_id": str(ids[0])})
 
-    settled = [ids[0], ids[1], ids[2], ids[4]]
+    settled = [ids[0], ids[1], ids[2], ids[4], ids[5]]
     statuses = wait_for(
         lambda: [db.webhook_events.find_one({"_id": i})["status"] for i in settled],
         lambda found: "received" not in found,
     )
-    assert statuses == ["processed", "processed", "processed", "unmatched"]
+    assert statuses == ["processed", "processed", "processed", "unmatched", "unmatched"]
+    assert funding_record(db, misnamed)["status"] == "pending"
     user.wait_for_balance(8000)
     assert credit_entries(db, paid) == credit_entries(db, also_paid) == 1
     assert funding_record(db, also_paid)["status"] == "paid"
