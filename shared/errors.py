@@ -3,7 +3,10 @@ turns any of them into the common JSON error shape."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class DomainError(Exception):
@@ -55,3 +58,11 @@ class UpstreamError(DomainError):
 class UpstreamUnavailable(UpstreamError):
     status = 503
     error = "Service Unavailable"
+
+
+def refusal_or_result(call: Callable[..., _T], *args: Any) -> _T | DomainError:
+    """One item of a batch: its domain error is its answer, not the whole batch's."""
+    try:
+        return call(*args)
+    except DomainError as exc:
+        return exc

@@ -74,6 +74,11 @@ CONFIRMATION_FAILURES = Counter(
     "Webhook events whose confirmation was given up after the retry window",
     ["status"],
 )
+CONFIRMATION_BATCH_SIZE = Histogram(
+    "funding_confirmation_batch_size",
+    "Webhook events one worker task claimed and confirmed together",
+    buckets=(1, 2, 5, 10, 20, 35, 50),
+)
 WEBHOOKS_REJECTED = Counter(
     "webhooks_rejected_total", "Webhook posts refused, by reason", ["reason"]
 )

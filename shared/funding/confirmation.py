@@ -5,20 +5,30 @@ PAID, OVERPAID and PARTIALLY_PAID credit what was actually paid, once, under the
 and the rest recorded as a receivable on the user, whose wallet is then restricted until
 the next funding repays it. PENDING changes nothing (the status API can lag a webhook);
 EXPIRED and FAILED close the funding.
+
+Notifications that arrive together are confirmed together (`confirm_many`): their
+fundings read in one query, Monnify asked about each at once over the client's kept-alive
+session, their credits committed in one ledger transaction and their fundings updated in
+one bulk write. Each keeps its own answer: one funding's error is not another's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import Int64
+from pymongo import UpdateOne
 from pymongo.database import Database
 
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, DomainError, NotFound, refusal_or_result
 from shared.funding import fundings as f
 from shared.ledger import (
+    Credit,
+    EntryResult,
     IdempotencyConflict,
     InsufficientFunds,
     Ledger,
@@ -33,6 +43,10 @@ from shared.monnify.client import MonnifyClient
 from shared.monnify.models import PaymentStatus, Transaction
 
 log = get_logger(__name__)
+
+# Status look-ups in flight at once for one batch: I/O-bound, each on the shared session
+# (whose connection pool holds 10).
+LOOKUP_THREADS = 8
 
 _CREDITED_BY_STATUS = {
     PaymentStatus.PAID: f.PAID,
@@ -61,6 +75,19 @@ class Outcome:
     settled: bool = True
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What a notification (or a reconciliation pass) names."""
+
+    payment_reference: str | None
+    transaction_reference: str | None = None
+
+
+# What one notice came to: an outcome, or the domain error that stopped it (no such
+# funding, Monnify down or odd, the wallet busy).
+Answer = Outcome | DomainError
+
+
 def credit_key(transaction_reference: str) -> str:
     return f"monnify:{transaction_reference}"
 
@@ -74,8 +101,46 @@ class FundingConfirmer:
     def confirm(
         self, *, payment_reference: str | None, transaction_reference: str | None = None
     ) -> Outcome:
-        funding = self._find(payment_reference, transaction_reference)
-        transaction = self._status(funding, transaction_reference)
+        (answer,) = self.confirm_many([Notice(payment_reference, transaction_reference)])
+        if isinstance(answer, DomainError):
+            raise answer
+        return answer
+
+    def confirm_many(self, notices: Sequence[Notice]) -> list[Answer]:
+        """Each notice's answer, in order; a funding named twice is confirmed once."""
+        fundings = self._find_many(notices)
+        named: dict[str, tuple[dict[str, Any], str | None]] = {}
+        for notice, funding in zip(notices, fundings, strict=True):
+            if isinstance(funding, dict):
+                named.setdefault(funding["_id"], (funding, notice.transaction_reference))
+        answers = self._settle(list(named.values()))
+        return [
+            funding if isinstance(funding, DomainError) else answers[funding["_id"]]
+            for funding in fundings
+        ]
+
+    def _settle(self, named: list[tuple[dict[str, Any], str | None]]) -> dict[str, Answer]:
+        """Ask Monnify about each funding at once, decide each, then credit together."""
+        with ThreadPoolExecutor(max(1, min(LOOKUP_THREADS, len(named)))) as pool:
+            looked_up = list(pool.map(lambda pair: refusal_or_result(self._status, *pair), named))
+        answers: dict[str, Answer] = {}
+        to_credit: list[tuple[dict[str, Any], Transaction]] = []
+        for (funding, _), transaction in zip(named, looked_up, strict=True):
+            decided = (
+                refusal_or_result(self._decide, funding, transaction)
+                if isinstance(transaction, Transaction)
+                else transaction
+            )
+            if decided is None:
+                to_credit.append((funding, transaction))
+            else:
+                answers[funding["_id"]] = decided
+        if to_credit:
+            answers.update(self._credit_many(to_credit))
+        return answers
+
+    def _decide(self, funding: dict[str, Any], transaction: Transaction) -> Outcome | None:
+        """The outcome of what Monnify reports, or None for a credit (made with others)."""
         if transaction.currency != funding["currency"]:
             return self._discrepancy(funding, "currency differs from the funding's")
         if "transactionReference" not in funding:
@@ -83,7 +148,9 @@ class FundingConfirmer:
             funding["transactionReference"] = transaction.transaction_reference
         status = transaction.payment_status
         if status in _CREDITED_BY_STATUS:
-            return self._credit(funding, transaction)
+            if transaction.amount_paid_minor <= 0:
+                return self._discrepancy(funding, "Monnify reports a payment of nothing")
+            return None
         if status is PaymentStatus.REVERSED:
             return self._reverse(funding, transaction)
         if status in _CLOSED_BY_STATUS:
@@ -92,17 +159,29 @@ class FundingConfirmer:
 
     # ---- reading ---------------------------------------------------------------------
 
-    def _find(self, payment_reference: str | None, transaction_reference: str | None) -> dict:
-        funding = None
-        if payment_reference:
-            funding = self.db.fundings.find_one({"_id": payment_reference})
-        if funding is None and transaction_reference:
-            funding = self.db.fundings.find_one({"transactionReference": transaction_reference})
-        if funding is None:
-            raise UnknownFunding(
-                "No funding matches this payment", {"paymentReference": payment_reference}
+    def _find_many(self, notices: Sequence[Notice]) -> list[dict[str, Any] | UnknownFunding]:
+        """Each notice's funding: by paymentReference, else by transactionReference."""
+        by_payment = self._fundings("_id", [n.payment_reference for n in notices])
+        unmatched = [n for n in notices if n.payment_reference not in by_payment]
+        by_transaction = self._fundings(
+            "transactionReference", [n.transaction_reference for n in unmatched]
+        )
+        return [
+            by_payment.get(n.payment_reference)
+            or by_transaction.get(n.transaction_reference)
+            or UnknownFunding(
+                "No funding matches this payment", {"paymentReference": n.payment_reference}
             )
-        return funding
+            for n in notices
+        ]
+
+    def _fundings(self, field: str, values: list[str | None]) -> dict[str, dict[str, Any]]:
+        wanted = sorted({v for v in values if isinstance(v, str) and v})
+        if not wanted:
+            return {}
+        return {
+            funding[field]: funding for funding in self.db.fundings.find({field: {"$in": wanted}})
+        }
 
     def _status(self, funding: dict[str, Any], transaction_reference: str | None) -> Transaction:
         known = funding.get("transactionReference") or transaction_reference
@@ -119,42 +198,68 @@ class FundingConfirmer:
 
     # ---- decisions -------------------------------------------------------------------
 
-    def _credit(self, funding: dict[str, Any], transaction: Transaction) -> Outcome:
-        amount = transaction.amount_paid_minor
-        if amount <= 0:
-            return self._discrepancy(funding, "Monnify reports a payment of nothing")
-        reference = transaction.transaction_reference
-        status = _CREDITED_BY_STATUS[transaction.payment_status]
-        try:
-            result = self.ledger.credit(
-                credit_key(reference),
+    def _credit_many(self, pairs: list[tuple[dict[str, Any], Transaction]]) -> dict[str, Answer]:
+        """Credit what was paid, each under its own key, in one ledger transaction; then
+        repay receivables and mark the fundings credited in one bulk write."""
+        credits = [
+            Credit(
+                credit_key(t.transaction_reference),
                 funding["account"],
-                amount,
-                reference=reference,
+                t.amount_paid_minor,
+                reference=t.transaction_reference,
                 description="Wallet funding via Monnify",
             )
-        except IdempotencyConflict:
+            for funding, t in pairs
+        ]
+        results = self.ledger.credit_many(credits)
+        receivables = [
+            receivable_id(funding["userId"], funding["currency"]) for funding, _ in pairs
+        ]
+        owing = {a for a, balance in self.ledger.reads.balances(receivables).items() if balance < 0}
+        answers: dict[str, Answer] = {}
+        credited: list[tuple[dict[str, Any], Outcome, UpdateOne]] = []
+        for (funding, transaction), result in zip(pairs, results, strict=True):
+            settled = refusal_or_result(self._after_credit, funding, transaction, result, owing)
+            if isinstance(settled, tuple):
+                credited.append((funding, *settled))
+                settled = settled[0]
+            answers[funding["_id"]] = settled
+        if credited:
+            self.db.fundings.bulk_write([update for _, _, update in credited], ordered=False)
+        for funding, outcome, _ in credited:
+            _count_credit(funding, outcome)
+        return answers
+
+    def _after_credit(
+        self,
+        funding: dict[str, Any],
+        transaction: Transaction,
+        result: EntryResult | DomainError,
+        owing: set[str],
+    ) -> Outcome | tuple[Outcome, UpdateOne]:
+        """The outcome of one credit, with the funding's update if it moved money now."""
+        amount = transaction.amount_paid_minor
+        if isinstance(result, IdempotencyConflict):
             # Credited before with another amount: never adjust silently.
             return self._discrepancy(funding, f"Monnify now reports {amount} paid")
+        if isinstance(result, DomainError):
+            raise result
+        status = _CREDITED_BY_STATUS[transaction.payment_status]
         if result.replayed and funding["status"] == status:
             return Outcome(funding["_id"], status, 0)  # a repeat: nothing new happened
         # Before the status is final, so a repayment interrupted here is done by the retry.
-        self._repay_receivable(funding, reference)
-        self._set(
-            funding,
-            {
-                "status": status,
-                "amountPaid": Int64(amount),
-                "amountCredited": Int64(amount),
-                "paidOn": transaction.paid_on,
-                "confirmedAt": datetime.now(UTC),
-            },
-            decision=f"credited {amount} ({transaction.payment_status.value})",
-        )
-        log.info("funding_credited", paymentReference=funding["_id"], amount=amount, status=status)
-        FUNDINGS_CONFIRMED.labels(funding["currency"], status).inc()
-        AMOUNT_CREDITED.labels(funding["currency"]).inc(amount)
-        return Outcome(funding["_id"], status, amount)
+        if receivable_id(funding["userId"], funding["currency"]) in owing:
+            self._repay_receivable(funding, transaction.transaction_reference)
+        fields = {
+            "status": status,
+            "amountPaid": Int64(amount),
+            "amountCredited": Int64(amount),
+            "paidOn": transaction.paid_on,
+            "confirmedAt": datetime.now(UTC),
+        }
+        decision = f"credited {amount} ({transaction.payment_status.value})"
+        update = UpdateOne({"_id": funding["_id"]}, _funding_update(fields, decision))
+        return Outcome(funding["_id"], status, amount), update
 
     def _reverse(self, funding: dict[str, Any], transaction: Transaction) -> Outcome:
         if funding["status"] == f.REVERSED:
@@ -242,7 +347,18 @@ class FundingConfirmer:
         return self.ledger.reads.credited(credit_key(reference), wallet)
 
     def _set(self, funding: dict[str, Any], fields: dict[str, Any], decision: str | None = None):
-        update: dict[str, Any] = {"$set": {**fields, "updatedAt": datetime.now(UTC)}}
-        if decision:
-            update["$push"] = {"decisions": {"at": datetime.now(UTC), "decision": decision}}
-        self.db.fundings.update_one({"_id": funding["_id"]}, update)
+        self.db.fundings.update_one({"_id": funding["_id"]}, _funding_update(fields, decision))
+
+
+def _funding_update(fields: dict[str, Any], decision: str | None) -> dict[str, Any]:
+    update: dict[str, Any] = {"$set": {**fields, "updatedAt": datetime.now(UTC)}}
+    if decision:
+        update["$push"] = {"decisions": {"at": datetime.now(UTC), "decision": decision}}
+    return update
+
+
+def _count_credit(funding: dict[str, Any], outcome: Outcome) -> None:
+    amount, status = outcome.credited_minor, outcome.status
+    log.info("funding_credited", paymentReference=funding["_id"], amount=amount, status=status)
+    FUNDINGS_CONFIRMED.labels(funding["currency"], status).inc()
+    AMOUNT_CREDITED.labels(funding["currency"]).inc(amount)

@@ -1,4 +1,9 @@
-"""Processing a stored webhook event: what its type asks for, and when to try again."""
+"""Processing stored webhook events: what each type asks for, and when to try again.
+
+A batch of claimed events is processed together: its transaction events confirmed in one
+`confirm_many` (one look-up of fundings, concurrent status calls, one group commit), the
+rest one by one. Each event still gets its own outcome and its own retries.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo.database import Database
+from pymongo import UpdateOne
 
+from shared.errors import DomainError, refusal_or_result
 from shared.funding import inbox, refunds
-from shared.funding.confirmation import FundingConfirmer, UnknownFunding
+from shared.funding.confirmation import Answer, FundingConfirmer, Notice, UnknownFunding
 from shared.funding.refunds import Refunds, UnknownRefund
+from shared.logs import get_logger
+from shared.metrics import CONFIRMATION_FAILURES
+
+log = get_logger(__name__)
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
@@ -28,69 +38,96 @@ class EventOutcome:
     retry_or: str | None = None
 
 
-def process_event(
-    db: Database, confirmer: FundingConfirmer, refunder: Refunds, event_id: ObjectId
-) -> EventOutcome:
-    event = db.webhook_events.find_one({"_id": event_id})
-    if event is None:
-        return EventOutcome("missing", "no such event")
-    if event["status"] != inbox.RECEIVED:
-        return EventOutcome(event["status"], "already handled")
-    if event.get("eventType") in TRANSACTION_EVENTS:
-        return _confirm_transaction(db, confirmer, event)
-    if event.get("eventType") in REFUND_EVENTS:
-        return _settle_refund(db, refunder, event)
-    return _finish(db, event_id, inbox.IGNORED, f"event type {event.get('eventType')!r}")
+def process_batch(
+    confirmer: FundingConfirmer, refunder: Refunds, batch: list[dict[str, Any]]
+) -> dict[ObjectId, EventOutcome]:
+    """The outcome of each claimed event; nothing is written to the events here."""
+    transactions = [e for e in batch if e.get("eventType") in TRANSACTION_EVENTS]
+    outcomes = _confirm_transactions(confirmer, transactions)
+    for event in batch:
+        if event["_id"] not in outcomes:
+            outcomes[event["_id"]] = _other_event(refunder, event)
+    return outcomes
 
 
-def _confirm_transaction(
-    db: Database, confirmer: FundingConfirmer, event: dict[str, Any]
-) -> EventOutcome:
-    event_id = event["_id"]
-    try:
-        outcome = confirmer.confirm(
-            payment_reference=event.get("paymentReference"),
-            transaction_reference=event.get("transactionReference"),
-        )
-    except UnknownFunding as exc:
-        return _finish(db, event_id, inbox.UNMATCHED, exc.message)
-    if not outcome.settled:
+def _confirm_transactions(
+    confirmer: FundingConfirmer, events: list[dict[str, Any]]
+) -> dict[ObjectId, EventOutcome]:
+    if not events:
+        return {}
+    notices = [Notice(e.get("paymentReference"), e.get("transactionReference")) for e in events]
+    answers = confirmer.confirm_many(notices)
+    return {e["_id"]: _transaction_outcome(a) for e, a in zip(events, answers, strict=True)}
+
+
+def _transaction_outcome(answer: Answer) -> EventOutcome:
+    if isinstance(answer, UnknownFunding):
+        return EventOutcome(inbox.UNMATCHED, answer.message)
+    if isinstance(answer, DomainError):  # Monnify down or odd, or the wallet busy
+        return _failure(answer)
+    if not answer.settled:
         return EventOutcome(
             inbox.RECEIVED, "Monnify does not report it paid yet", retry_or=inbox.UNCONFIRMED
         )
-    return _finish(db, event_id, inbox.PROCESSED, f"funding {outcome.status}")
+    return EventOutcome(inbox.PROCESSED, f"funding {answer.status}")
 
 
-def _settle_refund(db: Database, refunder: Refunds, event: dict[str, Any]) -> EventOutcome:
+def _other_event(refunder: Refunds, event: dict[str, Any]) -> EventOutcome:
+    if event.get("eventType") not in REFUND_EVENTS:
+        return EventOutcome(inbox.IGNORED, f"event type {event.get('eventType')!r}")
+    outcome = refusal_or_result(_settle_refund, refunder, event)
+    return _failure(outcome) if isinstance(outcome, DomainError) else outcome
+
+
+def _settle_refund(refunder: Refunds, event: dict[str, Any]) -> EventOutcome:
     """Refund notifications, like payments, are only a cue: the refund status API decides."""
     try:
         status = refunder.settle(event.get("refundReference"))
     except UnknownRefund as exc:
-        return _finish(db, event["_id"], inbox.UNMATCHED, exc.message)
+        return EventOutcome(inbox.UNMATCHED, exc.message)
     if status in refunds.OPEN_STATUSES:
         return EventOutcome(
             inbox.RECEIVED,
             "Monnify does not report the refund final yet",
             retry_or=inbox.UNCONFIRMED,
         )
-    return _finish(db, event["_id"], inbox.PROCESSED, f"refund {status}")
+    return EventOutcome(inbox.PROCESSED, f"refund {status}")
 
 
-def _finish(db: Database, event_id: ObjectId, status: str, note: str) -> EventOutcome:
-    inbox.mark_event(db, event_id, status, note)
-    return EventOutcome(status, note)
+def _failure(exc: DomainError) -> EventOutcome:
+    return EventOutcome(inbox.RECEIVED, f"{type(exc).__name__}: {exc}", retry_or=inbox.FAILED)
 
 
-def retry_delay(
-    db: Database, event_id: ObjectId, retries: int, window_seconds: int
-) -> float | None:
-    """Seconds until the next try (exponential, with jitter), or None once the event has
-    waited longer than the window since it was received (or revived)."""
-    event = db.webhook_events.find_one({"_id": event_id}, {"receivedAt": 1, "revivedAt": 1})
-    if event is None:
-        return None
+@dataclass(frozen=True)
+class Step:
+    """What becomes of an event after a try: its update, the status it is left in, and
+    the seconds until its next try (None: no more tries)."""
+
+    update: UpdateOne
+    status: str
+    retry_in: float | None = None
+
+
+def next_step(event: dict[str, Any], outcome: EventOutcome, window_seconds: int) -> Step:
+    event_id = event["_id"]
+    if outcome.retry_or is None:
+        return Step(inbox.finish_update(event_id, outcome.status, outcome.note), outcome.status)
+    delay = retry_delay(event, window_seconds)
+    if delay is None:
+        # Out of time: reconciliation (or an admin requeue) takes it from here.
+        log.error("webhook_event_gave_up", event_id=str(event_id), reason=outcome.note)
+        CONFIRMATION_FAILURES.labels(outcome.retry_or).inc()
+        update = inbox.finish_update(event_id, outcome.retry_or, outcome.note)
+        return Step(update, outcome.retry_or)
+    log.info("webhook_event_retry", event_id=str(event_id), reason=outcome.note, delay=delay)
+    return Step(inbox.retry_update(event_id, delay, outcome.note), outcome.status, delay)
+
+
+def retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:
+    """Seconds until the next try (exponential in the event's tries so far, with jitter),
+    or None once it has waited longer than the window since received (or revived)."""
     deadline = inbox.window_start(event) + timedelta(seconds=window_seconds)
     if datetime.now(UTC) >= deadline:
         return None
-    delay = min(MAX_RETRY_DELAY_SECONDS, 2**retries)
+    delay = min(MAX_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
     return delay / 2 + random.uniform(0, delay / 2)

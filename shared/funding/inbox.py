@@ -1,5 +1,10 @@
 """The webhook inbox: every authenticated notification is stored before anything else,
-so nothing Monnify was told we received can be lost. Processing happens in a task."""
+so nothing Monnify was told we received can be lost. Processing happens in a task.
+
+A task claims the events waiting together (its own and others already due, `claim_batch`)
+so a burst is processed in batches; the claim is a lease, so events whose worker died
+go back to waiting when it runs out, and the requeue job sends them again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -22,6 +28,12 @@ UNMATCHED = "unmatched"  # names no funding or refund of ours: kept for review
 UNCONFIRMED = "unconfirmed"  # Monnify's status API never confirmed it: reconciliation's
 FAILED = "failed"  # processing kept failing: reconciliation's, or an admin requeue
 REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
+# Longer than a batch can take with Monnify slow (each look-up has its own timeouts and
+# retries): a claim that outlives its batch lets a second worker in, and the ledger's
+# idempotency keys, not the claim, keep that harmless.
+CLAIM_SECONDS = 300
+# `batch` names the claim; a settled event keeps it, to show what it was confirmed with.
+_UNCLAIM = {"batch": "", "claimedUntil": ""}
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,50 @@ def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEve
     return StoredEvent(existing["_id"], True, existing["status"] == RECEIVED)
 
 
-def mark_event(db: Database, event_id: ObjectId, status: str, note: str | None = None) -> None:
-    update: dict[str, Any] = {"status": status, "updatedAt": datetime.now(UTC)}
+def claim_batch(db: Database, event_id: ObjectId, limit: int) -> list[dict[str, Any]]:
+    """Claim this event if it still waits, with the oldest other waiting events that are
+    due, up to `limit` in all; returns what this call claimed. An event another batch
+    took (most of a burst's tasks) costs one look-up by _id: every waiting event still
+    has a task of its own coming (or a retry, or the requeue job), so none is left."""
+    now = datetime.now(UTC)
+    waiting = {"status": RECEIVED, "claimedUntil": {"$not": {"$gt": now}}}
+    if db.webhook_events.find_one({"_id": event_id, **waiting}, {"_id": 1}) is None:
+        return []
+    due = {**waiting, "_id": {"$ne": event_id}, "retryAt": {"$not": {"$gt": now}}}
+    others = db.webhook_events.find(due, {"_id": 1}).sort("receivedAt", 1).limit(limit - 1)
+    ids = [event_id, *(event["_id"] for event in others)]
+    batch = ObjectId()
+    lease = {"batch": batch, "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS)}
+    db.webhook_events.update_many({**waiting, "_id": {"$in": ids}}, {"$set": lease})
+    return list(db.webhook_events.find({"_id": {"$in": ids}, "batch": batch}))
+
+
+def release_claims(db: Database, event_ids: list[ObjectId]) -> None:
+    """A batch that failed as a whole gives its events back at once, for the requeue job."""
+    db.webhook_events.update_many({"_id": {"$in": event_ids}}, {"$unset": _UNCLAIM})
+
+
+def finish_update(event_id: ObjectId, status: str, note: str | None = None) -> UpdateOne:
+    """The event's final status (or one for review), its claim released."""
+    fields: dict[str, Any] = {"status": status, "updatedAt": datetime.now(UTC)}
     if note:
-        update["note"] = note
-    db.webhook_events.update_one({"_id": event_id}, {"$set": update})
+        fields["note"] = note
+    return UpdateOne({"_id": event_id}, {"$set": fields, "$unset": {"claimedUntil": ""}})
+
+
+def retry_update(event_id: ObjectId, delay_seconds: float, note: str | None) -> UpdateOne:
+    """Still waiting: tried once more, due again in `delay_seconds` (the requeue job
+    leaves it alone until then), its claim released."""
+    now = datetime.now(UTC)
+    fields = {"retryAt": now + timedelta(seconds=delay_seconds), "note": note, "updatedAt": now}
+    update = {"$set": fields, "$inc": {"attempts": 1}, "$unset": _UNCLAIM}
+    return UpdateOne({"_id": event_id}, update)
+
+
+def write_updates(db: Database, updates: list[UpdateOne]) -> None:
+    """A batch's events in one command."""
+    if updates:
+        db.webhook_events.bulk_write(updates, ordered=False)
 
 
 def revive_event(db: Database, event_id: ObjectId, note: str) -> None:
@@ -117,6 +168,7 @@ def revive_event(db: Database, event_id: ObjectId, note: str) -> None:
                 "revivedAt": now,
                 "retryAt": now,
                 "updatedAt": now,
+                "attempts": 0,
             }
         },
     )
@@ -141,6 +193,7 @@ def events_to_requeue(db: Database, older_than_seconds: int, limit: int = 200) -
     cursor = db.webhook_events.find(
         {
             "status": RECEIVED,
+            "claimedUntil": {"$not": {"$gt": datetime.now(UTC)}},  # not in a live batch
             "$or": [
                 {"retryAt": {"$exists": False}, "receivedAt": {"$lte": cutoff}},
                 {"retryAt": {"$lte": cutoff}},

@@ -3,6 +3,7 @@
 from shared.ledger.accounts import SystemAccount, system_account_id, wallet_id
 from shared.ledger.invariants import RecentCheck, Violation, check_invariants, check_recent
 from shared.ledger.ledger import (
+    Credit,
     EntryResult,
     HoldNotOpen,
     HoldResult,
@@ -16,6 +17,7 @@ from shared.ledger.reads import HistoryItem, LedgerReads, WalletState
 
 __all__ = [
     "AccountBusy",
+    "Credit",
     "EntryResult",
     "HistoryItem",
     "HoldNotOpen",

@@ -17,7 +17,9 @@ A first attempt costs one findAndModify per account with a running balance and p
 hold, one insert of the entry, and the commit: a credit or debit 3 commands, a hold or
 a capture 4. On the embedded server each findAndModify is an update plus a read (see
 `update_and_read`): a credit or debit costs 4 there, a hold 5, a capture 6.
-A repeated key is found by the entry's unique key index, then replayed.
+A repeated key is found by the entry's unique key index, then replayed. Credits that
+arrive together can be committed together (`credit_many`): one bulk write of their
+wallets, one read of them back, one insert of all their entries and one commit.
 
 Amounts are integers in minor units. A posting's amount is signed: positive adds to
 the account's balance, negative takes from it; an entry's postings sum to zero.
@@ -30,18 +32,27 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from bson import Int64, ObjectId
+from pymongo import UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared import live_events
-from shared.errors import Conflict, DomainError, InvalidRequest, NotFound, PaymentRequired
+from shared.errors import (
+    Conflict,
+    DomainError,
+    InvalidRequest,
+    NotFound,
+    PaymentRequired,
+    refusal_or_result,
+)
 from shared.ledger import journal
 from shared.ledger.accounts import (
     ACCOUNTS,
@@ -57,7 +68,7 @@ from shared.ledger.accounts import (
 from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
-from shared.mongo import get_db, update_and_read
+from shared.mongo import get_db, in_chunks, update_and_read
 from shared.redis_conn import get_redis
 from shared.settings import Settings
 
@@ -111,6 +122,17 @@ class HoldResult:
     available: int | None = None
 
 
+@dataclass(frozen=True)
+class Credit:
+    """One credit of a group (`Ledger.credit_many`): what `Ledger.credit` takes."""
+
+    key: str
+    account: str
+    amount: int
+    reference: str | None = None
+    description: str = ""
+
+
 @dataclass
 class _Change:
     """What one operation does to one account."""
@@ -125,6 +147,70 @@ class _Change:
         return self.balance - self.held
 
 
+def _unconditional(account_id: str, change: _Change) -> bool:
+    """Money arriving: no stored value has to cover it, and it may open the account."""
+    spends = is_user_wallet(account_id) and change.available < 0
+    return not spends and change.held >= 0 and not change.unrestricted
+
+
+def _balance_update(account_id: str, change: _Change, writes: int = 1) -> dict[str, Any]:
+    increments = {
+        "balance": change.balance,
+        "held": change.held,
+        "available": change.available,
+        "version": writes,
+    }
+    update: dict[str, Any] = {"$inc": {k: Int64(v) for k, v in increments.items()}}
+    if _unconditional(account_id, change):  # it may open the account (a receivable, say)
+        document = new_account_document(account_id, currency_of(account_id))
+        update["$setOnInsert"] = {
+            k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
+        }
+    return update
+
+
+class _GroupWrites:
+    """The balance changes of a group of credits, written in one bulk write and read back
+    in one query, instead of one command per change: none has a condition to check."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[_Transaction, str, _Change]] = []
+
+    def add(self, tx: _Transaction, account_id: str, change: _Change) -> None:
+        if not _unconditional(account_id, change):
+            raise InvalidRequest("Only money arriving can be written as a group")
+        self.changes.append((tx, account_id, change))
+
+    def flush(self, db: Database, session: ClientSession) -> None:
+        totals: dict[str, _Change] = {}
+        writes: dict[str, int] = {}
+        for _, account_id, change in self.changes:
+            total = totals.setdefault(account_id, _Change())
+            total.balance += change.balance
+            total.held += change.held
+            writes[account_id] = writes.get(account_id, 0) + 1
+        updates = [
+            UpdateOne({"_id": a}, _balance_update(a, total, writes[a]), upsert=True)
+            for a, total in totals.items()
+        ]
+        db[ACCOUNTS].bulk_write(updates, ordered=False, session=session)
+        running = {
+            d["_id"]: {field: int(d[field]) for field in _STATE}
+            for chunk in in_chunks(list(totals))
+            for d in db[ACCOUNTS].find({"_id": {"$in": chunk}}, _BALANCES, session=session)
+        }
+        # Each credit sees the account after itself: the group's final state less what
+        # the credits after it did.
+        for tx, account_id, change in reversed(self.changes):
+            after = running[account_id]
+            tx.after[account_id] = after
+            running[account_id] = {
+                "balance": after["balance"] - change.balance,
+                "held": after["held"] - change.held,
+                "version": after["version"] - 1,
+            }
+
+
 class _Transaction:
     """The writes of one attempt, each conditional, inside one session's transaction.
 
@@ -133,50 +219,48 @@ class _Transaction:
     server. `find_and_modify` overrides which (the tests run both)."""
 
     def __init__(
-        self, db: Database, session: ClientSession, now: datetime, find_and_modify: bool | None
+        self,
+        db: Database,
+        session: ClientSession,
+        now: datetime,
+        find_and_modify: bool | None,
+        group: _GroupWrites | None = None,
     ):
         self.db = db
         self.session = session
         self.now = now
         self.find_and_modify = find_and_modify
+        self.group = group
         self.entry_id = ObjectId()
         # account -> its balance, held and version after this transaction: for the
         # journal entry, its audit record and the live balance events.
         self.after: dict[str, dict[str, int]] = {}
 
     def apply(self, changes: dict[str, _Change]) -> None:
-        """Write each change and learn each balance after it. System accounts change by
-        their postings alone."""
+        """Write each change and learn each balance after it (or leave both to the group).
+        System accounts change by their postings alone."""
         for account_id, change in changes.items():
-            if keeps_running_balance(account_id):
+            if not keeps_running_balance(account_id):
+                continue
+            if self.group is not None:
+                self.group.add(self, account_id, change)
+            else:
                 account = self._write(account_id, change)
                 self.after[account_id] = {field: int(account[field]) for field in _STATE}
 
     def _write(self, account_id: str, change: _Change) -> dict[str, Any]:
         """The account after the change."""
         condition: dict[str, Any] = {"_id": account_id}
-        spends = is_user_wallet(account_id) and change.available < 0
-        if spends:
+        if is_user_wallet(account_id) and change.available < 0:
             # The database decides, on a stored field every engine serves from _id.
             condition["available"] = {"$gte": -change.available}
         if change.held < 0:  # closing a hold: what it held must still be held
             condition["held"] = {"$gte": -change.held}
         if change.unrestricted:
             condition["restricted"] = {"$ne": True}
-        must_exist = spends or change.held < 0 or change.unrestricted
-        increments = {
-            "balance": change.balance,
-            "held": change.held,
-            "available": change.available,
-            "version": 1,
-        }
-        update: dict[str, Any] = {"$inc": {k: Int64(v) for k, v in increments.items()}}
-        if not must_exist:  # money arriving may open the account (a receivable, say)
-            document = new_account_document(account_id, currency_of(account_id))
-            update["$setOnInsert"] = {
-                k: v for k, v in document.items() if k not in (*_BALANCE_FIELDS, "_id")
-            }
-        account = self._update(ACCOUNTS, condition, update, _BALANCES, upsert=not must_exist)
+        upsert = _unconditional(account_id, change)
+        update = _balance_update(account_id, change)
+        account = self._update(ACCOUNTS, condition, update, _BALANCES, upsert=upsert)
         if account is None:
             raise InsufficientFunds(
                 "Insufficient wallet balance",
@@ -203,13 +287,19 @@ class _Transaction:
             find_and_modify=self.find_and_modify,
         )
 
+    def entry(
+        self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
+        """The operation's journal entry, as written after its balance changes."""
+        return journal.entry_document(
+            self.entry_id, key, op, fingerprint, result, self.after, self.now, **fields
+        )
+
     def record(
         self, key: str, op: str, fingerprint: str, result: dict[str, Any], **fields: Any
     ) -> None:
         """Insert the operation's journal entry; a repeated key fails on its index."""
-        document = journal.entry_document(
-            self.entry_id, key, op, fingerprint, result, self.after, self.now, **fields
-        )
+        document = self.entry(key, op, fingerprint, result, **fields)
         self.db[journal.ENTRIES].insert_one(document, session=self.session)
 
     def open_hold(self, hold_id: str, update: dict[str, Any], account: str) -> dict[str, Any]:
@@ -237,6 +327,47 @@ def _is_transient(exc: PyMongoError) -> bool:
 # What an operation does inside its transaction: returns its result (replayed to
 # repeats) and the fields of its journal entry.
 _Work = Callable[[_Transaction], tuple[dict[str, Any], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """A balanced posting, ready to run alone (`Ledger._run`) or in a group."""
+
+    key: str
+    op: str
+    params: dict[str, Any]
+    postings: tuple[Posting, ...]
+    work: _Work
+
+    @property
+    def accounts(self) -> list[str]:
+        return [p.account for p in self.postings]
+
+
+def _posting_operation(
+    key: str, postings: Sequence[Posting], kind: str, reference: str | None, description: str
+) -> _Operation:
+    postings = tuple(postings)
+    _check_postings(postings)
+    params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
+
+    def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        changes: dict[str, _Change] = {}
+        for p in postings:
+            changes.setdefault(p.account, _Change()).balance += p.amount
+        tx.apply(changes)
+        details = {"reference": reference, "description": description}
+        return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
+
+    return _Operation(key, kind, params, postings, work)
+
+
+def _credit_operation(
+    credit: Credit, source: SystemAccount = SystemAccount.GATEWAY_CLEARING
+) -> _Operation:
+    source_id = system_account_id(source, currency_of(credit.account))
+    postings = _transfer_postings(source_id, [(credit.account, credit.amount)])
+    return _posting_operation(credit.key, postings, "credit", credit.reference, credit.description)
 
 
 class Ledger:
@@ -282,20 +413,7 @@ class Ledger:
         description: str = "",
     ) -> EntryResult:
         """Post a balanced journal entry: the postings' amounts must sum to zero."""
-        postings = tuple(postings)
-        _check_postings(postings)
-        params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
-
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
-            changes: dict[str, _Change] = {}
-            for p in postings:
-                changes.setdefault(p.account, _Change()).balance += p.amount
-            tx.apply(changes)
-            details = {"reference": reference, "description": description}
-            return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
-
-        result = self._run(key, kind, params, [p.account for p in postings], work)
-        return EntryResult(key, result["entryId"], postings, result["replayed"])
+        return self._run_alone(_posting_operation(key, postings, kind, reference, description))
 
     def transfer(
         self,
@@ -305,11 +423,7 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Move money from one account to one or more (a split)."""
-        for _, amount in destinations:
-            _check_positive(amount)  # else a negative share would move money backwards
-        total = sum(amount for _, amount in destinations)
-        postings = [Posting(source, -total), *(Posting(a, amount) for a, amount in destinations)]
-        return self.post(key, postings, **details)
+        return self.post(key, _transfer_postings(source, destinations), **details)
 
     def credit(
         self,
@@ -321,8 +435,23 @@ class Ledger:
         **details: Any,
     ) -> EntryResult:
         """Credit a wallet from a system account (money in from Monnify, by default)."""
-        source_id = system_account_id(source, currency_of(account))
-        return self.transfer(key, source_id, [(account, amount)], kind="credit", **details)
+        return self._run_alone(_credit_operation(Credit(key, account, amount, **details), source))
+
+    def credit_many(self, credits: Sequence[Credit]) -> list[EntryResult | DomainError]:
+        """Credits from the gateway clearing account committed together (a group commit):
+        each keeps its own key and its own entry (with its wallet's balance after it);
+        the group takes each wallet's lock once (in sorted order), writes the wallets in
+        one bulk write (a credit has no condition to check) and commits once. If the group
+        fails (a repeated key, a busy wallet, a conflict) it wrote nothing, and each credit
+        runs alone, so one bad item neither blocks the others nor is applied twice.
+        Returns, in order, each credit's result or the domain error that refused it."""
+        prepared = [refusal_or_result(_credit_operation, credit) for credit in credits]
+        operations = [op for op in prepared if isinstance(op, _Operation)]
+        grouped = self._run_group(operations) if len(operations) > 1 else None
+        if grouped is None:
+            grouped = [refusal_or_result(self._run_alone, op) for op in operations]
+        results = iter(grouped)
+        return [op if isinstance(op, DomainError) else next(results) for op in prepared]
 
     def debit(
         self,
@@ -522,6 +651,54 @@ class Ledger:
             result.get("available"),
         )
 
+    def _run_alone(self, operation: _Operation) -> EntryResult:
+        result = self._run(
+            operation.key, operation.op, operation.params, operation.accounts, operation.work
+        )
+        return EntryResult(operation.key, result["entryId"], operation.postings, result["replayed"])
+
+    def _run_group(self, operations: Sequence[_Operation]) -> list[EntryResult] | None:
+        """All operations in one transaction, first attempt only; None if it failed."""
+        accounts = [account for op in operations for account in op.accounts]
+        try:
+            with self._locks(accounts):
+                transactions = self._attempt_group(operations)
+        except (DomainError, PyMongoError) as exc:
+            # Nothing was committed: each runs alone, with its own replay and retries.
+            log.info("ledger_group_split", size=len(operations), error=type(exc).__name__)
+            return None
+        for tx in transactions:
+            self._announce(tx)
+        return [
+            EntryResult(op.key, str(tx.entry_id), op.postings)
+            for op, tx in zip(operations, transactions, strict=True)
+        ]
+
+    def _attempt_group(self, operations: Sequence[_Operation]) -> list[_Transaction]:
+        group = _GroupWrites()
+        with self.db.client.start_session() as session, session.start_transaction():
+            now = self.clock()
+            transactions = [
+                _Transaction(self.db, session, now, self.find_and_modify, group) for _ in operations
+            ]
+            done = [op.work(tx) for op, tx in zip(operations, transactions, strict=True)]
+            group.flush(self.db, session)
+            entries = [
+                tx.entry(op.key, op.op, _fingerprint(op.op, op.params), result, **fields)
+                for op, tx, (result, fields) in zip(operations, transactions, done, strict=True)
+            ]
+            # One command for every entry; a repeated key fails it, and the transaction.
+            self.db[journal.ENTRIES].insert_many(entries, session=session)
+        for entry in entries:
+            log.info("ledger_operation", key=entry["key"], op=entry["kind"], **entry["result"])
+        return transactions
+
+    def _locks(self, account_ids: Sequence[str]) -> AbstractContextManager[None]:
+        # Only accounts with a balance document can conflict; system accounts are
+        # append-only, so writers on different wallets never wait for each other.
+        locked = [a for a in account_ids if keeps_running_balance(a)]
+        return account_locks(self.redis, locked, timeout=self.lock_timeout, wait=self.lock_wait)
+
     def _run(
         self,
         key: str,
@@ -531,10 +708,7 @@ class Ledger:
         work: _Work,
     ) -> dict[str, Any]:
         fingerprint = _fingerprint(op, params)
-        # Only accounts with a balance document can conflict; system accounts are
-        # append-only, so writers on different wallets never wait for each other.
-        locked = [a for a in account_ids if keeps_running_balance(a)]
-        with account_locks(self.redis, locked, timeout=self.lock_timeout, wait=self.lock_wait):
+        with self._locks(account_ids):
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
                     return self._attempt(key, op, fingerprint, work)
@@ -587,6 +761,13 @@ class Ledger:
                 {"key": key},
             )
         return {**entry["result"], "replayed": True}
+
+
+def _transfer_postings(source: str, destinations: Sequence[tuple[str, int]]) -> list[Posting]:
+    for _, amount in destinations:
+        _check_positive(amount)  # else a negative share would move money backwards
+    total = sum(amount for _, amount in destinations)
+    return [Posting(source, -total), *(Posting(a, amount) for a, amount in destinations)]
 
 
 def _is_integer(amount: object) -> bool:

@@ -7,7 +7,7 @@ Each read is served from an index (see `shared/indexes.py`); none walks a collec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,12 @@ class LedgerReads:
         if keeps_running_balance(account_id):
             return self.wallet(account_id).balance
         return sum(self.posted_sums([account_id]).values())
+
+    def balances(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """Balances of wallets and receivables in one query; one no money reached is 0."""
+        documents = self.db[ACCOUNTS].find({"_id": {"$in": list(account_ids)}}, {"balance": 1})
+        found = {document["_id"]: int(document["balance"]) for document in documents}
+        return {account_id: found.get(account_id, 0) for account_id in account_ids}
 
     def wallets_of(self, user_id: ObjectId) -> list[WalletState]:
         """Every wallet (one per currency) of a user."""

@@ -15,6 +15,7 @@ from bson import Int64, ObjectId
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.ledger import (
     AccountBusy,
+    Credit,
     HoldNotOpen,
     IdempotencyConflict,
     InsufficientFunds,
@@ -646,6 +647,87 @@ def test_expire_holds_uses_the_ledgers_clock(db, redis_client):
 
     assert db.holds.find_one({"_id": hold.hold_id})["status"] == "expired"
     assert account_state(db, wallet)["held"] == 0
+
+
+# ---- credits committed together -------------------------------------------------------
+
+
+def test_credit_many_commits_each_credit_with_its_own_entry(db, ledger):
+    wallet, other = new_wallet(), new_wallet()
+    credits = [Credit(new_key(), wallet, 500, reference="r1"), Credit(new_key(), other, 700)]
+    credits.append(Credit(new_key(), wallet, 300))  # the same wallet twice in one group
+
+    results = ledger.credit_many(credits)
+
+    assert [r.replayed for r in results] == [False, False, False]
+    assert account_state(db, wallet)["balance"] == 800
+    assert account_state(db, other)["balance"] == 700
+    for credit, result in zip(credits, results, strict=True):
+        entry = db.entries.find_one({"key": credit.key})
+        assert str(entry["_id"]) == result.entry_id and entry["kind"] == "credit"
+    balances_after = [line.balance_after for line in LedgerReads(db).history(wallet, 10)]
+    assert sorted(balances_after) == [500, 800]
+
+
+def test_credit_many_replays_like_credit(db, ledger):
+    """A group's credits are the credits `credit` would make: either replays the other."""
+    wallet, keys = new_wallet(), [new_key(), new_key()]
+    alone = ledger.credit(keys[0], wallet, 500)
+
+    grouped = ledger.credit_many([Credit(keys[0], wallet, 500), Credit(keys[1], wallet, 200)])
+    again = ledger.credit(keys[1], wallet, 200)
+
+    assert grouped[0].replayed and grouped[0].entry_id == alone.entry_id
+    assert not grouped[1].replayed
+    assert again.replayed and again.entry_id == grouped[1].entry_id
+    assert account_state(db, wallet)["balance"] == 700
+    assert all(db.entries.count_documents({"key": key}) == 1 for key in keys)
+
+
+def test_a_bad_item_is_refused_alone_and_the_others_apply_once(db, ledger):
+    wallet, used = new_wallet(), new_key()
+    ledger.credit(used, wallet, 100)
+    credits = [
+        Credit(new_key(), wallet, 400),
+        Credit(used, wallet, 999),  # the key is taken with another amount
+        Credit(new_key(), wallet, 0),  # not an amount
+        Credit(new_key(), wallet, 50),
+    ]
+
+    results = ledger.credit_many(credits)
+
+    assert isinstance(results[1], IdempotencyConflict)
+    assert isinstance(results[2], InvalidRequest)
+    assert not results[0].replayed and not results[3].replayed
+    assert account_state(db, wallet)["balance"] == 550
+    assert nothing_recorded_for(db, credits[2].key)
+    assert all(db.entries.count_documents({"key": c.key}) == 1 for c in credits[:2])
+
+
+def test_the_same_key_twice_in_one_group_applies_once(db, ledger):
+    wallet, key = new_wallet(), new_key()
+
+    first, second = ledger.credit_many([Credit(key, wallet, 300), Credit(key, wallet, 300)])
+
+    assert not first.replayed and second.replayed
+    assert first.entry_id == second.entry_id
+    assert account_state(db, wallet)["balance"] == 300
+
+
+def test_a_busy_wallet_refuses_only_its_own_credit(db, redis_client):
+    ledger = Ledger(db, redis_client, lock_wait=0.2)
+    busy, free = new_wallet(), new_wallet()
+    holder = FairLock(redis_client, busy, timeout=10, wait=0)
+    assert holder.acquire()
+    try:
+        results = ledger.credit_many([Credit(new_key(), busy, 100), Credit(new_key(), free, 200)])
+    finally:
+        holder.release()
+
+    assert isinstance(results[0], AccountBusy)
+    assert not results[1].replayed
+    assert account_state(db, busy)["balance"] == 0
+    assert account_state(db, free)["balance"] == 200
 
 
 # ---- locks ----------------------------------------------------------------------------

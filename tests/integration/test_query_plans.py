@@ -27,7 +27,7 @@ from shared import audit
 from shared.calls import CallContext, billing, sessions
 from shared.funding import inbox
 from shared.indexes import ensure_indexes
-from shared.ledger import Ledger, check_recent, wallet_id
+from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
 from shared.mongo import find_and_modify_uses_indexes
 from shared.users import create_user, find_active_user
@@ -202,7 +202,7 @@ def test_a_call_from_start_to_settlement(planned, calls):
         sessions.end(calls, call_id, receiver_id)
         billing.settle_call(calls, str(call_id))
         sessions.get_call(calls, call_id, caller_id)
-        page, cursor = sessions.history(calls, caller_id, None, 1, None)
+        _page, cursor = sessions.history(calls, caller_id, None, 1, None)
         sessions.history(calls, caller_id, "caller", 1, cursor)
         billing.sweep(calls)
 
@@ -234,7 +234,6 @@ def test_a_scan_is_caught(planned):
 
 def test_the_checked_database_holds_the_filler(planned):
     db, _ = planned
-    assert all(db[name].count_documents({"filler": {"$exists": True}}) == FILLER for name in COLLECTIONS)
-
-
-_ = wallet_id  # noqa: F841
+    assert all(
+        db[name].count_documents({"filler": {"$exists": True}}) == FILLER for name in COLLECTIONS
+    )

@@ -7,20 +7,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from celery import Task
 
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.errors import Conflict
 from shared.funding import events, inbox, reconciliation
 from shared.funding.confirmation import FundingConfirmer
 from shared.funding.refunds import Refunds
 from shared.logs import get_logger
-from shared.metrics import CONFIRMATION_FAILURES
-from shared.monnify.errors import MonnifyError
+from shared.metrics import CONFIRMATION_BATCH_SIZE
 
 log = get_logger(__name__)
+
+# Events one task confirms together: enough to share the commands of a burst, few
+# enough that a batch's status calls (LOOKUP_THREADS at a time) finish in a second or two.
+BATCH_SIZE = 50
 
 
 def confirmer() -> FundingConfirmer:
@@ -31,29 +32,31 @@ def refunder() -> Refunds:
     return Refunds(context.db(), context.ledger(), context.monnify())
 
 
-@celery.task(bind=True, name="payments.process_event", max_retries=None)
-def process_event(self: Task, event_id: str) -> str:
-    """Confirm what a stored webhook reports, retrying while Monnify lags or is down."""
+# Its outcome lives on the stored events; no result (nor STARTED state) is kept in Redis,
+# which saves two writes per task, most of them for events an earlier batch settled.
+@celery.task(name="payments.process_event", ignore_result=True)
+def process_event(event_id: str) -> str:
+    """Confirm what stored webhooks report: this event and the others waiting with it,
+    together (a burst queues one task per event; the first takes a batch, the rest find
+    theirs done). Each event that Monnify has not settled is tried again on its own."""
     oid = ObjectId(event_id)
     db = context.db()
+    batch = inbox.claim_batch(db, oid, BATCH_SIZE)
+    if not batch:
+        return "already handled"
     try:
-        outcome = events.process_event(db, confirmer(), refunder(), oid)
-    except (MonnifyError, Conflict) as exc:  # Monnify down or odd, or the wallet busy
-        note = f"{type(exc).__name__}: {exc}"
-        outcome = events.EventOutcome(inbox.RECEIVED, note, retry_or=inbox.FAILED)
-    if outcome.retry_or is None:
-        return outcome.status
+        outcomes = events.process_batch(confirmer(), refunder(), batch)
+    except Exception:
+        inbox.release_claims(db, [event["_id"] for event in batch])
+        raise
+    CONFIRMATION_BATCH_SIZE.observe(len(batch))
     window = context.settings().confirmation_retry_window_seconds
-    delay = events.retry_delay(db, oid, self.request.retries, window)
-    if delay is None:
-        # Out of time: reconciliation (or an admin requeue) takes it from here.
-        inbox.mark_event(db, oid, outcome.retry_or, outcome.note)
-        log.error("webhook_event_gave_up", event_id=event_id, reason=outcome.note)
-        CONFIRMATION_FAILURES.labels(outcome.retry_or).inc()
-        return outcome.retry_or
-    log.info("webhook_event_retry", event_id=event_id, reason=outcome.note, delay=delay)
-    inbox.schedule_retry(db, oid, delay)
-    raise self.retry(countdown=delay)
+    steps = {e["_id"]: events.next_step(e, outcomes[e["_id"]], window) for e in batch}
+    inbox.write_updates(db, [step.update for step in steps.values()])
+    for retried, step in steps.items():
+        if step.retry_in is not None:  # sent only now that its retryAt is written
+            process_event.apply_async((str(retried),), countdown=step.retry_in)
+    return steps[oid].status if oid in steps else "already handled"
 
 
 @periodic("payments.requeue_inbox")
