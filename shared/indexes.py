@@ -88,6 +88,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "webhook_events": [
         IndexModel([("dedupeKey", ASCENDING)], unique=True, name="event_dedupe"),
         IndexModel([("status", ASCENDING), ("receivedAt", ASCENDING)], name="events_by_status"),
+        IndexModel([("status", ASCENDING), ("retryAt", ASCENDING)], name="events_due"),
         IndexModel(
             [("paymentReference", ASCENDING), ("status", ASCENDING)], name="events_by_funding"
         ),

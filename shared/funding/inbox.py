@@ -9,8 +9,10 @@ go back to waiting when it runs out, and the requeue job sends them again.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from bson import ObjectId
@@ -83,6 +85,7 @@ def store_event(
         "sourceIp": source_ip,
         "deliveries": 1,
         "receivedAt": now,
+        "retryAt": now,  # due at once (`events_to_requeue`)
         "updatedAt": now,
         **event_fields(body),
     }
@@ -118,9 +121,8 @@ def claim_batch(db: Database, event_id: ObjectId, limit: int) -> list[dict[str, 
     waiting = {"status": RECEIVED, "claimedUntil": {"$not": {"$gt": now}}}
     if db.webhook_events.find_one({"_id": event_id, **waiting}, {"_id": 1}) is None:
         return []
-    due = {**waiting, "_id": {"$ne": event_id}, "retryAt": {"$not": {"$gt": now}}}
-    others = db.webhook_events.find(due, {"_id": 1}).sort("receivedAt", 1).limit(limit - 1)
-    ids = [event_id, *(event["_id"] for event in others)]
+    others = islice((e["_id"] for e in _due(db, now) if e["_id"] != event_id), limit - 1)
+    ids = [event_id, *others]
     batch = ObjectId()
     lease = {"batch": batch, "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS)}
     db.webhook_events.update_many({**waiting, "_id": {"$in": ids}}, {"$set": lease})
@@ -190,18 +192,29 @@ def events_to_requeue(db: Database, older_than_seconds: int, limit: int = 200) -
     """Events stored but not processed in time (the queue was down, or a task was lost):
     received long enough ago, and not waiting for a retry that is still due."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-    cursor = db.webhook_events.find(
-        {
-            "status": RECEIVED,
-            "claimedUntil": {"$not": {"$gt": datetime.now(UTC)}},  # not in a live batch
-            "$or": [
-                {"retryAt": {"$exists": False}, "receivedAt": {"$lte": cutoff}},
-                {"retryAt": {"$lte": cutoff}},
-            ],
-        },
-        {"_id": 1},
-    ).limit(limit)
-    return [event["_id"] for event in cursor]
+    return [event["_id"] for event in islice(_due(db, cutoff), limit)]
+
+
+def _due(db: Database, by: datetime) -> Iterator[dict[str, Any]]:
+    """Waiting events due by `by` and in no live batch, the longest due first.
+
+    Every event is stored due (`retryAt` = when received), so one range on the
+    events_due index serves the never-tried and the retried alike; a live claim is
+    skipped as read: a filter on a field the index lacks (or an $or) makes the embedded
+    server walk every event."""
+    now = datetime.now(UTC)
+    selector = {"status": RECEIVED, "retryAt": {"$lte": by}}
+    cursor = db.webhook_events.find(selector, {"claimedUntil": 1}).sort("retryAt", 1)
+    with cursor:
+        for event in cursor:
+            if _aware(event.get("claimedUntil")) <= now:
+                yield event
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def settle_waiting_events(db: Database, payment_reference: str, note: str) -> int:

@@ -2,11 +2,11 @@
 
 Each path runs against a database of its own in which every collection also holds
 FILLER documents of no interest to it. A listener records every command the path sends;
-each query among them is then explained by the server with execution statistics, and
-must have examined a bounded number of documents (a collection scan examines them all:
-at 5,000 filler documents or 100,000 the verdict is the same; QUERY_PLAN_FILLER sets
-it). Writes are explained too (no COLLSCAN), and findAndModify must not be sent to the
-embedded server, which runs it as a walk of the whole collection
+the filter of each (a find's, a count's, a write's, an aggregation's first $match) is
+then explained as a find with execution statistics, and must have examined a bounded
+number of documents: a collection scan examines them all (at 5,000 filler documents or
+100,000 the verdict is the same; QUERY_PLAN_FILLER sets it). findAndModify must not be
+sent to the embedded server, which runs it as a walk of the whole collection
 (shared.mongo.update_and_read).
 """
 
@@ -29,7 +29,7 @@ from shared.funding import inbox
 from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
-from shared.mongo import find_and_modify_uses_indexes
+from shared.mongo import IN_CHUNK, find_and_modify_uses_indexes
 from shared.users import create_user, find_active_user
 
 FILLER = int(os.environ.get("QUERY_PLAN_FILLER", "5000"))
@@ -64,10 +64,20 @@ def planned(servers) -> Iterator[tuple[Database, Recorder]]:
     for name in COLLECTIONS:
         for start in range(0, FILLER, 5_000):
             count = min(5_000, FILLER - start)
-            db[name].insert_many([{"filler": start + i} for i in range(count)])
+            db[name].insert_many([_filler(start + i) for i in range(count)])
     yield db, recorder
     client.drop_database(db.name)
     client.close()
+
+
+def _filler(n: int) -> dict[str, Any]:
+    """A document of no interest, unique where a collection's unique indexes want it."""
+    unique = f"filler-{n}"
+    return {
+        "filler": n,
+        **dict.fromkeys(("key", "email", "dedupeKey", "hash"), unique),
+        "seq": -n - 1,
+    }
 
 
 def sent_by(recorder: Recorder, step: Callable[[], object]) -> list[dict[str, Any]]:
@@ -79,25 +89,32 @@ def sent_by(recorder: Recorder, step: Callable[[], object]) -> list[dict[str, An
     return recorder.commands
 
 
-def examined(db: Database, command: dict[str, Any]) -> tuple[str, int | None]:
-    """The plan's top stage name (COLLSCAN anywhere wins) and documents examined."""
-    name = next(iter(command))
-    explain = db.command("explain", _explainable(name, command), verbosity="executionStats")
-    plan = str(explain["queryPlanner"]["winningPlan"])
-    stage = "COLLSCAN" if "COLLSCAN" in plan else explain["queryPlanner"]["winningPlan"]["stage"]
+def examined(db: Database, query: dict[str, Any]) -> tuple[str, int | None]:
+    """The plan's stage (COLLSCAN anywhere wins) and the documents it examined."""
+    explain = db.command("explain", query, verbosity="executionStats")
+    plan = explain["queryPlanner"]["winningPlan"]
+    stage = "COLLSCAN" if "COLLSCAN" in str(plan) else plan["stage"]
     return stage, explain.get("executionStats", {}).get("totalDocsExamined")
 
 
-def _explainable(name: str, command: dict[str, Any]) -> dict[str, Any]:
-    kept = {
-        "find": ("find", "filter", "sort", "limit", "projection", "hint"),
-        "count": ("count", "query", "limit", "hint"),
-        "aggregate": ("aggregate", "pipeline", "cursor"),
-        "update": ("update", "updates"),
-        "delete": ("delete", "deletes"),
-        "findAndModify": ("findAndModify", "query", "update", "sort"),
-    }[name]
-    return {key: command[key] for key in kept if key in command}
+def as_finds(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reads a command makes, as find commands. A write is explained by its filter:
+    the embedded server's explain of an update says COLLSCAN even where the write
+    itself goes straight to its document by _id."""
+    name = next(iter(command))
+    collection = command[name]
+    if name == "find":
+        keys = ("filter", "sort", "limit", "hint")
+        return [{"find": collection, **{k: command[k] for k in keys if k in command}}]
+    if name == "count":
+        return [{"find": collection, "filter": command.get("query", {})}]
+    if name == "aggregate":
+        first = command["pipeline"][0] if command["pipeline"] else {}
+        return [{"find": collection, "filter": first.get("$match", {})}]
+    if name == "findAndModify":
+        return [{"find": collection, "filter": command.get("query", {}), "limit": 1}]
+    statements = command["updates"] if name == "update" else command["deletes"]
+    return [{"find": collection, "filter": statement["q"]} for statement in statements]
 
 
 def assert_served_by_indexes(db: Database, commands: list[dict[str, Any]]) -> None:
@@ -105,13 +122,24 @@ def assert_served_by_indexes(db: Database, commands: list[dict[str, Any]]) -> No
         sent = [c for c in commands if "findAndModify" in c]
         assert not sent, f"findAndModify walks the collection here: {sent}"
     scans = []
-    for command in commands:
-        if "lsid" in command and command.get("txnNumber") and "update" in command:
-            command = {k: v for k, v in command.items() if k not in ("lsid", "txnNumber")}
-        stage, docs = examined(db, command)
-        if stage == "COLLSCAN" or (docs is not None and docs > MOST_EXAMINED):
-            scans.append((stage, docs, {k: v for k, v in command.items() if k != "lsid"}))
+    for query in (find for command in commands for find in as_finds(command)):
+        if _names_documents_by_id(query["filter"]):
+            continue
+        stage, docs = examined(db, query)
+        if docs is None or docs > MOST_EXAMINED:
+            scans.append((stage, docs, query))
     assert not scans, scans
+
+
+def _names_documents_by_id(selector: dict[str, Any]) -> bool:
+    """A filter on one _id, or an $in of at most IN_CHUNK of them, goes straight to those
+    documents on every engine, whatever its other conditions (timed on the embedded
+    server at 100,000 documents: 1 to 8 ms). Its explain says COLLSCAN there all the
+    same: it doesn't model that path."""
+    wanted = selector.get("_id")
+    if isinstance(wanted, dict) and set(wanted) == {"$in"}:
+        return len(wanted["$in"]) <= IN_CHUNK
+    return isinstance(wanted, str | ObjectId)
 
 
 # ---- the paths ------------------------------------------------------------------------
@@ -218,7 +246,8 @@ def test_users_and_the_webhook_inbox(planned):
         find_active_user(db, str(user["_id"]))
         stored = inbox.store_event(db, raw, verified_by="test", source_ip=None)
         inbox.store_event(db, raw, verified_by="test", source_ip=None)  # delivered twice
-        inbox.mark_event(db, stored.event_id, inbox.PROCESSED, "done")
+        inbox.claim_batch(db, stored.event_id, 50)
+        inbox.write_updates(db, [inbox.finish_update(stored.event_id, inbox.PROCESSED)])
         inbox.events_to_requeue(db, 60)
 
     assert_served_by_indexes(db, sent_by(recorder, requests_and_jobs))
