@@ -84,7 +84,7 @@ POLL_SECONDS = 0.02
 WAIT_TIMEOUT_SECONDS = REQUEST_TIMEOUT_SECONDS  # paid -> credited, end -> paid
 JOB_TIMEOUT_SECONDS = 600.0
 LOCK_HOLD_SECONDS = 4 * 3600  # the bench's whole run, load included
-P50_TARGET, P90_TARGET, JOB_TARGET_MS = 2.0, 3.0, 1000.0
+P50_TARGET, P90_TARGET, JOB_TARGET_MS, LOAD_TARGET_SECONDS = 2.0, 3.0, 1000.0, 900.0
 QUICK = {"users": 5_000, "postings": 50_000}
 JOBS = (
     "ledger.expire_holds",
@@ -291,8 +291,12 @@ def _jsonable(value: Any) -> Any:
 
 def measure_phase(stack: Stack, jobs: PeriodicJobs, repetitions: int, label: str) -> Phase:
     print(f"{label}: {repetitions} journeys", flush=True)
+    journey = Journey(stack)
+    # One untimed journey first: the first requests of a phase pay for cold processes
+    # and caches (and, once loaded, for the rebuilt indexes' first reads).
+    run_journeys(journey, 1, Phase())
     phase = Phase()
-    run_journeys(Journey(stack), repetitions, phase)
+    run_journeys(journey, repetitions, phase)
     print(f"{label}: periodic jobs", flush=True)
     jobs.run_all(phase)
     return phase
@@ -390,8 +394,10 @@ def report(
             "journeyP50Ratio": P50_TARGET,
             "journeyP90Ratio": P90_TARGET,
             "periodicJobLoadedMs": JOB_TARGET_MS,
+            "loadSeconds": LOAD_TARGET_SECONDS,
             "missed": [f"journey: {s}" for s, r in journey.items() if not r["meetsTarget"]]
-            + [f"job: {n}" for n, r in jobs.items() if not r["meetsTarget"]],
+            + [f"job: {n}" for n, r in jobs.items() if not r["meetsTarget"]]
+            + (["load"] if load_seconds > LOAD_TARGET_SECONDS else []),
         },
         "config": {
             "historySeedCredits": HISTORY_SEED,

@@ -48,6 +48,7 @@ from shared.passwords import hash_password
 from shared.settings import CallSettings
 
 CHUNK = 5_000
+PROGRESS_EVERY = 250_000  # documents between progress lines: a full load takes minutes
 CURRENCY = "NGN"
 PASSWORD = "scale-password"  # every loaded user's, should anyone want to log in as one
 HISTORY_DAYS = 365
@@ -116,7 +117,10 @@ class Sink:
     def _send(self, collection: str) -> None:
         documents = self._buffers.pop(collection, [])
         if documents:
+            before = sum(self.counts.values())
             self.counts[collection] = self.counts.get(collection, 0) + len(documents)
+            if before // PROGRESS_EVERY < (before + len(documents)) // PROGRESS_EVERY:
+                print(f"  {before + len(documents):,} documents built", flush=True)
             self._queue.put((collection, documents))
 
     def _insert_loop(self) -> None:
