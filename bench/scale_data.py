@@ -178,8 +178,12 @@ class World:
         while self.postings < self.sizes.postings:
             self.clock += step
             self._movement()
+        # Opened as the load ends, not as it began: a full load takes longer than
+        # RECONCILE_PENDING_AFTER_SECONDS, after which reconciliation would ask Monnify
+        # (the simulator, which never heard of them) about each.
+        opened = datetime.now(UTC)
         for _ in range(int(movements * (1 - self.sizes.call_share) * PENDING_SHARE)):
-            self._funding(random.choice(self.wallets), fundings.PENDING, self.now)
+            self._funding(random.choice(self.wallets), fundings.PENDING, opened)
         self.chain.flush(self.sink)
         self._add_accounts()
 
