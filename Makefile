@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install clean bench
+.PHONY: run test lint format install clean bench bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.calls
 	$(BIN)/python -m bench.reads
+
+# Minutes, not seconds (a database of 100,000 users is loaded): not part of `make bench`.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -48,6 +48,8 @@ from shared.threads import run_threads
 REPORT = Path(__file__).resolve().parent / "reports" / "calls.json"
 READY_TIMEOUT_SECONDS = 120.0
 SETTLE_TIMEOUT_SECONDS = 120.0
+# A request this slow is a finding, not something to wait on forever (bench.scale).
+REQUEST_TIMEOUT_SECONDS = 120.0
 FUNDS_PER_CALLER = 1_000_000  # 10,000 NGN in kobo
 CONNECT_FEE = "1"  # NGN
 
@@ -177,7 +179,9 @@ def sign_up(api: str, timings: Timings) -> Party:
     response = timings.timed(
         "POST /auth/signup",
         lambda: session.post(
-            f"{api}/auth/signup", json={"email": email, "password": "bench-password"}
+            f"{api}/auth/signup",
+            json={"email": email, "password": "bench-password"},
+            timeout=REQUEST_TIMEOUT_SECONDS,
         ),
     )
     response.raise_for_status()
@@ -201,7 +205,11 @@ def funded_pairs(stack: Stack, count: int, timings: Timings) -> list[tuple[Party
 def initiate_call(api: str, caller: Party, receiver: Party, timings: Timings) -> str:
     started = timings.timed(
         "POST /calls/initiate",
-        lambda: caller.session.post(f"{api}/calls/initiate", json={"receiverId": receiver.user_id}),
+        lambda: caller.session.post(
+            f"{api}/calls/initiate",
+            json={"receiverId": receiver.user_id},
+            timeout=REQUEST_TIMEOUT_SECONDS,
+        ),
     )
     if started.status_code != 201:
         raise RuntimeError(f"initiate answered {started.status_code}: {started.text}")
@@ -210,7 +218,8 @@ def initiate_call(api: str, caller: Party, receiver: Party, timings: Timings) ->
 
 def end_call(api: str, caller: Party, call_id: str, timings: Timings) -> None:
     ended = timings.timed(
-        "POST /calls/<id>/end", lambda: caller.session.post(f"{api}/calls/{call_id}/end")
+        "POST /calls/<id>/end",
+        lambda: caller.session.post(f"{api}/calls/{call_id}/end", timeout=REQUEST_TIMEOUT_SECONDS),
     )
     if ended.status_code != 200:
         raise RuntimeError(f"end answered {ended.status_code}: {ended.text}")
