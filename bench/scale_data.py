@@ -443,7 +443,11 @@ class World:
             wallet = self.by_account[account]
             wallet.balance += change
             wallet.version += 1
-            after[account] = (wallet.balance, (held or {}).get(account, 0))
+            after[account] = {
+                "balance": wallet.balance,
+                "held": (held or {}).get(account, 0),
+                "version": wallet.version,
+            }
         entry_id = ObjectId()
         # Same shape as a live entry; its fingerprint (of parameters nobody will replay)
         # only has the right form.
@@ -494,7 +498,7 @@ def load(
     for collection in LOADED_COLLECTIONS:
         db[collection].drop_indexes()
     sink = Sink(db)
-    chain = Chain(audit._tail(db))
+    chain = Chain(audit._tail(db, audit.read_head(redis_client)))
     try:
         World(sizes, calls, sink, chain).run()
     finally:
