@@ -97,12 +97,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # The daily report's fundings created that day.
         IndexModel([("createdAt", ASCENDING)], name="fundings_by_creation"),
-        # The daily report's flagged fundings: only they carry `discrepancy`.
-        IndexModel(
-            [("discrepancy", ASCENDING), ("updatedAt", ASCENDING)],
-            sparse=True,
-            name="fundings_flagged",
-        ),
+        # The daily report's fundings flagged that day, among those updated that day.
+        IndexModel([("updatedAt", ASCENDING)], name="fundings_by_update"),
         # Credited fundings due a recheck for a reversal; the field is removed once
         # past the lookback or reversed, so the index holds only what may come due.
         IndexModel([("recheckAt", ASCENDING)], sparse=True, name="fundings_recheck_due"),

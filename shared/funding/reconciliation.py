@@ -281,16 +281,17 @@ def _fundings_of_the_day(
     one index-served query each (an $or would walk the collection on the embedded
     server), merged by _id."""
     in_day = {"$gte": start, "$lt": end}
-    selectors: list[dict[str, Any]] = [
-        {"createdAt": in_day},  # fundings_by_creation
-        {"discrepancy": {"$exists": True}, "updatedAt": in_day},  # fundings_flagged
-    ]
-    selectors += [  # the sparse unique transactionReference index, in $in chunks
-        {"transactionReference": {"$in": chunk}} for chunk in in_chunks(sorted(references))
-    ]
     found: dict[str, dict[str, Any]] = {}
-    for selector in selectors:
-        for funding in db.fundings.find(selector):
+    for funding in db.fundings.find({"createdAt": in_day}):  # fundings_by_creation
+        found.setdefault(funding["_id"], funding)
+    # The sparse unique transactionReference index, in $in chunks.
+    for chunk in in_chunks(sorted(references)):
+        for funding in db.fundings.find({"transactionReference": {"$in": chunk}}):
+            found.setdefault(funding["_id"], funding)
+    # Flagged ones among those updated that day (fundings_by_update): the embedded server
+    # answers a condition on `discrepancy` ($exists, or a range) with a scan.
+    for funding in db.fundings.find({"updatedAt": in_day}):
+        if "discrepancy" in funding:
             found.setdefault(funding["_id"], funding)
     return list(found.values())
 
