@@ -279,6 +279,8 @@ class World:
             # Rechecked for a reversal within the hour, as the reconciliation job does,
             # so a run finds only what it would find in service: nothing due.
             funding["reconciledAt"] = self.now - timedelta(minutes=random.uniform(0, 20))
+            # Next due an hour after (RECONCILE_CREDITED_EVERY_SECONDS' default).
+            funding["recheckAt"] = funding["reconciledAt"] + timedelta(hours=1)
         self._webhook_event(funding, paid_on)
         self._entry(
             credit_key(funding["transactionReference"]),

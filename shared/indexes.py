@@ -7,6 +7,12 @@ from pymongo.database import Database
 
 HISTORY_INDEX = "entries_by_wallet_newest"
 CALL_SLOT_INDEX = "calls_open_slot_per_caller"
+TRANSACTION_REFERENCE_INDEX = "funding_transaction_reference_unique"
+
+# Indexes replaced by others on the same keys, dropped before the new ones are built
+# (MongoDB refuses a second index on the same keys). The partial unique index on
+# transactionReference could enforce, never serve, look-ups on the embedded server.
+RETIRED: dict[str, list[str]] = {"fundings": ["funding_by_transaction_reference"]}
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
@@ -60,22 +66,42 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     "fundings": [
+        # Enforces one funding per (user, Idempotency-Key). Partial, so fundings without
+        # a key don't collide; but the embedded server never plans a query with a
+        # partial index, so the replay's look-up has the plain index below.
         IndexModel(
             [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
             unique=True,
             partialFilterExpression={"idempotencyKey": {"$exists": True}},
             name="funding_idempotency_key",
         ),
+        # The replay's look-up. A plain index rather than one combined field with a
+        # sparse unique index: it needs no new field on existing fundings, so keys
+        # stored before it keep replaying. The fields are in the other order only so
+        # its key pattern differs from the partial index's (MongoDB refuses two).
+        IndexModel(
+            [("idempotencyKey", ASCENDING), ("userId", ASCENDING)],
+            name="fundings_by_idempotency_key",
+        ),
+        # Sparse rather than partial: for one field it means the same (fundings not yet
+        # at Monnify are left out), and both engines use it for confirmation's look-ups.
         IndexModel(
             [("transactionReference", ASCENDING)],
             unique=True,
-            partialFilterExpression={"transactionReference": {"$exists": True}},
-            name="funding_by_transaction_reference",
+            sparse=True,
+            name=TRANSACTION_REFERENCE_INDEX,
         ),
         IndexModel([("status", ASCENDING), ("createdAt", ASCENDING)], name="fundings_by_status"),
         IndexModel(
             [("status", ASCENDING), ("confirmedAt", ASCENDING)], name="fundings_by_confirmation"
         ),
+        # The daily report's fundings created that day.
+        IndexModel([("createdAt", ASCENDING)], name="fundings_by_creation"),
+        # The daily report's fundings flagged that day, among those updated that day.
+        IndexModel([("updatedAt", ASCENDING)], name="fundings_by_update"),
+        # Credited fundings due a recheck for a reversal; the field is removed once
+        # past the lookback or reversed, so the index holds only what may come due.
+        IndexModel([("recheckAt", ASCENDING)], sparse=True, name="fundings_recheck_due"),
     ],
     "refunds": [
         IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="refunds_by_status"),
@@ -103,6 +129,15 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 
 def ensure_indexes(db: Database) -> None:
+    _drop_retired(db)
     for collection, models in INDEXES.items():
         if models:
             db[collection].create_indexes(models)
+
+
+def _drop_retired(db: Database) -> None:
+    for collection, names in RETIRED.items():
+        existing = db[collection].index_information()
+        for name in names:
+            if name in existing:
+                db[collection].drop_index(name)

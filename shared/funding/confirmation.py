@@ -39,6 +39,7 @@ from shared.ledger import (
 from shared.ledger.accounts import receivable_id
 from shared.logs import get_logger
 from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
+from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.models import PaymentStatus, Transaction
 
@@ -179,8 +180,12 @@ class FundingConfirmer:
         wanted = sorted({v for v in values if isinstance(v, str) and v})
         if not wanted:
             return {}
+        # In chunks: the embedded server's cost for an $in grows with its length squared.
+        # Both fields are indexed (_id, and the sparse unique transactionReference).
         return {
-            funding[field]: funding for funding in self.db.fundings.find({field: {"$in": wanted}})
+            funding[field]: funding
+            for chunk in in_chunks(wanted)
+            for funding in self.db.fundings.find({field: {"$in": chunk}})
         }
 
     def _status(self, funding: dict[str, Any], transaction_reference: str | None) -> Transaction:
@@ -250,12 +255,16 @@ class FundingConfirmer:
         # Before the status is final, so a repayment interrupted here is done by the retry.
         if receivable_id(funding["userId"], funding["currency"]) in owing:
             self._repay_receivable(funding, transaction.transaction_reference)
+        now = datetime.now(UTC)
         fields = {
             "status": status,
             "amountPaid": Int64(amount),
             "amountCredited": Int64(amount),
             "paidOn": transaction.paid_on,
-            "confirmedAt": datetime.now(UTC),
+            "confirmedAt": now,
+            # Due a recheck for a reversal at once (Monnify sends no event for one); the
+            # reconciler then moves it on (Reconciler.recheck_credited_fundings).
+            "recheckAt": now,
         }
         decision = f"credited {amount} ({transaction.payment_status.value})"
         update = UpdateOne({"_id": funding["_id"]}, _funding_update(fields, decision))
@@ -268,7 +277,13 @@ class FundingConfirmer:
         credited = self._credited_amount(reference, funding["account"])
         if credited:
             self._take_back(funding, reference, credited)
-        self._set(funding, {"status": f.REVERSED}, decision=f"reversed; {credited} taken back")
+        # Reversed for good: no more rechecks.
+        self._set(
+            funding,
+            {"status": f.REVERSED},
+            decision=f"reversed; {credited} taken back",
+            unset=("recheckAt",),
+        )
         return Outcome(funding["_id"], f.REVERSED, -credited)
 
     def _take_back(self, funding: dict[str, Any], reference: str, credited: int) -> None:
@@ -346,8 +361,17 @@ class FundingConfirmer:
     def _credited_amount(self, reference: str, wallet: str) -> int:
         return self.ledger.reads.credited(credit_key(reference), wallet)
 
-    def _set(self, funding: dict[str, Any], fields: dict[str, Any], decision: str | None = None):
-        self.db.fundings.update_one({"_id": funding["_id"]}, _funding_update(fields, decision))
+    def _set(
+        self,
+        funding: dict[str, Any],
+        fields: dict[str, Any],
+        decision: str | None = None,
+        unset: tuple[str, ...] = (),
+    ) -> None:
+        update = _funding_update(fields, decision)
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        self.db.fundings.update_one({"_id": funding["_id"]}, update)
 
 
 def _funding_update(fields: dict[str, Any], decision: str | None) -> dict[str, Any]:

@@ -25,10 +25,11 @@ from shared.funding import fundings as f
 from shared.funding import inbox
 from shared.funding.confirmation import FundingConfirmer, Outcome
 from shared.funding.refunds import Refunds
-from shared.ledger import LedgerReads, SystemAccount, check_invariants, system_account_id
+from shared.ledger import LedgerReads, SystemAccount, check_recent, system_account_id
 from shared.logs import get_logger
 from shared.metrics import RECONCILIATION_DISCREPANCIES
 from shared.money import CURRENCY_EXPONENTS
+from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyError, MonnifyNotFound
 from shared.monnify.models import PaymentStatus, RefundStatus
@@ -36,6 +37,9 @@ from shared.monnify.models import PaymentStatus, RefundStatus
 log = get_logger(__name__)
 
 BATCH = 200
+_OPEN_FIELDS = {"_id": 1, "status": 1, "reconciledAt": 1}
+_RECHECK_FIELDS = {"_id": 1, "status": 1, "confirmedAt": 1}
+_NEVER = datetime.min.replace(tzinfo=UTC)
 _PAID = (PaymentStatus.PAID, PaymentStatus.OVERPAID, PaymentStatus.PARTIALLY_PAID)
 _CLOSED = (f.EXPIRED, f.FAILED)
 
@@ -65,22 +69,42 @@ class Reconciler:
         """Confirm fundings still open after `older_than_seconds`, least recently checked
         first."""
         cutoff = _now() - timedelta(seconds=older_than_seconds)
-        selector = {"status": {"$in": list(f.OPEN_STATUSES)}, "createdAt": {"$lte": cutoff}}
-        return self._check_all(selector)
+        candidates = [
+            funding for status in f.OPEN_STATUSES for funding in self._open_since(status, cutoff)
+        ]
+        # Ordered here: a sort on reconciledAt, outside (status, createdAt), would walk
+        # the collection on the embedded server.
+        candidates.sort(key=_last_checked)
+        tally = Tally()
+        for funding in candidates[:BATCH]:
+            self._check(funding, tally)
+            self._mark_checked(funding["_id"])
+        _log_pass(tally)
+        return tally
 
     def recheck_credited_fundings(self, *, lookback_seconds: int, every_seconds: int) -> Tally:
-        """Confirm again fundings credited within the lookback and not checked for
-        `every_seconds`: a REVERSED status then takes the money back."""
+        """Confirm again credited fundings whose recheck is due (oldest due first): a
+        REVERSED status then takes the money back. A credit is due at once, then every
+        `every_seconds` while it was confirmed within `lookback_seconds`."""
         now = _now()
-        selector = {
-            "status": {"$in": list(f.CREDITED_STATUSES)},
-            "confirmedAt": {"$gte": now - timedelta(seconds=lookback_seconds)},
-            "$or": [
-                {"reconciledAt": {"$exists": False}},
-                {"reconciledAt": {"$lte": now - timedelta(seconds=every_seconds)}},
-            ],
-        }
-        return self._check_all(selector)
+        lookback = timedelta(seconds=lookback_seconds)
+        # Served by the sparse recheckAt index, which holds only what may come due, so a
+        # run reads what is due and nothing else.
+        due = (
+            self.db.fundings.find({"recheckAt": {"$lte": now}}, _RECHECK_FIELDS)
+            .sort("recheckAt", ASCENDING)
+            .limit(BATCH)
+        )
+        tally = Tally()
+        for funding in list(due):
+            if not _within_lookback(funding, now - lookback):
+                self._stop_rechecking(funding["_id"])
+                continue
+            self._check(funding, tally)
+            self._mark_checked(funding["_id"])
+            self._schedule_recheck(funding, now + timedelta(seconds=every_seconds), lookback)
+        _log_pass(tally)
+        return tally
 
     def poll_refunds(self) -> Tally:
         """Settle open refunds from Monnify's refund status API."""
@@ -97,24 +121,41 @@ class Reconciler:
             tally.closed += status not in ("initiating", "pending")
         return tally
 
-    # ---- one funding -----------------------------------------------------------------
+    # ---- the fundings' records -------------------------------------------------------
 
-    def _check_all(self, selector: dict[str, Any]) -> Tally:
-        tally = Tally()
+    def _open_since(self, status: str, cutoff: datetime) -> list[dict[str, Any]]:
+        """Fundings in one open status created by `cutoff`, oldest first: equality on
+        status and a range on createdAt, both in fundings_by_status."""
         cursor = (
-            self.db.fundings.find(selector, {"_id": 1, "status": 1})
-            .sort("reconciledAt", ASCENDING)
+            self.db.fundings.find({"status": status, "createdAt": {"$lte": cutoff}}, _OPEN_FIELDS)
+            .sort("createdAt", ASCENDING)
             .limit(BATCH)
         )
-        for funding in list(cursor):
-            tally.checked += 1
-            self._check(funding, tally)
-            self.db.fundings.update_one({"_id": funding["_id"]}, {"$set": {"reconciledAt": _now()}})
-        if tally.checked:
-            log.info("reconciliation_pass", **tally.as_dict())
-        return tally
+        return list(cursor)
+
+    def _mark_checked(self, payment_reference: str) -> None:
+        self.db.fundings.update_one({"_id": payment_reference}, {"$set": {"reconciledAt": _now()}})
+
+    def _schedule_recheck(
+        self, funding: dict[str, Any], next_at: datetime, lookback: timedelta
+    ) -> None:
+        """The next recheck, or none once it would fall past the lookback."""
+        if next_at > funding["confirmedAt"] + lookback:
+            self._stop_rechecking(funding["_id"])
+            return
+        # Only while still credited: a reversal during this check removed the field.
+        self.db.fundings.update_one(
+            {"_id": funding["_id"], "status": {"$in": list(f.CREDITED_STATUSES)}},
+            {"$set": {"recheckAt": next_at}},
+        )
+
+    def _stop_rechecking(self, payment_reference: str) -> None:
+        self.db.fundings.update_one({"_id": payment_reference}, {"$unset": {"recheckAt": ""}})
+
+    # ---- one funding -----------------------------------------------------------------
 
     def _check(self, funding: dict[str, Any], tally: Tally) -> None:
+        tally.checked += 1
         try:
             outcome = self.confirmer.confirm(payment_reference=funding["_id"])
         except MonnifyNotFound:
@@ -178,12 +219,15 @@ DISCREPANCY_KINDS = (
     "amount_mismatch",  # the ledger moved another amount for a funding than Monnify reports
     "funding_flagged",  # confirmation flagged the funding (say, Monnify changed its amount)
     "clearing_without_funding",  # clearing moved money under a reference no funding has
-    "ledger_invariant",  # shared.ledger.check_invariants found a violation
+    "ledger_invariant",  # shared.ledger.check_recent found a violation
 )
 
 
-def daily_report(db: Database, monnify: MonnifyClient, day: date) -> dict[str, Any]:
-    """Reconcile one UTC day; the report and its discrepancies replace any earlier run's."""
+def daily_report(
+    db: Database, monnify: MonnifyClient, day: date, *, settle_seconds: int
+) -> dict[str, Any]:
+    """Reconcile one UTC day; the report and its discrepancies replace any earlier run's.
+    `settle_seconds` is the invariant check's (INVARIANTS_SETTLE_SECONDS)."""
     start = datetime.combine(day, time.min, UTC)
     end = start + timedelta(days=1)
     movements = _clearing_movements(db, start, end)
@@ -204,7 +248,10 @@ def daily_report(db: Database, monnify: MonnifyClient, day: date) -> dict[str, A
     discrepancies.extend(_movements_without_funding(movements, fundings))
     discrepancies.extend(
         Discrepancy("ledger_invariant", f"{v.rule}:{v.subject}", v.rule, v.expected, v.actual)
-        for v in check_invariants(db)
+        # The incremental check, from where the last one stopped, so this job's cost
+        # follows the day's traffic rather than the ledger's size. The full check is
+        # `python -m services.manage check-invariants --full`.
+        for v in check_recent(db, settle_seconds=settle_seconds).violations
     )
     discrepancies = list({(d.kind, d.subject): d for d in discrepancies}.values())
     report = _report_document(day, movements, totals, len(fundings), unchecked, discrepancies)
@@ -230,16 +277,23 @@ def _clearing_movements(db: Database, start: datetime, end: datetime) -> list[tu
 def _fundings_of_the_day(
     db: Database, start: datetime, end: datetime, references: set[str]
 ) -> list[dict[str, Any]]:
-    """Fundings created that day, moved through clearing that day, or flagged that day."""
+    """Fundings created that day, moved through clearing that day, or flagged that day:
+    one index-served query each (an $or would walk the collection on the embedded
+    server), merged by _id."""
     in_day = {"$gte": start, "$lt": end}
-    selector = {
-        "$or": [
-            {"createdAt": in_day},
-            {"transactionReference": {"$in": sorted(references)}},
-            {"discrepancy": {"$exists": True}, "updatedAt": in_day},
-        ]
-    }
-    return list(db.fundings.find(selector))
+    found: dict[str, dict[str, Any]] = {}
+    for funding in db.fundings.find({"createdAt": in_day}):  # fundings_by_creation
+        found.setdefault(funding["_id"], funding)
+    # The sparse unique transactionReference index, in $in chunks.
+    for chunk in in_chunks(sorted(references)):
+        for funding in db.fundings.find({"transactionReference": {"$in": chunk}}):
+            found.setdefault(funding["_id"], funding)
+    # Flagged ones among those updated that day (fundings_by_update): the embedded server
+    # answers a condition on `discrepancy` ($exists, or a range) with a scan.
+    for funding in db.fundings.find({"updatedAt": in_day}):
+        if "discrepancy" in funding:
+            found.setdefault(funding["_id"], funding)
+    return list(found.values())
 
 
 def _monnify_expected(db: Database, monnify: MonnifyClient, funding: dict[str, Any]) -> int | None:
@@ -267,9 +321,10 @@ def _monnify_expected(db: Database, monnify: MonnifyClient, funding: dict[str, A
 
 def _monnify_refunded(db: Database, monnify: MonnifyClient, funding: dict[str, Any]) -> int:
     refunded = 0
-    for refund in db.refunds.find(
-        {"paymentReference": funding["_id"], "status": {"$ne": "rejected"}}
-    ):
+    # Rejected ones skipped here: status is outside refunds_by_funding.
+    for refund in db.refunds.find({"paymentReference": funding["_id"]}):
+        if refund["status"] == "rejected":
+            continue
         try:
             answer = monnify.get_refund(refund["_id"], funding["currency"])
         except MonnifyNotFound:
@@ -371,6 +426,19 @@ def _store(db: Database, day: date, report: dict[str, Any], found: list[Discrepa
         discrepancies=len(found),
         fundings=report["fundingsChecked"],
     )
+
+
+def _within_lookback(funding: dict[str, Any], oldest: datetime) -> bool:
+    return funding["status"] in f.CREDITED_STATUSES and funding["confirmedAt"] >= oldest
+
+
+def _last_checked(funding: dict[str, Any]) -> datetime:
+    return funding.get("reconciledAt") or _NEVER
+
+
+def _log_pass(tally: Tally) -> None:
+    if tally.checked:
+        log.info("reconciliation_pass", **tally.as_dict())
 
 
 def _now() -> datetime:

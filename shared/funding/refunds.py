@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import Int64, ObjectId
+from pymongo import ASCENDING
 from pymongo.database import Database
 
 from shared.errors import Conflict, DomainError, NotFound, UpstreamUnavailable
@@ -164,14 +165,16 @@ class Refunds:
                 f"At most {to_major(remaining)} of this funding can still be refunded",
                 {"refundable": to_major(remaining)},
             )
+        # Compare-and-set on the exact amount read: a concurrent refund changes it, and
+        # this one then fails rather than overdraw what was credited. A funding never
+        # refunded has no field yet, so it is matched by its absence (no $or: the
+        # embedded server walks the collection for one, even beside an _id).
+        refunded = funding.get("amountRefunded")
         reserved = self.db.fundings.update_one(
             {
                 "_id": funding["_id"],
                 "amountCredited": funding["amountCredited"],
-                "$or": [
-                    {"amountRefunded": {"$exists": False}},
-                    {"amountRefunded": {"$lte": credited - amount}},
-                ],
+                "amountRefunded": {"$exists": False} if refunded is None else refunded,
             },
             {"$inc": {"amountRefunded": Int64(amount)}},
         )
@@ -245,15 +248,21 @@ class Refunds:
         """Open refunds whose verdict we have not heard: acknowledged ones, and
         unanswered ones old enough that no request for them is still in flight."""
         unanswered_before = datetime.now(UTC) - timedelta(seconds=UNANSWERED_AFTER_SECONDS)
-        cursor = self.db.refunds.find(
-            {
-                "$or": [
-                    {"status": PENDING},
-                    {"status": INITIATING, "updatedAt": {"$lte": unanswered_before}},
-                ]
-            },
-            {"_id": 1},
-        ).limit(limit)
+        # Two queries on refunds_by_status (status, updatedAt), each least recently
+        # updated first, instead of one $or the embedded server would answer with a scan.
+        acknowledged = self._open_refunds({"status": PENDING}, limit)
+        unanswered = self._open_refunds(
+            {"status": INITIATING, "updatedAt": {"$lte": unanswered_before}},
+            limit - len(acknowledged),
+        )
+        return acknowledged + unanswered
+
+    def _open_refunds(self, selector: dict[str, Any], limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        cursor = (
+            self.db.refunds.find(selector, {"_id": 1}).sort("updatedAt", ASCENDING).limit(limit)
+        )
         return [refund["_id"] for refund in cursor]
 
     def _not_at_monnify(self, refund: dict[str, Any]) -> str:

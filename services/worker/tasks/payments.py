@@ -94,5 +94,8 @@ def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""
     report_day = date.fromisoformat(day) if day else (datetime.now(UTC) - timedelta(days=1)).date()
-    report = reconciliation.daily_report(context.db(), context.monnify(), report_day)
+    settle_seconds = context.settings().invariants_settle_seconds
+    report = reconciliation.daily_report(
+        context.db(), context.monnify(), report_day, settle_seconds=settle_seconds
+    )
     return reconciliation.report_summary(report)
