@@ -216,7 +216,7 @@ def check_recent(
     watermark = db[CHECKPOINTS].find_one({"_id": _WATERMARK}) or {"through": _EPOCH}
     window, through, caught_up = _window(db, watermark["through"], now, settle_seconds, batch)
     touched = sorted({account for entry in window for account in entry["after"]})
-    checkpoints = _checkpoints(db, touched)
+    checkpoints = _checkpoints(db, touched, watermark["through"])
     violations = [*_entries_balance(_unbalanced(window)), *_chain(window, checkpoints)]
     violations += _current_state(db, checkpoints, through)
     _save(db, checkpoints, through)
@@ -254,20 +254,28 @@ def _unbalanced(window: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in totals if row["total"] != 0]
 
 
-def _checkpoints(db: Database, accounts: list[str]) -> dict[str, dict[str, int]]:
-    """Each account's balance and held as of the last run (zeros for a new one)."""
+def _checkpoints(db: Database, accounts: list[str], through: datetime) -> dict[str, dict[str, int]]:
+    """Each account's balance and held as of the last run. An account this check has not
+    met before starts from its own postings up to then (its history predates the check,
+    or the check is new): read from the accounts/createdAt index, once."""
     found = {
         c["_id"]: c
         for chunk in in_chunks(accounts)
         for c in db[CHECKPOINTS].find({"_id": {"$in": chunk}})
     }
     return {
-        a: {
-            "balance": int(found.get(a, {}).get("balance", 0)),
-            "held": int(found.get(a, {}).get("held", 0)),
-        }
+        a: {"balance": int(found[a]["balance"]), "held": int(found[a]["held"])}
+        if a in found
+        else {"balance": _posted_until(db, a, through), "held": 0}
         for a in accounts
     }
+
+
+def _posted_until(db: Database, account: str, through: datetime) -> int:
+    earlier = db[ENTRIES].find(
+        {"accounts": account, "createdAt": {"$lte": through}}, {"postings": 1}
+    )
+    return _posted(earlier).get(account, 0)
 
 
 def _chain(window: list[dict[str, Any]], checkpoints: dict[str, dict[str, int]]) -> list[Violation]:
@@ -318,7 +326,7 @@ def _current_state(
             {"createdAt": {"$gt": through}}, {"postings": 1}, session=session
         )
         since = _posted(settling)
-        held = {a: _open_holds(db, a, session) for a in accounts}
+        held = _open_holds(db, set(accounts), session)
     behind_journal = [
         Violation("balance_equals_journal", d["_id"], expected, int(d["balance"]))
         for d in documents
@@ -342,10 +350,16 @@ def _posted(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def _open_holds(db: Database, account: str, session: ClientSession) -> int:
-    # One account at a time: an $in over accounts makes the embedded planner scan.
-    holds = db[HOLDS].find({"account": account, "status": "open"}, {"amount": 1}, session=session)
-    return sum(int(hold["amount"]) for hold in holds)
+def _open_holds(db: Database, accounts: set[str], session: ClientSession) -> dict[str, int]:
+    """What the accounts' open holds reserve. All open holds in one read of the
+    (status, expiresAt) index: they are as many as calls and refunds in flight, not as
+    many as the ledger has ever held (an $in over accounts would make the embedded
+    planner scan)."""
+    held = dict.fromkeys(accounts, 0)
+    for hold in db[HOLDS].find({"status": "open"}, {"account": 1, "amount": 1}, session=session):
+        if hold["account"] in held:
+            held[hold["account"]] += int(hold["amount"])
+    return held
 
 
 def _save(db: Database, checkpoints: dict[str, dict[str, int]], through: datetime) -> None:

@@ -136,3 +136,18 @@ def test_the_command_reports_and_exits_1_on_a_violation(scratch, ledger, capsys)
 
     assert report_invariants(scratch, full=True, settle_seconds=0) == 1
     assert "held_equals_open_holds" in capsys.readouterr().out
+
+
+def test_an_account_whose_history_predates_the_check_starts_from_its_postings(
+    scratch, ledger, redis_client
+):
+    check_recent(scratch, settle_seconds=0)  # the watermark is now
+    last_year = datetime.now(UTC) - timedelta(days=365)
+    restored = Ledger(scratch, redis_client, clock=lambda: last_year)
+    wallet = funded_wallet(restored, 5_000)  # behind the watermark: never read by a run
+    ledger.debit(new_key(), wallet, 1_000)
+
+    found = check_recent(scratch, settle_seconds=0)
+
+    assert (found.violations, found.entries) == ([], 1)
+    assert scratch[CHECKPOINTS].find_one({"_id": wallet})["balance"] == 4_000
