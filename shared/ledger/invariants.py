@@ -14,7 +14,6 @@ from typing import Any
 
 from bson import Int64
 from pymongo import UpdateOne
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.read_concern import ReadConcern
 
@@ -77,7 +76,7 @@ def _sums(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return {row["_id"]: int(row["total"]) for row in rows}
 
 
-_ACCOUNT_FIELDS = {"balance": 1, "held": 1, "available": 1, "kind": 1}
+_ACCOUNT_FIELDS = {"balance": 1, "held": 1, "available": 1, "kind": 1, "version": 1}
 
 
 def _held_per_account(match: dict[str, Any]) -> list[dict[str, Any]]:
@@ -305,28 +304,25 @@ def _chain(window: list[dict[str, Any]], checkpoints: dict[str, dict[str, int]])
 def _current_state(
     db: Database, checkpoints: dict[str, dict[str, int]], through: datetime
 ) -> list[Violation]:
-    """The touched accounts as they are now, read in one snapshot: each document's
-    balance is its checkpoint plus the postings of the entries since (those still
-    settling), and its held amount is what its open holds reserve."""
+    """The touched accounts as they are now: each document's balance is its checkpoint
+    plus the postings of the entries since (those still settling), and its held amount
+    is what its open holds reserve.
+
+    Read without a transaction (the embedded server walks every entry for a range read
+    inside a snapshot transaction): the documents, then the settling entries and the
+    open holds, then the documents again. An account that changed meanwhile is left for
+    the next run; for one that did not, every read saw the same state of it."""
     if not checkpoints:
         return []
     accounts = list(checkpoints)
-    with (
-        db.client.start_session() as session,
-        session.start_transaction(read_concern=ReadConcern("snapshot")),
-    ):
-        documents = [
-            document
-            for chunk in in_chunks(accounts)
-            for document in db[ACCOUNTS].find(
-                {"_id": {"$in": chunk}}, _ACCOUNT_FIELDS, session=session
-            )
-        ]
-        settling = db[ENTRIES].find(
-            {"createdAt": {"$gt": through}}, {"postings": 1}, session=session
-        )
-        since = _posted(settling)
-        held = _open_holds(db, set(accounts), session)
+    first = _accounts(db, accounts)
+    settling = db[ENTRIES].find({"createdAt": {"$gt": through}}, {"postings": 1})
+    since = _posted(settling)
+    held = _open_holds(db, set(accounts))
+    again = _accounts(db, accounts)
+    documents = [
+        d for d in first.values() if again.get(d["_id"], {}).get("version") == d.get("version")
+    ]
     behind_journal = [
         Violation("balance_equals_journal", d["_id"], expected, int(d["balance"]))
         for d in documents
@@ -341,6 +337,14 @@ def _current_state(
     ]
 
 
+def _accounts(db: Database, accounts: list[str]) -> dict[str, dict[str, Any]]:
+    return {
+        document["_id"]: document
+        for chunk in in_chunks(accounts)
+        for document in db[ACCOUNTS].find({"_id": {"$in": chunk}}, _ACCOUNT_FIELDS)
+    }
+
+
 def _posted(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
     """The sum of the entries' postings per account."""
     totals: dict[str, int] = {}
@@ -350,13 +354,13 @@ def _posted(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def _open_holds(db: Database, accounts: set[str], session: ClientSession) -> dict[str, int]:
+def _open_holds(db: Database, accounts: set[str]) -> dict[str, int]:
     """What the accounts' open holds reserve. All open holds in one read of the
     (status, expiresAt) index: they are as many as calls and refunds in flight, not as
     many as the ledger has ever held (an $in over accounts would make the embedded
     planner scan)."""
     held = dict.fromkeys(accounts, 0)
-    for hold in db[HOLDS].find({"status": "open"}, {"account": 1, "amount": 1}, session=session):
+    for hold in db[HOLDS].find({"status": "open"}, {"account": 1, "amount": 1}):
         if hold["account"] in held:
             held[hold["account"]] += int(hold["amount"])
     return held
