@@ -174,9 +174,11 @@ class World:
     def run(self) -> None:
         self._add_users()
         movements = max(int(self.sizes.postings / 2.5), 1)  # 2 or 3 postings each
-        step = (self.now - timedelta(hours=1) - self.clock) / movements
+        end = self.now - timedelta(hours=1)
+        step = (end - self.clock) / movements
         while self.postings < self.sizes.postings:
-            self.clock += step
+            # The estimate of movements can fall short: never stamp one in the future.
+            self.clock = min(self.clock + step, end)
             self._movement()
         # Opened as the load ends, not as it began: a full load takes longer than
         # RECONCILE_PENDING_AFTER_SECONDS, after which reconciliation would ask Monnify
