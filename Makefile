@@ -36,9 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.calls
 	$(BIN)/python -m bench.reads
 
-# Minutes, not seconds (a database of 100,000 users is loaded): not part of `make bench`.
-# The ledger as its data grows (to 100,000 wallets and 1,000,000 postings), then the
-# whole journey and the periodic jobs on an empty and a loaded stack: ~30 minutes.
+# Not part of `make bench`: about 30 minutes. The ledger as its data grows (to 100,000
+# wallets and 1,000,000 postings), then the whole journey and the periodic jobs on an
+# empty stack and on one loaded with 100,000 users.
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.ledger_scale
 	$(BIN)/python -m bench.scale
