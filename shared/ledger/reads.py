@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
 from shared.ledger.journal import ENTRIES
+from shared.mongo import in_chunks
 from shared.pagination import Position, page_after
 
 
@@ -58,19 +59,8 @@ class LedgerReads:
 
     def wallet(self, account_id: str) -> WalletState:
         """A wallet or receivable; one no money has reached reads as empty."""
-        document = self.db[ACCOUNTS].find_one(
-            {"_id": account_id},
-            {"balance": 1, "held": 1, "restricted": 1, "restrictedReason": 1},
-        )
-        document = document or {}
-        return WalletState(
-            account=account_id,
-            currency=currency_of(account_id),
-            balance=int(document.get("balance", 0)),
-            held=int(document.get("held", 0)),
-            restricted=bool(document.get("restricted", False)),
-            restricted_reason=document.get("restrictedReason"),
-        )
+        document = self.db[ACCOUNTS].find_one({"_id": account_id}, _WALLET_FIELDS)
+        return _wallet_state(account_id, document or {})
 
     def exists(self, account_id: str) -> bool:
         return self.db[ACCOUNTS].find_one({"_id": account_id}, {"_id": 1}) is not None
@@ -88,15 +78,18 @@ class LedgerReads:
 
     def balances(self, account_ids: Sequence[str]) -> dict[str, int]:
         """Balances of wallets and receivables in one query; one no money reached is 0."""
-        documents = self.db[ACCOUNTS].find({"_id": {"$in": list(account_ids)}}, {"balance": 1})
-        found = {document["_id"]: int(document["balance"]) for document in documents}
+        found = {
+            document["_id"]: int(document["balance"])
+            for chunk in in_chunks(list(account_ids))
+            for document in self.db[ACCOUNTS].find({"_id": {"$in": chunk}}, {"balance": 1})
+        }
         return {account_id: found.get(account_id, 0) for account_id in account_ids}
 
     def wallets_of(self, user_id: ObjectId) -> list[WalletState]:
         """Every wallet (one per currency) of a user."""
         # Only wallets carry a userId; filtering on `kind` too would leave the index.
-        documents = self.db[ACCOUNTS].find({"userId": user_id}, {"_id": 1})
-        return [self.wallet(document["_id"]) for document in documents]
+        documents = self.db[ACCOUNTS].find({"userId": user_id}, _WALLET_FIELDS)
+        return [_wallet_state(document["_id"], document) for document in documents]
 
     # ---- entries ----------------------------------------------------------------------
 
@@ -182,6 +175,20 @@ class LedgerReads:
         """Open holds past their expiry, a bounded batch."""
         selector = {"status": "open", "expiresAt": {"$lte": now}}
         return list(self.db[HOLDS].find(selector, {"account": 1}).limit(limit))
+
+
+_WALLET_FIELDS = {"balance": 1, "held": 1, "restricted": 1, "restrictedReason": 1}
+
+
+def _wallet_state(account_id: str, document: dict[str, Any]) -> WalletState:
+    return WalletState(
+        account=account_id,
+        currency=currency_of(account_id),
+        balance=int(document.get("balance", 0)),
+        held=int(document.get("held", 0)),
+        restricted=bool(document.get("restricted", False)),
+        restricted_reason=document.get("restrictedReason"),
+    )
 
 
 def _history_item(entry: dict[str, Any], account: str) -> HistoryItem:
