@@ -19,6 +19,7 @@ from tests.integration.calls_support import (
     start_call,
     wallet,
 )
+from tests.integration.test_wallet_api import HUGE_TIMESTAMP_CURSOR
 
 DEFAULT = Tariff(5000, 0, 1)
 INSUFFICIENT = "Insufficient wallet balance to initiate call"
@@ -285,8 +286,10 @@ def test_history_newest_first_by_role_with_link_pagination(client, party):
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=101", "limit=x", "role=admin", "cursor=%%%", "page=2"]
-)
+    "query",
+    ["limit=0", "limit=101", "limit=x", "role=admin", "cursor=%%%", "page=2",
+     f"cursor={HUGE_TIMESTAMP_CURSOR}"],
+)  # fmt: skip
 def test_history_rejects_bad_queries(client, party, query):
     response = client.get(f"/calls/history?{query}", headers=party().headers)
     assert response.status_code == 400

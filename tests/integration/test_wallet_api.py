@@ -81,10 +81,15 @@ def test_type_filter(client, funded):
     assert [t["reference"] for t in body] == ["REF_DEBIT"]
 
 
+# A well-formed cursor whose time is far past what a date can hold: a 400, not a 500.
+HUGE_TIMESTAMP_CURSOR = "OTk5OTk5OTk5OTk5OTk5OTk5OTk6NmIwZmIyZWIzMWFiZmM1MTZlOThhMTU1"
+
+
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=101", "limit=-1", "limit=1.5", "limit=abc", "limit=", "type=refund",
-     "status=pending", "currency=EUR", "cursor=%%%", "cursor=bm90LWEtY3Vyc29y", "unknown=1"],
+     "status=pending", "currency=EUR", "cursor=%%%", "cursor=bm90LWEtY3Vyc29y", "unknown=1",
+     f"cursor={HUGE_TIMESTAMP_CURSOR}"],
 )  # fmt: skip
 def test_bad_queries_are_400_with_a_message(client, funded, query):
     headers, _ = funded
