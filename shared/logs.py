@@ -1,7 +1,8 @@
 """One log shape for gunicorn, Flask, Celery and libraries: structlog over stdlib logging.
 
 JSON lines in production, readable console lines under `make run`. A request id bound
-with `bind_request_id` rides on every line of the request or task that bound it.
+with `bind_request_id` rides on every line of the request or task that bound it, and
+so do the trace and span ids of the current span (shared/tracing.py).
 Values under sensitive keys are masked before anything is written.
 """
 
@@ -13,6 +14,8 @@ import re
 from typing import Any
 
 import structlog
+
+from shared.tracing import trace_ids
 
 SENSITIVE_KEY = re.compile(
     r"pass(word)?|secret|token|authorization|signature|api_?key|hash|cookie", re.IGNORECASE
@@ -27,8 +30,14 @@ def _redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]
     return event
 
 
+def _add_trace_ids(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.update(trace_ids())
+    return event
+
+
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    _add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

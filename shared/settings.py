@@ -94,6 +94,7 @@ class Settings:
     reconcile_credited_lookback_seconds: int
     reconcile_credited_every_seconds: int
     invariants_settle_seconds: int
+    otel_exporter_otlp_endpoint: str
 
     @property
     def is_production(self) -> bool:
@@ -230,6 +231,10 @@ def _url(*schemes: str) -> Callable[[str], str]:
 
 
 http_url = _url("http", "https")
+
+
+def _optional_http_url(raw: str) -> str:
+    return http_url(raw) if raw.strip() else ""
 
 
 def _parse_fee_amount(raw: str) -> int:
@@ -391,6 +396,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # transaction that stamped an older time can still commit (MongoDB's own
         # transaction lifetime limit is 60 s).
         invariants_settle_seconds=read("INVARIANTS_SETTLE_SECONDS", _parse_non_negative_int, "120"),
+        # Where spans go (an OTLP/HTTP collector); none leave the process when unset.
+        otel_exporter_otlp_endpoint=read("OTEL_EXPORTER_OTLP_ENDPOINT", _optional_http_url, ""),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")

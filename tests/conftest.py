@@ -25,6 +25,11 @@ from services.embedded import EmbeddedServer, free_port, start_mongo, start_redi
 from shared.indexes import ensure_indexes
 from shared.mongo import get_db
 from shared.settings import Settings, load_settings
+from shared.tracing import configure_tracing
+from tests.span_recorder import SPANS
+
+# Before any MongoDB or Redis client exists: instrumentation only sees clients made after.
+configure_tracing("payments-tests", "", processor=SPANS)
 
 
 def _reachable_mongo(url: str) -> None:

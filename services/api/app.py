@@ -6,6 +6,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 from services.api import admin, auth, calls, events, health, payments, users, wallet
 from services.api.errors import error_response, register_error_handlers
@@ -17,6 +18,7 @@ from shared.indexes import ensure_indexes
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import check_transactions, get_db
 from shared.settings import Settings, load_settings
+from shared.tracing import configure_tracing
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -25,6 +27,7 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 def create_app(settings: Settings | None = None, *, prepare_database: bool = True) -> Flask:
     settings = settings or load_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
+    configure_tracing("payments-api", settings.otel_exporter_otlp_endpoint)
 
     app = Flask(__name__)
     app.json = ExactJSONProvider(app)
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     app.before_request(_start_request)
     app.after_request(_finish_request)
     init_metrics(app)
+    # Probes and scrapes would be most of the traces and say nothing.
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
     configure_jwt(app)
     api = init_api(app)
     for module in (health, auth, wallet, payments, calls, users, events, admin):

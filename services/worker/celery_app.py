@@ -16,11 +16,15 @@ from shared.logs import bind_request_id, configure_logging
 from shared.mongo import require_transactions
 from shared.settings import ConfigError
 from shared.task_queues import configure_queues
+from shared.tracing import configure_tracing
 
 try:
     _settings = context.settings()
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
+
+# Before any task runs or any client is made; forked pool processes inherit it.
+configure_tracing("payments-worker", _settings.otel_exporter_otlp_endpoint)
 
 
 class BaseTask(Task):

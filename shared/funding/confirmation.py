@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,8 +123,17 @@ class FundingConfirmer:
 
     def _settle(self, named: list[tuple[dict[str, Any], str | None]]) -> dict[str, Answer]:
         """Ask Monnify about each funding at once, decide each, then credit together."""
+        # Each look-up runs in a copy of this task's context: its log lines keep the
+        # request id, and its call to Monnify stays in the task's trace.
+        contexts = [copy_context() for _ in named]
         with ThreadPoolExecutor(max(1, min(LOOKUP_THREADS, len(named)))) as pool:
-            looked_up = list(pool.map(lambda pair: refusal_or_result(self._status, *pair), named))
+            looked_up = list(
+                pool.map(
+                    lambda context, pair: context.run(refusal_or_result, self._status, *pair),
+                    contexts,
+                    named,
+                )
+            )
         answers: dict[str, Answer] = {}
         to_credit: list[tuple[dict[str, Any], Transaction]] = []
         for (funding, _), transaction in zip(named, looked_up, strict=True):

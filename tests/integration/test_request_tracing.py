@@ -8,6 +8,7 @@ import uuid
 
 from tests.integration.funding_support import notification, pay, post_signed, signup, wait_for
 from tests.integration.log_capture import capture_logs
+from tests.span_recorder import SPANS
 
 
 def test_the_webhooks_request_id_is_on_the_log_lines_of_the_task_it_enqueued(
@@ -56,3 +57,42 @@ def _succeeded(lines: list[dict], task_id: str) -> dict | None:
 
 def _events(lines: list[dict], request_id: str) -> set[str]:
     return {line["event"] for line in lines if line.get("request_id") == request_id}
+
+
+def test_a_fundings_webhook_and_its_confirmation_share_one_trace(gateway, monnify_sim, settings):
+    """One trace from Monnify's webhook through the queue to the worker's status call to
+    Monnify and its ledger transaction; its ids are on the task's log lines."""
+    user = signup(gateway)
+    funding = user.post("/wallet/fund", {"amount": 5000}).json()
+    pay(monnify_sim, funding, notify=False)
+    with SPANS.recording() as spans, capture_logs() as logs:
+        hook = post_signed(gateway, notification(funding, 5000), settings.monnify_secret_key)
+        assert hook.status_code == 200
+        user.wait_for_balance(5000)
+        wait_for(logs.lines, lambda lines: _line(lines, "funding_credited") is not None)
+        finished = wait_for(spans.get_finished_spans, lambda found: _task_run(found) is not None)
+
+    webhook = next(s for s in finished if s.name == "POST /payments/monnify/webhook")
+    trace_id = webhook.context.trace_id
+    in_trace = [s for s in finished if s.context.trace_id == trace_id]
+    names = {s.name for s in in_trace}
+    assert "apply_async/payments.process_event" in names  # the gateway enqueued it
+    assert _task_run(in_trace) is not None  # the worker ran it in the same trace
+    # The worker asked Monnify for the transaction's status, and committed the credit.
+    status_calls = [s for s in in_trace if s.name == "GET" and _url(s).startswith(monnify_sim)]
+    assert any("/api/v2/transactions/" in _url(s) for s in status_calls)
+    assert "admin.commitTransaction" in names
+    credited = _line(logs.lines(), "funding_credited")
+    assert credited["trace_id"] == f"{trace_id:032x}" and len(credited["span_id"]) == 16
+
+
+def _url(span) -> str:
+    return span.attributes.get("url.full") or span.attributes.get("http.url") or ""
+
+
+def _task_run(spans) -> object | None:
+    return next((s for s in spans if s.name == "run/payments.process_event"), None)
+
+
+def _line(lines: list[dict], event: str) -> dict | None:
+    return next((line for line in lines if line["event"] == event), None)

@@ -1,0 +1,55 @@
+"""OpenTelemetry tracing: one trace from an HTTP request through the queue to the worker's
+database commands and its calls to Monnify.
+
+Spans are always made (so every log line carries a trace id and the context rides along
+in task headers); they leave the process only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+Call `configure_tracing` once per process before it creates its MongoDB and Redis
+clients: pymongo's instrumentation only sees clients made after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_INSTRUMENTORS = (CeleryInstrumentor, PymongoInstrumentor, RedisInstrumentor, RequestsInstrumentor)
+
+
+def configure_tracing(
+    service_name: str, otlp_endpoint: str, *, processor: SpanProcessor | None = None
+) -> None:
+    """Install the tracer provider and instrument the libraries; a second call (an app
+    factory run twice in one process) changes nothing. `processor` is for tests."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    if otlp_endpoint:
+        provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(otlp_endpoint)))
+    if processor is not None:
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    for instrumentor in _INSTRUMENTORS:
+        instrumentor().instrument()
+
+
+def _otlp_exporter(endpoint: str) -> Any:
+    # Imported only when exporting: the exporter pulls in protobuf.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
+
+
+def trace_ids() -> dict[str, str]:
+    """The current trace and span ids, in the hex form tracing back ends show."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
