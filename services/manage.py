@@ -5,6 +5,7 @@
     python -m services.manage disable-user EMAIL   (its tokens stop working at once)
     python -m services.manage enable-user EMAIL
     python -m services.manage audit-verify     (the same as python -m shared.audit verify)
+    python -m services.manage audit-reanchor   (after a restore: the head to the chain's end)
     python -m services.manage check-invariants [--full]
 
 The admin role is granted, and users disabled, here and nowhere else (never through the
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
         verb = "refuse the user's login and tokens" if disabled else "let the user in again"
         commands.add_parser(command, help=verb).add_argument("email")
     commands.add_parser("audit-verify", help="check the audit trail's hash chain")
+    commands.add_parser(
+        "audit-reanchor",
+        help="after restoring MongoDB: check the chain and move its head in Redis to its end",
+    )
     invariants = commands.add_parser(
         "check-invariants",
         help="check the ledger's entries since the last check (what the beat job runs)",
@@ -114,8 +119,8 @@ def _apply(command: str, email: str, database_url: str, redis_url: str) -> str |
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "audit-verify":
-        return audit.main(["verify"])
+    if args.command in ("audit-verify", "audit-reanchor"):
+        return audit.main([args.command.removeprefix("audit-")])
     try:
         settings = load_settings()
         require_transactions(settings.database_url)  # the change is audited in one

@@ -329,26 +329,44 @@ def _compare_end(walker: _Walker, head: Head) -> Finding | None:
     return None
 
 
+def reanchor(db: Database, redis_client: redis.Redis) -> Report:
+    """After MongoDB is restored from a backup, the head in Redis names records the backup
+    does not have, and the sealer stops. Check the restored chain link by link and, if
+    it is intact, point the head at its last record; a broken chain is left as it is."""
+    walker = _Walker(db)
+    finding = walker.walk()
+    if finding is None:
+        _write_head(redis_client, walker.last)
+        log.warning("audit_head_reanchored", seq=walker.last.seq)
+    return Report(walker.last.seq, pending_count(db), finding, head_checked=False)
+
+
 # ---- command line --------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> int:
-    """`python -m shared.audit verify`: exit 0 if the chain is intact, 1 if not."""
+    """`python -m shared.audit verify`: exit 0 if the chain is intact, 1 if not.
+    `python -m shared.audit reanchor`: after a restore, the head moves to the chain's end."""
     from shared.mongo import get_db
     from shared.redis_conn import get_redis
     from shared.settings import ConfigError, load_settings
 
-    if argv != ["verify"]:
-        print("usage: python -m shared.audit verify", file=sys.stderr)
+    if argv not in (["verify"], ["reanchor"]):
+        print("usage: python -m shared.audit verify|reanchor", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    report = verify(get_db(settings.database_url), get_redis(settings.redis_url))
-    print(report.describe())
+    command = verify if argv == ["verify"] else reanchor
+    report = command(get_db(settings.database_url), get_redis(settings.redis_url))
+    print(report.describe() if report.ok or argv == ["verify"] else _refused(report))
     return 0 if report.ok else 1
+
+
+def _refused(report: Report) -> str:
+    return f"head not moved: {report.describe()}"
 
 
 if __name__ == "__main__":

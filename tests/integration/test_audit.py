@@ -34,7 +34,8 @@ def isolated(db, settings):
     name = f"audit_{uuid.uuid4().hex[:10]}"
     database = db.client[name]
     ensure_indexes(database)
-    redis_client = redis.Redis.from_url(settings.redis_url, db=AUDIT_REDIS_DB)
+    # The URL's own db number would win over a db= argument.
+    redis_client = redis.Redis.from_url(_with_path(settings.redis_url, str(AUDIT_REDIS_DB)))
     redis_client.delete(audit.HEAD_KEY, audit.SEALER_LOCK)
     yield database, redis_client
     db.client.drop_database(name)
@@ -222,7 +223,7 @@ def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{path}"))
 
 
-def _cli(isolated, servers) -> subprocess.CompletedProcess:
+def _cli(isolated, servers, command: str = "verify") -> subprocess.CompletedProcess:
     database, _ = isolated
     env = {
         "APP_ENV": "test",
@@ -230,7 +231,7 @@ def _cli(isolated, servers) -> subprocess.CompletedProcess:
         "REDIS_URL": _with_path(servers["redis_url"], str(AUDIT_REDIS_DB)),
     }
     return subprocess.run(
-        [sys.executable, "-m", "shared.audit", "verify"],
+        [sys.executable, "-m", "shared.audit", command],
         env={**env, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -246,6 +247,50 @@ def test_the_command_exits_0_on_an_intact_chain_and_1_on_a_tampered_one(chain, s
     tampered = _cli(chain, servers)
     assert tampered.returncode == 1, tampered.stderr
     assert "at seq 1: altered" in tampered.stdout
+
+
+def _restore_backup_taken_at_seq_3(database) -> None:
+    """What restoring a backup taken before the last seal leaves: the chain ends at 3,
+    the head in Redis still says 5."""
+    database[audit.CHAIN].delete_many({"seq": {"$gt": 3}})
+
+
+def test_reanchoring_after_a_restore_lets_the_sealer_go_on(chain):
+    database, redis_client = chain
+    _restore_backup_taken_at_seq_3(database)
+    audit.append(database, "admin.test", {"n": 1})
+    with pytest.raises(audit.ChainBroken):
+        audit.seal(database, redis_client)
+
+    report = audit.reanchor(database, redis_client)
+
+    assert report.ok and report.checked == 3
+    assert audit.read_head(redis_client).seq == 3
+    assert audit.seal(database, redis_client) == 1
+    assert audit.verify(database, redis_client, settle_seconds=0).ok
+
+
+def test_reanchoring_refuses_a_chain_broken_inside(chain):
+    database, redis_client = chain
+    database[audit.CHAIN].update_one({"seq": 3}, {"$set": {"payload.result.entryId": "forged"}})
+
+    report = audit.reanchor(database, redis_client)
+
+    assert (report.finding.seq, report.finding.problem) == (3, "altered")
+    assert audit.read_head(redis_client).seq == 5  # left where it was
+
+
+def test_the_reanchor_command_moves_the_head_only_over_an_intact_chain(chain, servers):
+    database, _ = chain
+    _restore_backup_taken_at_seq_3(database)
+    assert _cli(chain, servers).returncode == 1
+    moved = _cli(chain, servers, "reanchor")
+    assert moved.returncode == 0, moved.stderr
+    assert "intact: 3 records" in moved.stdout
+    assert _cli(chain, servers).returncode == 0
+    database[audit.CHAIN].update_one({"seq": 1}, {"$set": {"kind": "ledger.debit"}})
+    refused = _cli(chain, servers, "reanchor")
+    assert refused.returncode == 1 and "head not moved" in refused.stdout
 
 
 def test_an_admin_action_is_recorded_with_its_audit_record(isolated):
