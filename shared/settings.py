@@ -95,6 +95,7 @@ class Settings:
     reconcile_credited_every_seconds: int
     invariants_settle_seconds: int
     otel_exporter_otlp_endpoint: str
+    otel_traces_sample_ratio: float
 
     @property
     def is_production(self) -> bool:
@@ -231,6 +232,13 @@ def _url(*schemes: str) -> Callable[[str], str]:
 
 
 http_url = _url("http", "https")
+
+
+def _parse_ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return value
 
 
 def _optional_http_url(raw: str) -> str:
@@ -398,6 +406,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         invariants_settle_seconds=read("INVARIANTS_SETTLE_SECONDS", _parse_non_negative_int, "120"),
         # Where spans go (an OTLP/HTTP collector); none leave the process when unset.
         otel_exporter_otlp_endpoint=read("OTEL_EXPORTER_OTLP_ENDPOINT", _optional_http_url, ""),
+        otel_traces_sample_ratio=read("OTEL_TRACES_SAMPLE_RATIO", _parse_ratio, "1"),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")

@@ -27,7 +27,9 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 def create_app(settings: Settings | None = None, *, prepare_database: bool = True) -> Flask:
     settings = settings or load_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
-    configure_tracing("payments-api", settings.otel_exporter_otlp_endpoint)
+    configure_tracing(
+        "payments-api", settings.otel_exporter_otlp_endpoint, settings.otel_traces_sample_ratio
+    )
 
     app = Flask(__name__)
     app.json = ExactJSONProvider(app)

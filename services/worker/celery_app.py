@@ -24,7 +24,9 @@ except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 
 # Before any task runs or any client is made; forked pool processes inherit it.
-configure_tracing("payments-worker", _settings.otel_exporter_otlp_endpoint)
+configure_tracing(
+    "payments-worker", _settings.otel_exporter_otlp_endpoint, _settings.otel_traces_sample_ratio
+)
 
 
 class BaseTask(Task):
