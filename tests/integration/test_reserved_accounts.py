@@ -16,6 +16,7 @@ from bson import ObjectId
 from tests.integration.funding_support import (
     User,
     post_signed,
+    signup,
     sim,
     transaction_path,
     wait_for,
@@ -56,6 +57,22 @@ def creations(monnify_sim: str) -> int:
         r["method"] == "POST" and r["path"] == "/api/v2/bank-transfer/reserved-accounts"
         for r in seen
     )
+
+
+def transfer_webhook(paid: dict[str, Any], account_reference: str) -> bytes:
+    """A signed-style SUCCESSFUL_TRANSACTION for `paid` naming `account_reference`."""
+    payload = {
+        "eventType": "SUCCESSFUL_TRANSACTION",
+        "eventData": {
+            "transactionReference": paid["transactionReference"],
+            "paymentReference": paid["paymentReference"],
+            "amountPaid": 7,
+            "paymentStatus": "PAID",
+            "currency": "NGN",
+            "product": {"type": "RESERVED_ACCOUNT", "reference": account_reference},
+        },
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def make_due(db, account: dict[str, Any]) -> None:
@@ -206,19 +223,8 @@ def test_a_webhook_for_an_unknown_account_credits_nothing(user, monnify_sim, set
     account = with_account(user)
     paid = transfer(monnify_sim, account, amount=700, notify=False)
     # The same transaction, but naming an account we never reserved.
-    payload = {
-        "eventType": "SUCCESSFUL_TRANSACTION",
-        "eventData": {
-            "transactionReference": paid["transactionReference"],
-            "paymentReference": paid["paymentReference"],
-            "amountPaid": 7,
-            "paymentStatus": "PAID",
-            "currency": "NGN",
-            "product": {"type": "RESERVED_ACCOUNT", "reference": "PCS-nobody-NGN"},
-        },
-    }
-    body = json.dumps(payload, separators=(",", ":"))
-    assert post_signed(user.gateway, body.encode(), settings.monnify_secret_key).status_code == 200
+    body = transfer_webhook(paid, "PCS-nobody-NGN")
+    assert post_signed(user.gateway, body, settings.monnify_secret_key).status_code == 200
     event = wait_for(
         lambda: db.webhook_events.find_one({"transactionReference": paid["transactionReference"]}),
         lambda e: e is not None and e["status"] != "received",
@@ -254,3 +260,20 @@ def test_a_reversed_transfer_is_taken_back(user, monnify_sim, db, run_task):
     assert result["credited"]["reversed"] >= 1
     assert user.balance()["balance"] == 0
     assert db.fundings.find_one({"_id": paid["paymentReference"]})["status"] == "reversed"
+
+
+def test_a_transfer_the_status_api_places_in_another_account_is_not_credited(
+    gateway, monnify_sim, settings, db
+):
+    payer, other = signup(gateway), signup(gateway)
+    paid = transfer(monnify_sim, with_account(payer), amount=900, notify=False)
+    # A notification naming the other user's account for the payer's transfer.
+    body = transfer_webhook(paid, with_account(other)["accountReference"])
+    assert post_signed(gateway, body, settings.monnify_secret_key).status_code == 200
+    funding = wait_for(
+        lambda: db.fundings.find_one({"_id": paid["paymentReference"]}),
+        lambda f: f is not None and "discrepancy" in f,
+    )
+    assert "another account" in funding["discrepancy"]
+    assert other.balance()["balance"] == 0
+    assert credits(db, paid["transactionReference"]) == 0
