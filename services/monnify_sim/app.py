@@ -14,8 +14,9 @@ from services.monnify_sim.state import ApiError, SimState
 MAX_BODY_BYTES = 65536
 
 # Nested once, at import: the reserved-account routes sit behind /api's token check,
-# faults and error envelope.
+# faults and error envelope, and under /sim's error shape.
 api.blp.register_blueprint(reserved_accounts.api_blp)
+control.blp.register_blueprint(reserved_accounts.control_blp)
 
 
 def create_app(config: SimConfig | None = None) -> Flask:
@@ -25,7 +26,6 @@ def create_app(config: SimConfig | None = None) -> Flask:
     app.extensions[EXTENSION] = Simulator(config, SimState(config), Dispatcher(config))
     for module in (api, control, checkout):
         app.register_blueprint(module.blp)
-    app.register_blueprint(reserved_accounts.control_blp)
     app.register_error_handler(404, _not_found)
     app.register_error_handler(405, _method_not_allowed)
     app.get("/health")(_health)

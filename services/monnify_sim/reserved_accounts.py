@@ -32,7 +32,7 @@ from services.monnify_sim.render import amount, timestamp, transaction_body
 from services.monnify_sim.state import ApiError, SimState, SimTransaction, now
 
 api_blp = Blueprint("monnify_reserved_accounts", __name__)
-control_blp = Blueprint("monnify_sim_reserved_accounts", __name__, url_prefix="/sim")
+control_blp = Blueprint("monnify_sim_reserved_accounts", __name__)
 
 # Code -> name of the banks the simulator reserves accounts with, and their NUBAN prefix.
 BANKS = {"035": ("Wema bank", "70"), "50515": ("Moniepoint Microfinance Bank", "60")}

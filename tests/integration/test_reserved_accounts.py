@@ -10,9 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import requests
 from bson import ObjectId
 
+from shared.monnify.client import MonnifyClient
+from shared.monnify.errors import MonnifyNotFound, MonnifyRejected
+from shared.monnify.reserved_accounts import ReservedAccount
 from tests.integration.funding_support import (
     User,
     post_signed,
@@ -277,3 +281,75 @@ def test_a_transfer_the_status_api_places_in_another_account_is_not_credited(
     assert "another account" in funding["discrepancy"]
     assert other.balance()["balance"] == 0
     assert credits(db, paid["transactionReference"]) == 0
+
+
+# ---- the simulator, through the client --------------------------------------------------
+
+
+def reserve(client: MonnifyClient, reference: str, **options: Any) -> ReservedAccount:
+    return client.create_reserved_account(
+        account_reference=reference,
+        account_name="Ada Obi",
+        currency="NGN",
+        customer_email="ada@example.com",
+        customer_name="Ada Obi",
+        kyc=("bvn", BVN),
+        **options,
+    )
+
+
+def test_the_simulator_reserves_like_monnify(monnify_sim, settings):
+    client = MonnifyClient.from_settings(settings)
+    reference = f"test-{ObjectId()}"
+    created = reserve(client, reference, preferred_banks=("035",))
+    assert [a.bank_code for a in created.accounts] == ["035"]
+    assert client.get_reserved_account(reference) == created
+    with pytest.raises(MonnifyRejected) as refused:
+        reserve(client, reference)
+    assert refused.value.http_status == 422
+    assert "same accountReference" in refused.value.message
+    with pytest.raises(MonnifyNotFound):
+        client.get_reserved_account(f"test-{ObjectId()}")
+    with pytest.raises(MonnifyRejected):
+        reserve(client, f"test-{ObjectId()}", preferred_banks=("999",))
+    everywhere = reserve(client, f"test-{ObjectId()}")
+    assert len(everywhere.accounts) == 2  # getAllAvailableBanks
+
+
+def test_the_simulator_lists_transfers_newest_first_and_knows_their_status(monnify_sim, settings):
+    client = MonnifyClient.from_settings(settings)
+    reference = f"test-{ObjectId()}"
+    reserve(client, reference)
+    assert client.reserved_account_transactions(reference, page=0, size=10).items == ()
+    account = {"accountReference": reference}
+    first = transfer(monnify_sim, account, amount=100, notify=False)
+    second = transfer(monnify_sim, account, amount=200, notify=False)
+    page0 = client.reserved_account_transactions(reference, page=0, size=1)
+    page1 = client.reserved_account_transactions(reference, page=1, size=1)
+    assert [i.transaction_reference for i in (*page0.items, *page1.items)] == [
+        second["transactionReference"],
+        first["transactionReference"],
+    ]
+    assert (page0.last, page1.last) == (False, True)
+    status = client.get_transaction(first["transactionReference"])
+    assert (status.payment_status.value, status.amount_paid_minor) == ("PAID", 10000)
+    assert (status.product_type, status.product_reference) == ("RESERVED_ACCOUNT", reference)
+    assert status.payment_reference == status.transaction_reference
+
+
+def test_the_simulators_reserved_account_routes_need_a_token(monnify_sim):
+    for path in (
+        "/api/v2/bank-transfer/reserved-accounts/anything",
+        "/api/v1/bank-transfer/reserved-accounts/transactions?accountReference=anything",
+    ):
+        assert requests.get(f"{monnify_sim}{path}", timeout=10).status_code == 401
+
+
+def test_the_simulators_transfer_control_refuses_bad_input(monnify_sim, settings):
+    reference = f"test-{ObjectId()}"
+    reserve(MonnifyClient.from_settings(settings), reference)
+    url = f"{monnify_sim}/sim/reserved-accounts/{reference}/transfer"
+    assert requests.post(url, json={"amount": -1}, timeout=10).status_code == 400
+    assert requests.post(url, json={}, timeout=10).status_code == 400
+    unknown = f"{monnify_sim}/sim/reserved-accounts/test-nobody/transfer"
+    assert requests.post(unknown, json={"amount": 5}, timeout=10).status_code == 404
