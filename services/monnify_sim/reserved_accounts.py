@@ -2,7 +2,7 @@
 
 API (behind the same token check and faults as the rest of /api):
 - POST /api/v2/bank-transfer/reserved-accounts: reserve; a known accountReference is
-  refused (422), as Monnify refuses it.
+  refused (422), as Monnify refuses it; so is a BVN/NIN starting 0000 (unverifiable).
 - GET /api/v2/bank-transfer/reserved-accounts/<accountReference>: the details.
 - GET /api/v1/bank-transfer/reserved-accounts/transactions?accountReference=&page=&size=:
   the transfers into it, newest first, in Monnify's page shape.
@@ -37,6 +37,7 @@ control_blp = Blueprint("monnify_sim_reserved_accounts", __name__)
 # Code -> name of the banks the simulator reserves accounts with, and their NUBAN prefix.
 BANKS = {"035": ("Wema bank", "70"), "50515": ("Moniepoint Microfinance Bank", "60")}
 KYC_FIELDS = ("bvn", "nin")
+UNVERIFIABLE_PREFIX = "0000"  # test numbers the simulated KYC check refuses
 MAX_PAGE_SIZE = 100
 
 
@@ -99,6 +100,8 @@ def _kyc(body: dict[str, Any]) -> str:
         value = body[name]
         if not isinstance(value, str) or len(value) != 11 or not value.isdigit():
             raise ApiError(400, f"{name} must be 11 digits")
+        if value.startswith(UNVERIFIABLE_PREFIX):  # quoting it, as a provider might
+            raise ApiError(422, f"The {name.upper()} {value} could not be verified")
     return given[0]
 
 

@@ -121,7 +121,7 @@ class ReservedAccounts:
             try:
                 return self.monnify.get_reserved_account(reference)
             except MonnifyNotFound:
-                raise refused from None
+                raise _without(refused, kyc[1]) from None
 
     def _store(
         self, user: dict[str, Any], currency: str, account: ReservedAccount
@@ -145,6 +145,16 @@ class ReservedAccounts:
             return self.db.reserved_accounts.find_one({"_id": account.account_reference})
         log.info("reserved_account_created", accountReference=account.account_reference)
         return document
+
+
+def _without(refused: MonnifyRejected, number: str) -> MonnifyRejected:
+    """Monnify's refusal, minus the KYC number should its message quote it (say, an
+    invalid BVN): the message reaches the user and the logs."""
+    return MonnifyRejected(
+        refused.message.replace(number, "*" * len(number)),
+        response_code=refused.response_code,
+        http_status=refused.http_status,
+    )
 
 
 def account_view(document: dict[str, Any]) -> dict[str, Any]:

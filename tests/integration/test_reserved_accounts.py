@@ -176,6 +176,18 @@ def test_concurrent_requests_reserve_exactly_one_account(user, monnify_sim, db):
     assert db.reserved_accounts.count_documents({"userId": ObjectId(user.id)}) == 1
 
 
+def test_a_kyc_number_monnify_refuses_is_a_422_that_does_not_quote_it(user, db):
+    unverifiable = "00001234567"
+    assert put_kyc(user, {"bvn": unverifiable}).status_code == 200
+    with capture_logs() as logs:
+        response = funding_account(user)
+    assert response.status_code == 422
+    assert "could not be verified" in response.json()["message"]
+    assert unverifiable not in response.text
+    assert unverifiable not in logs.text()
+    assert db.reserved_accounts.count_documents({"userId": ObjectId(user.id)}) == 0
+
+
 def test_a_currency_without_reserved_accounts_is_a_400(user):
     assert put_kyc(user, {"bvn": BVN}).status_code == 200
     response = funding_account(user, currency="USD")
