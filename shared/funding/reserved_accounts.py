@@ -60,6 +60,12 @@ def account_reference(user_id: ObjectId, currency: str) -> str:
     return f"PCS-{user_id}-{currency}"
 
 
+def account_name(user_id: ObjectId) -> str:
+    """The name a payer's bank shows for the account (after the merchant's): nothing
+    personal, since anyone given the number sees it."""
+    return f"Wallet {str(user_id)[-8:].upper()}"
+
+
 @dataclass(frozen=True)
 class Transfer:
     """A transfer into a reserved account, as a webhook or the transaction list names it."""
@@ -110,7 +116,7 @@ class ReservedAccounts:
         try:
             return self.monnify.create_reserved_account(
                 account_reference=reference,
-                account_name=user["email"],
+                account_name=account_name(user["_id"]),
                 currency=currency,
                 customer_email=user["email"],
                 customer_name=user["email"],

@@ -154,6 +154,7 @@ def test_the_funding_account_is_reserved_once_then_served_from_the_database(user
     account = with_account(user)
     assert account["currency"] == "NGN"
     assert account["accountReference"] == f"PCS-{user.id}-NGN"
+    assert user.email not in str(account)  # payers see the name: nothing personal
     assert account["accounts"]
     for bank in account["accounts"]:
         assert set(bank) == {"bankCode", "bankName", "accountNumber", "accountName"}
