@@ -30,7 +30,7 @@ class KycViewSchema(Schema):
     updatedAt = fields.DateTime(required=True)
 
 
-class BankAccountSchema(Schema):
+class ReservedBankAccountSchema(Schema):
     bankCode = fields.String(required=True)
     bankName = fields.String(required=True)
     accountNumber = fields.String(required=True)
@@ -41,4 +41,4 @@ class FundingAccountSchema(Schema):
     accountReference = fields.String(required=True)
     accountName = fields.String(required=True)
     currency = fields.String(required=True)
-    accounts = fields.List(fields.Nested(BankAccountSchema), required=True)
+    accounts = fields.List(fields.Nested(ReservedBankAccountSchema), required=True)
