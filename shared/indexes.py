@@ -125,6 +125,16 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)], name="holds_open_by_expiry"),
         IndexModel([("account", ASCENDING), ("status", ASCENDING)], name="holds_by_account"),
     ],
+    "reserved_accounts": [
+        # One funding account per user and currency, whatever races to store it.
+        IndexModel(
+            [("userId", ASCENDING), ("currency", ASCENDING)],
+            unique=True,
+            name="reserved_account_per_user",
+        ),
+        # Reconciliation's accounts due a reading of their transaction list.
+        IndexModel([("scanDueAt", ASCENDING)], name="reserved_accounts_scan_due"),
+    ],
 }
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from limits import parse_many
 
 from shared.money import CURRENCY_EXPONENTS, to_minor
@@ -25,6 +26,8 @@ T = TypeVar("T")
 
 
 DEFAULT_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+# A Fernet key for development and tests only (production refuses it).
+DEFAULT_KYC_ENCRYPTION_KEY = "ZGV2LW9ubHkta3ljLWtleS1jaGFuZ2UtbWUtMzJieXQ="
 MIN_PRODUCTION_SECRET_LENGTH = 32
 MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS = 8
 _SIMULATOR_HOSTS = ("localhost", "monnify-sim", "0.0.0.0")
@@ -96,6 +99,8 @@ class Settings:
     invariants_settle_seconds: int
     otel_exporter_otlp_endpoint: str
     otel_traces_sample_ratio: float
+    kyc_encryption_keys: tuple[str, ...]
+    reserved_account_banks: tuple[str, ...]
 
     @property
     def is_production(self) -> bool:
@@ -207,6 +212,29 @@ def _parse_positive_amount(raw: str) -> int:
     if value <= 0:
         raise ValueError("must be greater than zero")
     return value
+
+
+def _parse_fernet_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys: the first encrypts, every one decrypts (rotation)."""
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        for key in keys:
+            Fernet(key)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "must be Fernet keys (urlsafe base64 of 32 bytes), comma-separated"
+        ) from None
+    if not keys:
+        raise ValueError("must hold at least one Fernet key")
+    return keys
+
+
+def _parse_bank_codes(raw: str) -> tuple[str, ...]:
+    """Empty: every bank Monnify offers; else comma-separated bank codes (digits)."""
+    codes = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(not code.isdigit() for code in codes):
+        raise ValueError("must be empty or a comma-separated list of bank codes like 035")
+    return codes
 
 
 def _parse_ip_list(raw: str) -> tuple[str, ...]:
@@ -407,6 +435,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Where spans go (an OTLP/HTTP collector); none leave the process when unset.
         otel_exporter_otlp_endpoint=read("OTEL_EXPORTER_OTLP_ENDPOINT", _optional_http_url, ""),
         otel_traces_sample_ratio=read("OTEL_TRACES_SAMPLE_RATIO", _parse_ratio, "1"),
+        kyc_encryption_keys=read(
+            "KYC_ENCRYPTION_KEY",
+            _parse_fernet_keys,
+            None if production else DEFAULT_KYC_ENCRYPTION_KEY,
+        ),
+        reserved_account_banks=read("MONNIFY_RESERVED_ACCOUNT_BANKS", _parse_bank_codes, ""),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")
@@ -426,6 +460,8 @@ def _check_production(settings: Settings) -> None:
             f"JWT_SECRET must be a random secret of at least {MIN_PRODUCTION_SECRET_LENGTH} "
             "characters in production"
         )
+    if DEFAULT_KYC_ENCRYPTION_KEY in settings.kyc_encryption_keys:
+        raise ConfigError("KYC_ENCRYPTION_KEY must be a key of your own in production")
     if settings.monnify_is_simulator:
         raise ConfigError("MONNIFY_BASE_URL points at the simulator; production needs Monnify")
     if not settings.monnify_base_url.startswith("https://"):

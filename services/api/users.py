@@ -1,4 +1,4 @@
-"""Users: your own per-minute rate, the price others pay to call you."""
+"""Users: your own per-minute rate, the price others pay to call you, and your KYC."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from flask_jwt_extended import current_user
 from services.api import context
 from services.api.blueprint import Blueprint
 from shared.calls.rates import clear_rate, rate_of, set_rate
+from shared.kyc import KycNumber, KycVault, save_kyc
 from shared.schemas.calls import RateSchema, RateViewSchema
+from shared.schemas.funding_accounts import KycSchema, KycViewSchema
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Your profile as a callee")
 
@@ -52,3 +54,17 @@ def delete_rate():
     """Go back to the default rate."""
     clear_rate(context.db(), current_user["_id"])
     return _rate_view({key: value for key, value in current_user.items() if key != "ratePerMinute"})
+
+
+@blp.route("/me/kyc", methods=["PUT"])
+@blp.token_required()
+@blp.arguments(KycSchema)
+@blp.response(200, KycViewSchema)
+@blp.errors(HTTPStatus.BAD_REQUEST)
+def put_kyc(body: dict):
+    """Give your BVN or NIN (exactly one, 11 digits), which a funding account needs.
+    It is stored encrypted and never shown again: the answer has its last 4 digits."""
+    kind = "bvn" if "bvn" in body else "nin"
+    kyc = KycNumber(kind, body[kind])
+    vault = KycVault.from_settings(context.settings())
+    return save_kyc(context.db(), vault, current_user["_id"], kyc)

@@ -1,6 +1,9 @@
-"""Wallet: balance and transaction history (reads), funding (issue 4)."""
+"""Wallet: balance and transaction history (reads), funding (issue 4), and the
+permanent funding account (a Monnify reserved account)."""
 
 from __future__ import annotations
+
+from http import HTTPStatus
 
 from flask_jwt_extended import current_user, jwt_required
 
@@ -8,9 +11,12 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from shared.funding.fundings import FundingRequest, start_funding
+from shared.funding.reserved_accounts import ReservedAccounts
+from shared.kyc import KycVault
 from shared.ledger import HistoryItem, wallet_id
 from shared.money import check_amount_bounds
 from shared.pagination import decode_position, encode_cursor
+from shared.schemas.funding_accounts import FundingAccountSchema
 from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
 from shared.schemas.wallet import (
     BalanceSchema,
@@ -96,3 +102,23 @@ def fund(headers: dict, body: dict):
         idempotency_key=headers.get("idempotency_key"),
     )
     return start_funding(context.db(), context.monnify(), request)
+
+
+@blp.route("/funding-account", methods=["GET"])
+@blp.token_required()
+@blp.arguments(CurrencyQuerySchema, location="query")
+@blp.response(200, FundingAccountSchema)
+@blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.CONFLICT, HTTPStatus.BAD_GATEWAY)
+def funding_account(query: dict):
+    """Your permanent bank accounts: every transfer into one credits your wallet.
+
+    Reserved at Monnify on the first request (409 until you have given a BVN or NIN with
+    PUT /users/me/kyc), then served as stored."""
+    current = context.settings()
+    accounts = ReservedAccounts(
+        context.db(),
+        context.monnify(),
+        KycVault.from_settings(current),
+        current.reserved_account_banks,
+    )
+    return accounts.funding_account(current_user, _currency(query))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from services.monnify_sim import api, checkout, control
+from services.monnify_sim import api, checkout, control, reserved_accounts
 from services.monnify_sim.config import SimConfig, load_sim_config
 from services.monnify_sim.context import EXTENSION, Simulator
 from services.monnify_sim.delivery import Dispatcher
@@ -12,6 +12,11 @@ from services.monnify_sim.http import json_response
 from services.monnify_sim.state import ApiError, SimState
 
 MAX_BODY_BYTES = 65536
+
+# Nested once, at import: the reserved-account routes sit behind /api's token check,
+# faults and error envelope, and under /sim's error shape.
+api.blp.register_blueprint(reserved_accounts.api_blp)
+control.blp.register_blueprint(reserved_accounts.control_blp)
 
 
 def create_app(config: SimConfig | None = None) -> Flask:

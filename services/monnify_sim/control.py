@@ -18,6 +18,8 @@
 - GET|POST /sim/config: the run-time knobs (see config.py).
 - POST /sim/tokens/revoke: every issued token now gets 401.
 - GET /sim/stats: logins and the API requests seen. POST /sim/reset: forget everything.
+- POST /sim/reserved-accounts/<accountReference>/transfer, GET /sim/reserved-accounts:
+  see reserved_accounts.py.
 """
 
 from __future__ import annotations

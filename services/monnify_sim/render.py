@@ -84,7 +84,10 @@ def transaction_body(transaction: SimTransaction, config: SimConfig) -> dict[str
         "paymentDescription": transaction.payment_description,
         "currency": transaction.currency,
         "paymentMethod": transaction.payment_method,
-        "product": {"type": "API_NOTIFICATION", "reference": transaction.payment_reference},
+        "product": {
+            "type": transaction.product_type,
+            "reference": transaction.product_reference or transaction.payment_reference,
+        },
         "cardDetails": None,
         "metaData": transaction.meta_data,
         "customer": {"email": transaction.customer_email, "name": transaction.customer_name},

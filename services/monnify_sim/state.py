@@ -59,6 +59,9 @@ class SimTransaction:
     paid_on: datetime | None = None
     payment_method: str | None = None
     account: dict[str, str] | None = None
+    # Where the money was paid: a checkout (its paymentReference) or a reserved account.
+    product_type: str = "API_NOTIFICATION"
+    product_reference: str | None = None
 
     @property
     def fee_minor(self) -> int:
@@ -114,6 +117,8 @@ class SimState:
     logins: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     fault: Fault = field(default_factory=Fault)
+    # accountReference -> the reserved account (services/monnify_sim/reserved_accounts.py)
+    reserved_accounts: dict[str, Any] = field(default_factory=dict)
     _sequence: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def reset(self) -> None:
@@ -121,6 +126,7 @@ class SimState:
             self.transactions.clear()
             self.payment_references.clear()
             self.refunds.clear()
+            self.reserved_accounts.clear()
             self.tokens.clear()
             self.requests.clear()
             self.logins = 0
@@ -154,14 +160,24 @@ class SimState:
                 raise ApiError(422, f"Duplicate payment reference {reference}")
             created = now()
             transaction = SimTransaction(
-                transaction_reference=(f"MNFY|{created:%Y%m%d%H%M%S}|{next(self._sequence):06d}"),
+                transaction_reference=self.next_transaction_reference(created),
                 payment_reference=reference,
                 created_at=created,
                 **details,
             )
-            self.transactions[transaction.transaction_reference] = transaction
-            self.payment_references[reference] = transaction.transaction_reference
+            self.add_transaction(transaction)
             return transaction
+
+    def next_transaction_reference(self, at: datetime) -> str:
+        return f"MNFY|{at:%Y%m%d%H%M%S}|{next(self._sequence):06d}"
+
+    def add_transaction(self, transaction: SimTransaction) -> None:
+        """Known to the status API by both its references from now on."""
+        with self.lock:
+            self.transactions[transaction.transaction_reference] = transaction
+            self.payment_references[transaction.payment_reference] = (
+                transaction.transaction_reference
+            )
 
     def transaction(self, transaction_reference: str) -> SimTransaction:
         with self.lock:

@@ -27,6 +27,7 @@ from pymongo.database import Database
 
 from shared.errors import Conflict, DomainError, NotFound, refusal_or_result
 from shared.funding import fundings as f
+from shared.funding.reserved_accounts import PRODUCT_TYPE as RESERVED_ACCOUNT
 from shared.ledger import (
     Credit,
     EntryResult,
@@ -61,6 +62,10 @@ _CLOSED_BY_STATUS = {
     PaymentStatus.ABANDONED: f.EXPIRED,
     PaymentStatus.CANCELLED: f.FAILED,
 }
+
+
+_DESCRIPTION_CHECKOUT = "Wallet funding via Monnify"
+_DESCRIPTION_TRANSFER = "Bank transfer to your funding account"
 
 
 class UnknownFunding(NotFound):
@@ -154,6 +159,8 @@ class FundingConfirmer:
         """The outcome of what Monnify reports, or None for a credit (made with others)."""
         if transaction.currency != funding["currency"]:
             return self._discrepancy(funding, "currency differs from the funding's")
+        if not _same_reserved_account(funding, transaction):
+            return self._discrepancy(funding, "Monnify reports it paid into another account")
         if "transactionReference" not in funding:
             self._set(funding, {"transactionReference": transaction.transaction_reference})
             funding["transactionReference"] = transaction.transaction_reference
@@ -222,7 +229,9 @@ class FundingConfirmer:
                 funding["account"],
                 t.amount_paid_minor,
                 reference=t.transaction_reference,
-                description="Wallet funding via Monnify",
+                description=_DESCRIPTION_TRANSFER
+                if funding.get("accountReference")
+                else _DESCRIPTION_CHECKOUT,
             )
             for funding, t in pairs
         ]
@@ -382,6 +391,15 @@ class FundingConfirmer:
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
         self.db.fundings.update_one({"_id": funding["_id"]}, update)
+
+
+def _same_reserved_account(funding: dict[str, Any], transaction: Transaction) -> bool:
+    """A transfer into a reserved account is credited to that account's owner only if
+    the status API names the same account."""
+    if "accountReference" not in funding:
+        return True
+    paid_into = (transaction.product_type, transaction.product_reference)
+    return paid_into == (RESERVED_ACCOUNT, funding["accountReference"])
 
 
 def _funding_update(fields: dict[str, Any], decision: str | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from shared.errors import DomainError, refusal_or_result
-from shared.funding import inbox, refunds
+from shared.funding import inbox, refunds, reserved_accounts
 from shared.funding.confirmation import Answer, FundingConfirmer, Notice, UnknownFunding
 from shared.funding.refunds import Refunds, UnknownRefund
 from shared.logs import get_logger
@@ -55,6 +55,8 @@ def _confirm_transactions(
 ) -> dict[ObjectId, EventOutcome]:
     if not events:
         return {}
+    # A transfer into a reserved account has no funding of ours until now.
+    reserved_accounts.record_transfers(confirmer.db, reserved_accounts.transfers_in(events))
     notices = [Notice(e.get("paymentReference"), e.get("transactionReference")) for e in events]
     answers = confirmer.confirm_many(notices)
     return {e["_id"]: _transaction_outcome(a) for e, a in zip(events, answers, strict=True)}

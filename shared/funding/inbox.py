@@ -60,12 +60,16 @@ def event_fields(body: dict[str, Any] | None) -> dict[str, Any]:
     if body is None:
         return {"eventType": None}
     data = body.get("eventData") if isinstance(body.get("eventData"), dict) else body
+    product = data.get("product") if isinstance(data.get("product"), dict) else {}
     fields = {
         "eventType": body.get("eventType")
         or ("LEGACY_TRANSACTION" if "eventData" not in body else None),
         "transactionReference": data.get("transactionReference"),
         "paymentReference": data.get("paymentReference"),
         "refundReference": data.get("refundReference"),
+        # A transfer into a reserved account names the account here.
+        "productType": product.get("type"),
+        "productReference": product.get("reference"),
     }
     return {key: value for key, value in fields.items() if isinstance(value, str) or value is None}
 

@@ -4,6 +4,8 @@
   missed webhook costs nothing and expired ones are closed.
 - Recently credited fundings are confirmed again now and then: Monnify sends no event
   when it reverses a payment, so this is how a reversal is found.
+- Transfers into reserved accounts whose webhook never came are found in each account's
+  transaction list (`scan_reserved_accounts`) and confirmed like any funding.
 - Open refunds are looked up with the refund status API, in case their webhook never came.
 - The daily report compares a day's movements of the gateway clearing account with
   Monnify's view of that day's fundings, runs the ledger's invariants, and stores every
@@ -22,7 +24,7 @@ from pymongo.database import Database
 
 from shared.errors import DomainError
 from shared.funding import fundings as f
-from shared.funding import inbox
+from shared.funding import inbox, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Outcome
 from shared.funding.refunds import Refunds
 from shared.ledger import LedgerReads, SystemAccount, check_recent, system_account_id
@@ -103,6 +105,27 @@ class Reconciler:
             self._check(funding, tally)
             self._mark_checked(funding["_id"])
             self._schedule_recheck(funding, now + timedelta(seconds=every_seconds), lookback)
+        _log_pass(tally)
+        return tally
+
+    def scan_reserved_accounts(self) -> Tally:
+        """Transfers into reserved accounts that no webhook brought: each due account's
+        transaction list read down to what the last reading saw, every transfer not yet
+        credited confirmed (and so credited once) like any funding."""
+        tally = Tally()
+        for account in reserved_accounts.due_for_scan(self.db, BATCH):
+            try:
+                scan = reserved_accounts.transfers_since(self.confirmer.monnify, account)
+            except MonnifyError as exc:  # the next pass reads it again
+                tally.errors += 1
+                log.warning(
+                    "reserved_account_scan_failed", accountReference=account["_id"], error=str(exc)
+                )
+                continue
+            for payment_reference in reserved_accounts.record_transfers(self.db, scan.transfers):
+                self._check({"_id": payment_reference}, tally)
+                self._mark_checked(payment_reference)
+            reserved_accounts.finish_scan(self.db, account, scan)
         _log_pass(tally)
         return tally
 

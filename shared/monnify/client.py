@@ -37,6 +37,13 @@ from shared.monnify.models import (
     Transaction,
     parse_optional_amount,
 )
+from shared.monnify.reserved_accounts import (
+    CREATE_PATH,
+    DETAILS_PATH,
+    TRANSACTIONS_PATH,
+    ReservedAccount,
+    TransferPage,
+)
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -222,6 +229,53 @@ class MonnifyClient:
         refund = Refund.from_payload(self._call("GET", path), currency)
         _expect_same("refundReference", refund.refund_reference, refund_reference)
         return refund
+
+    # --- reserved accounts ---------------------------------------------------------------
+
+    def create_reserved_account(
+        self,
+        *,
+        account_reference: str,
+        account_name: str,
+        currency: str,
+        customer_email: str,
+        customer_name: str,
+        kyc: tuple[str, str],
+        preferred_banks: tuple[str, ...] = (),
+    ) -> ReservedAccount:
+        """Reserve a customer's permanent accounts. `kyc` is ("bvn" or "nin", number).
+        Monnify refuses a reference it already has (MonnifyRejected): ask for its details."""
+        kyc_type, kyc_number = kyc
+        payload: dict[str, Any] = {
+            "accountReference": account_reference,
+            "accountName": account_name,
+            "currencyCode": currency,
+            "contractCode": self.contract_code,
+            "customerEmail": customer_email,
+            "customerName": customer_name,
+            kyc_type: kyc_number,
+        }
+        if preferred_banks:
+            payload["getAllAvailableBanks"] = False
+            payload["preferredBanks"] = list(preferred_banks)
+        else:
+            payload["getAllAvailableBanks"] = True
+        account = ReservedAccount.from_payload(self._call("POST", CREATE_PATH, json_body=payload))
+        _expect_same("accountReference", account.account_reference, account_reference)
+        return account
+
+    def get_reserved_account(self, account_reference: str) -> ReservedAccount:
+        path = DETAILS_PATH.format(reference=quote(account_reference, safe=""))
+        account = ReservedAccount.from_payload(self._call("GET", path))
+        _expect_same("accountReference", account.account_reference, account_reference)
+        return account
+
+    def reserved_account_transactions(
+        self, account_reference: str, *, page: int, size: int
+    ) -> TransferPage:
+        """One page of the transfers into a reserved account, newest first."""
+        params = {"accountReference": account_reference, "page": str(page), "size": str(size)}
+        return TransferPage.from_payload(self._call("GET", TRANSACTIONS_PATH, params=params))
 
     # --- authentication ------------------------------------------------------------------
 

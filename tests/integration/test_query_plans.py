@@ -25,11 +25,12 @@ from pymongo.database import Database
 
 from shared import audit
 from shared.calls import CallContext, billing, sessions
-from shared.funding import fundings, inbox, reconciliation
+from shared.funding import fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
 from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
 from shared.indexes import ensure_indexes
+from shared.kyc import KycVault
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
 from shared.mongo import IN_CHUNK, find_and_modify_uses_indexes
@@ -393,6 +394,45 @@ def test_the_daily_reports_fundings(planned):
         reconciliation._ledger_net(db, moved)
 
     assert_served_by_indexes(db, sent_by(recorder, report_reads))
+
+
+def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
+    db, recorder = planned
+    far = datetime.now(UTC) + timedelta(days=1)
+    db.reserved_accounts.insert_many(  # this collection's filler: unique per user, not due
+        [
+            {"_id": f"filler-{n}", "userId": f"filler-{n}", "currency": "NGN", "scanDueAt": far}
+            for n in range(FILLER)
+        ]
+    )
+    user = create_user(db, f"{ObjectId()}@example.com", "password123")
+    now = datetime.now(UTC)
+    account = {
+        "_id": reserved_accounts.account_reference(user["_id"], "NGN"),
+        "userId": user["_id"],
+        "currency": "NGN",
+        "wallet": open_wallet(db, user["_id"], "NGN"),
+        "email": user["email"],
+        "accountName": user["email"],
+        "accounts": [],
+        "createdAt": now,
+        "lastActivityAt": now,
+        "scanDueAt": now - timedelta(seconds=1),
+    }
+    db.reserved_accounts.insert_one(account)
+    accounts = reserved_accounts.ReservedAccounts(db, monnify, KycVault.from_settings(settings))
+    reference = f"MNFY|{ObjectId()}"
+    transfer = reserved_accounts.Transfer(account["_id"], reference, reference)
+
+    def paths() -> None:  # served from the database: Monnify is not asked
+        assert accounts.funding_account(user, "NGN")["accountReference"] == account["_id"]
+        assert reserved_accounts.record_transfers(db, [transfer]) == [reference]
+        due = reserved_accounts.due_for_scan(db, reconciliation.BATCH)
+        assert account["_id"] in {a["_id"] for a in due}
+        scan = reserved_accounts.Scan([transfer], now, complete=True)
+        reserved_accounts.finish_scan(db, account, scan)
+
+    assert_served_by_indexes(db, sent_by(recorder, paths))
 
 
 def test_a_scan_is_caught(planned):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import DEFAULT_JWT_SECRET, ConfigError, load_settings
+from shared.settings import (
+    DEFAULT_JWT_SECRET,
+    DEFAULT_KYC_ENCRYPTION_KEY,
+    ConfigError,
+    load_settings,
+)
 
 STRONG_SECRET = "k3J9x!Qw7Zp2Lm5Vb8Nc4Rt6Yh1Gf0Ds"  # 32 characters
 
@@ -19,6 +24,7 @@ PRODUCTION = {
     "MONNIFY_CONTRACT_CODE": "1234567890",
     "MONNIFY_BASE_URL": "https://api.monnify.com",
     "MONNIFY_WEBHOOK_URL": "https://pay.example.com/payments/monnify/webhook",
+    "KYC_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1reWMta2V5LWZvci10ZXN0cy0zMmI=",
 }
 
 
@@ -114,6 +120,9 @@ MALFORMED = [
     ("INBOX_REQUEUE_AFTER_SECONDS", "-1"),
     ("CALL_BILLING_INCREMENT_SECONDS", "0"),
     ("PLATFORM_FEE_PERCENT", "101"),
+    ("KYC_ENCRYPTION_KEY", "not-a-fernet-key"),
+    ("KYC_ENCRYPTION_KEY", ","),
+    ("MONNIFY_RESERVED_ACCOUNT_BANKS", "035,wema"),
 ]
 
 
@@ -145,6 +154,7 @@ def test_production_loads_with_everything_set():
         "MONNIFY_SECRET_KEY",
         "MONNIFY_CONTRACT_CODE",
         "MONNIFY_BASE_URL",
+        "KYC_ENCRYPTION_KEY",
     ],
 )
 def test_production_requires(name):
@@ -187,3 +197,20 @@ def test_malformed_value_is_not_echoed_for_secrets():
         }
     )
     assert "tiny" not in message
+
+
+def test_production_refuses_the_development_kyc_key():
+    keys = f"{PRODUCTION['KYC_ENCRYPTION_KEY']},{DEFAULT_KYC_ENCRYPTION_KEY}"
+    message = _error({**PRODUCTION, "KYC_ENCRYPTION_KEY": keys})
+    assert message.startswith("KYC_ENCRYPTION_KEY "), message
+    assert DEFAULT_KYC_ENCRYPTION_KEY not in message
+
+
+def test_kyc_keys_rotate_and_reserved_account_banks_parse():
+    old, new = DEFAULT_KYC_ENCRYPTION_KEY, PRODUCTION["KYC_ENCRYPTION_KEY"]
+    settings = load_settings(
+        {"KYC_ENCRYPTION_KEY": f"{new}, {old}", "MONNIFY_RESERVED_ACCOUNT_BANKS": "035, 50515"}
+    )
+    assert settings.kyc_encryption_keys == (new, old)
+    assert settings.reserved_account_banks == ("035", "50515")
+    assert load_settings({}).reserved_account_banks == ()

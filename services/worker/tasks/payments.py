@@ -76,7 +76,8 @@ def requeue_inbox() -> int:
 @periodic("payments.reconcile_pending")
 def reconcile_pending() -> dict[str, Any]:
     """Settle what webhooks did not: open fundings (a missed webhook costs nothing),
-    reversals of recent credits (Monnify sends no reversal event), and open refunds."""
+    reversals of recent credits (Monnify sends no reversal event), open refunds, and
+    transfers into reserved accounts whose webhook was lost."""
     current = context.settings()
     reconciler = reconciliation.Reconciler(context.db(), confirmer(), refunder())
     return {
@@ -86,6 +87,7 @@ def reconcile_pending() -> dict[str, Any]:
             every_seconds=current.reconcile_credited_every_seconds,
         ).as_dict(),
         "refunds": reconciler.poll_refunds().as_dict(),
+        "reservedAccounts": reconciler.scan_reserved_accounts().as_dict(),
     }
 
 
