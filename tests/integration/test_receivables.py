@@ -1,7 +1,8 @@
-"""A confirmation that dies half-way, after the ledger posted but before the wallet's
-restriction changed, is finished by its retry: a reversal's retry restricts the wallet,
-a repayment's retry lifts it. The crash is the ledger's `set_restricted` failing once,
-through the ledger the confirmer is given."""
+"""Receivables: what a reversal leaves owed restricts the wallet until fundings repay
+all of it. A confirmation that dies half-way, after the ledger posted but before the
+wallet's restriction changed, is finished by its retry: a reversal's retry restricts the
+wallet, a repayment's retry lifts it. The crash is the ledger's `set_restricted` failing
+once, through the ledger the confirmer is given."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from shared.funding.confirmation import FundingConfirmer
 from shared.ledger import Ledger, wallet_id
 from shared.ledger.accounts import receivable_id
 from shared.monnify.client import MonnifyClient
-from tests.integration.funding_support import funding_record, pay, reverse
+from tests.integration.funding_support import funding_record, notify, pay, reverse, wait_for
 
 
 class CrashingLedger(Ledger):
@@ -100,3 +101,25 @@ def test_a_repayment_retried_after_a_crash_lifts_the_restriction(
     after = user.balance()
     assert (after["restricted"], after["balance"], after["available"]) == (False, 4000, 1000)
     assert funding_record(db, second)["status"] == "paid"
+
+
+def test_a_partial_repayment_keeps_the_wallet_restricted_until_all_is_repaid(
+    monnify_sim, user, db, settings
+):
+    funding = spend_and_reverse(monnify_sim, user, settings)
+    notify(monnify_sim, funding)  # the reversal, pushed by a redelivered notification
+    wait_for(user.balance, lambda body: body["restricted"])
+    assert owed(db, user) == 300000
+
+    part = user.fund(1000)
+    pay(monnify_sim, part)
+    wait_for(lambda: funding_record(db, part)["status"], lambda status: status == "paid")
+    # All 1000 went to the receivable, which shrank; the rest is still owed.
+    assert owed(db, user) == 200000
+    assert user.balance()["restricted"] is True
+
+    rest = user.fund(2000)
+    pay(monnify_sim, rest)
+    lifted = wait_for(user.balance, lambda body: not body["restricted"])
+    assert owed(db, user) == 0
+    assert (lifted["balance"], lifted["held"], lifted["available"]) == (3000, 3000, 0)
