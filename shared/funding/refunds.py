@@ -7,6 +7,11 @@ FAILED_REFUND webhook or from polling its refund status API, settles the hold: a
 completed refund captures it into the gateway clearing account (the money leaves through
 Monnify), a failed one releases it. What Monnify refuses outright (its R-codes) releases
 the hold at once and comes back as a 4xx.
+
+The hold has no expiry: money Monnify may still pay out stays held until its verdict,
+however late. A refund open longer than REFUND_REVIEW_AFTER_SECONDS is raised for review
+(`overdue_refunds`): the poller logs it at error level and counts it, and the daily
+reconciliation report lists it.
 """
 
 from __future__ import annotations
@@ -49,8 +54,6 @@ FAILED = "failed"  # Monnify tried and failed: the hold was released
 REJECTED = "rejected"  # refused before anything moved (the wallet, or Monnify's R-code)
 OPEN_STATUSES = (INITIATING, PENDING)
 
-# Longer than any refund takes, so the hold never expires under a refund in flight.
-HOLD_SECONDS = 30 * 86400
 # An unanswered initiate is looked up only after this long, well past the client's
 # timeouts, so the poller never races a request still on its way to Monnify.
 UNANSWERED_AFTER_SECONDS = 300
@@ -208,7 +211,7 @@ class Refunds:
                 refund_key(refund["_id"], "hold"),
                 refund["account"],
                 int(refund["amount"]),
-                datetime.now(UTC) + timedelta(seconds=HOLD_SECONDS),
+                None,  # never expires: released or captured on Monnify's verdict only
                 hold_id=refund_key(refund["_id"], "hold"),
                 reference=refund["transactionReference"],
             )
@@ -349,6 +352,23 @@ class Refunds:
 
     def _reload(self, refund_reference: str) -> dict[str, Any]:
         return self.db.refunds.find_one({"_id": refund_reference})
+
+
+def overdue_refunds(db: Database, older_than_seconds: int) -> list[dict[str, Any]]:
+    """Refunds still open `older_than_seconds` after they started, oldest first: each
+    holds money Monnify may yet pay out, so a person must find out why. Served by
+    refunds_by_age."""
+    started_before = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    fields = {"amount": 1, "currency": 1, "status": 1, "createdAt": 1, "reviewRaisedAt": 1}
+    # One query per status: the embedded server answers an $in beside a range with a scan.
+    found = [
+        refund
+        for status in OPEN_STATUSES
+        for refund in db.refunds.find(
+            {"status": status, "createdAt": {"$lte": started_before}}, fields
+        )
+    ]
+    return sorted(found, key=lambda refund: refund["createdAt"])
 
 
 def _refused_by_monnify(exc: MonnifyError, refund_reference: str) -> DomainError:

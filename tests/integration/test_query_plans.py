@@ -358,7 +358,7 @@ def test_reconciliation_of_fundings_and_refunds(planned, ledger, monnify):
         assert reconciler.settle_open_fundings(3600).checked == 0
         credited = reconciler.recheck_credited_fundings(lookback_seconds=86400, every_seconds=60)
         assert credited.checked == 0
-        assert reconciler.poll_refunds().checked == 0
+        assert reconciler.poll_refunds(review_after_seconds=60).checked == 0
 
     assert_served_by_indexes(db, sent_by(recorder, reconcile_pending))
     assert "recheckAt" not in db.fundings.find_one({"_id": stale["_id"]})
