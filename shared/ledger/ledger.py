@@ -629,9 +629,17 @@ class Ledger:
             expired += not result.replayed
         return expired
 
-    def set_restricted(self, account_id: str, restricted: bool, reason: str) -> None:
-        """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
-        set_restricted(self.db, account_id, restricted, reason)
+    def set_restricted(
+        self,
+        account_id: str,
+        restricted: bool,
+        reason: str,
+        *,
+        session: ClientSession | None = None,
+    ) -> None:
+        """Restrict a wallet (no new calls) or lift it; the reason is kept for operators.
+        `session`: the transaction it belongs to, if any (an admin's, recording it)."""
+        set_restricted(self.db, account_id, restricted, reason, session=session)
 
     # ---- machinery -------------------------------------------------------------------
 

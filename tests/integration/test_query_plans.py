@@ -370,8 +370,9 @@ def test_a_refund_reservation(planned, ledger, monnify):
     refunds = Refunds(db, ledger, monnify)
 
     def reserve() -> None:
-        refunds._reserve(funding, 100_000)
-        refunds._reserve(db.fundings.find_one({"_id": funding["_id"]}), 100_000)
+        with db.client.start_session() as session:
+            refunds._reserve(funding, 100_000, session)
+            refunds._reserve(db.fundings.find_one({"_id": funding["_id"]}), 100_000, session)
 
     assert_served_by_indexes(db, sent_by(recorder, reserve))
     assert db.fundings.find_one({"_id": funding["_id"]})["amountRefunded"] == 200_000

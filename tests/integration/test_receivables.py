@@ -25,11 +25,11 @@ class CrashingLedger(Ledger):
 
     crashes = 1
 
-    def set_restricted(self, account_id: str, restricted: bool, reason: str) -> None:
+    def set_restricted(self, account_id: str, restricted: bool, reason: str, **kw: Any) -> None:
         if self.crashes:
             self.crashes -= 1
             raise AutoReconnect("injected: the process died before the restriction")
-        super().set_restricted(account_id, restricted, reason)
+        super().set_restricted(account_id, restricted, reason, **kw)
 
 
 @pytest.fixture()
