@@ -194,3 +194,11 @@ def test_an_admin_action_whose_record_fails_takes_no_effect(
     assert (after["balance"], after["held"]) == (5000, 0)  # nothing held, nothing sent
 
     assert db.admin_actions.count_documents({}) == actions
+
+
+def test_a_role_change_whose_record_fails_is_not_made(gateway, db, audit_outbox_fails):
+    user = signup(gateway)
+    with pytest.raises(OperationFailure):
+        change_role(db, "grant-admin", user.email)
+    assert db.users.find_one({"email": user.email})["role"] == "user"
+    assert db.admin_actions.count_documents({"target": user.email}) == 0
