@@ -4,10 +4,12 @@ Monnify transaction, and two refunds of one funding started at once."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from shared.errors import Conflict, DomainError
@@ -67,20 +69,29 @@ def test_a_webhook_pairing_our_funding_with_another_fundings_transaction_is_unma
 
 class ReadTogetherRefunds(Refunds):
     """Refunds whose starts each read the funding, then wait until every other start has
-    read it too: the interleaving two admins clicking at once can produce."""
+    read it too: the interleaving two admins clicking at once can produce. With
+    `in_turn`, they then open one after the other, the second from what it read before
+    the first opened (only the reservation's condition stops it); without, their
+    transactions overlap (a write conflict stops the second)."""
 
-    def __init__(self, *args: Any, barrier: threading.Barrier):
+    def __init__(self, *args: Any, in_turn: bool):
         super().__init__(*args)
-        self.barrier = barrier
+        self.read_together = threading.Barrier(2)
+        self.turn = threading.Lock() if in_turn else contextlib.nullcontext()
 
     def _refundable_funding(self, payment_reference: str) -> dict[str, Any]:
         funding = super()._refundable_funding(payment_reference)
-        self.barrier.wait(timeout=10)
+        self.read_together.wait(timeout=60)
         return funding
 
+    def _open(self, funding: dict[str, Any], request: RefundRequest) -> dict[str, Any]:
+        with self.turn:
+            return super()._open(funding, request)
 
+
+@pytest.mark.parametrize("in_turn", [True, False], ids=["opened-in-turn", "opened-together"])
 def test_two_refunds_of_one_funding_started_at_once_never_exceed_what_was_credited(
-    gateway, monnify_sim, settings, db
+    gateway, monnify_sim, settings, db, in_turn
 ):
     user = signup(gateway)
     refunded, extra = user.fund(5000), user.fund(5000)
@@ -91,7 +102,7 @@ def test_two_refunds_of_one_funding_started_at_once_never_exceed_what_was_credit
         db,
         Ledger.from_settings(settings),
         MonnifyClient.from_settings(settings),
-        barrier=threading.Barrier(2),
+        in_turn=in_turn,
     )
     request = RefundRequest(refunded["paymentReference"], 300000, "twice", None, ObjectId())
 
