@@ -19,10 +19,11 @@ import getpass
 import sys
 
 import redis
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from shared import audit
-from shared.admin_actions import record_admin_action
+from shared.admin_actions import Effect, record_admin_action
 from shared.ledger import check_invariants, check_recent
 from shared.mongo import get_db, require_transactions
 from shared.redis_conn import get_redis
@@ -78,12 +79,23 @@ def report_invariants(db: Database, full: bool, settle_seconds: int) -> int:
     return 1 if violations else 0
 
 
+class _NoSuchUser(Exception):
+    """No user has the email: the transaction is abandoned, nothing is recorded."""
+
+
 def change_role(db: Database, command: str, email: str) -> bool:
-    """Apply the command's role; False if no user has this email."""
+    """Apply the command's role, recorded in the same transaction; False if no user has
+    this email."""
     role = ROLE_BY_COMMAND[command]
-    if not set_role(db, email, role):
+
+    def effect(session: ClientSession) -> None:
+        if not set_role(db, email, role, session=session):
+            raise _NoSuchUser
+
+    try:
+        _record(db, command, email, {"role": role}, effect)
+    except _NoSuchUser:
         return False
-    _record(db, command, email, {"role": role})
     return True
 
 
@@ -96,13 +108,16 @@ def change_disabled(db: Database, redis_client: redis.Redis, command: str, email
     return True
 
 
-def _record(db: Database, command: str, email: str, details: dict) -> None:
+def _record(
+    db: Database, command: str, email: str, details: dict, effect: Effect | None = None
+) -> None:
     record_admin_action(
         db,
         actor=f"cli:{getpass.getuser()}",
         action=command.replace("-", "_"),
         target=email.strip().lower(),
         details=details,
+        effect=effect,
     )
 
 

@@ -106,6 +106,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "refunds": [
         IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="refunds_by_status"),
         IndexModel([("paymentReference", ASCENDING)], name="refunds_by_funding"),
+        # Refunds still open since before a time: those raised for review (overdue).
+        IndexModel([("status", ASCENDING), ("createdAt", ASCENDING)], name="refunds_by_age"),
     ],
     "reconciliation_discrepancies": [
         IndexModel([("day", DESCENDING)], name="discrepancies_by_day")

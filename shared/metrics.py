@@ -95,6 +95,12 @@ INVARIANT_VIOLATIONS = Gauge(
     "Violations the latest ledger invariant check found",
     multiprocess_mode="mostrecent",
 )
+# Refunds open at Monnify past REFUND_REVIEW_AFTER_SECONDS, as the latest poll found them.
+REFUNDS_OVERDUE = Gauge(
+    "refunds_overdue",
+    "Refunds still open past REFUND_REVIEW_AFTER_SECONDS: their money stays held",
+    multiprocess_mode="mostrecent",
+)
 AUDIT_SEALED = Counter("audit_records_sealed_total", "Audit records added to the hash chain")
 LIVE_EVENT_FAILURES = Counter(
     "live_event_publish_failures_total", "Live events that could not be published"

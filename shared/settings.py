@@ -96,6 +96,7 @@ class Settings:
     reconcile_interval_seconds: int
     reconcile_credited_lookback_seconds: int
     reconcile_credited_every_seconds: int
+    refund_review_after_seconds: int
     invariants_settle_seconds: int
     otel_exporter_otlp_endpoint: str
     otel_traces_sample_ratio: float
@@ -427,6 +428,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         reconcile_credited_every_seconds=read(
             "RECONCILE_CREDITED_EVERY_SECONDS", parse_positive_int, "3600"
+        ),
+        # A refund still open at Monnify after this long is raised for review.
+        refund_review_after_seconds=read(
+            "REFUND_REVIEW_AFTER_SECONDS", parse_positive_int, "259200"
         ),
         # The incremental invariant check reads entries older than this: by then no
         # transaction that stamped an older time can still commit (MongoDB's own

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 from bson import ObjectId
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -67,10 +68,14 @@ def find_active_user(db: Database, user_id: str) -> dict[str, Any] | None:
     return user
 
 
-def set_role(db: Database, email: str, role: str) -> bool:
+def set_role(db: Database, email: str, role: str, *, session: ClientSession | None = None) -> bool:
+    """Give the user with this email `role`; False if there is none. `session`: the
+    transaction it belongs to, if any (the admin action recording it)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    result = db.users.update_one({"email": email.strip().lower()}, {"$set": {"role": role}})
+    result = db.users.update_one(
+        {"email": email.strip().lower()}, {"$set": {"role": role}}, session=session
+    )
     return result.matched_count == 1
 
 

@@ -92,10 +92,17 @@ def requeue_webhook(body: dict, event_id: str):
             f"A {event['status']} event cannot be requeued",
             {"requeueable": [s for s in inbox.REVIEW_STATUSES if s != inbox.MALFORMED]},
         )
-    inbox.revive_event(db, event["_id"], "requeued by an admin")
     record_admin_action(
-        db, actor=_actor(), action="requeue_webhook", target=event_id, reason=body["reason"]
+        db,
+        actor=_actor(),
+        action="requeue_webhook",
+        target=event_id,
+        reason=body["reason"],
+        effect=lambda session: inbox.revive_event(
+            db, event["_id"], "requeued by an admin", session=session
+        ),
     )
+    # After the commit: the task must find the event revived.
     enqueued = enqueue_or_leave("payments.process_event", event_id=event_id)
     return {"id": event_id, "status": inbox.RECEIVED, "enqueued": enqueued}
 
@@ -115,13 +122,15 @@ def unrestrict_wallet(body: dict, user_id: str):
     account_id = wallet_id(owner, currency)
     if not ledger.reads.exists(account_id):
         raise NotFound("This user has no wallet in this currency", {"currency": currency})
-    ledger.set_restricted(account_id, False, f"lifted by an admin: {body['reason']}")
     record_admin_action(
         context.db(),
         actor=_actor(),
         action="unrestrict_wallet",
         target=account_id,
         reason=body["reason"],
+        effect=lambda session: ledger.set_restricted(
+            account_id, False, f"lifted by an admin: {body['reason']}", session=session
+        ),
     )
     return _wallet_state(ledger.reads, account_id, owner, currency)
 
@@ -159,27 +168,20 @@ def refund_funding(body: dict, payment_reference: str):
         requested_by=current_user["_id"],
     )
     try:
+        # Records the action with the refund it opens, in one transaction.
         refund = Refunds(db, context.ledger(), context.monnify()).start(request)
-    except DomainError as exc:  # an attempt is an action too
-        _record_refund(payment_reference, body, {"refused": exc.message, "status": exc.status})
+    except DomainError as exc:
+        if "refundReference" not in (exc.details or {}):  # refused before it was opened
+            record_admin_action(
+                db,
+                actor=_actor(),
+                action="refund_funding",
+                target=payment_reference,
+                reason=body["reason"],
+                details={"refused": exc.message, "status": exc.status},
+            )
         raise
-    _record_refund(
-        payment_reference,
-        body,
-        {"refundReference": refund["_id"], "amount": int(refund["amount"])},
-    )
     return refund_view(refund)
-
-
-def _record_refund(payment_reference: str, body: dict, details: dict) -> None:
-    record_admin_action(
-        context.db(),
-        actor=_actor(),
-        action="refund_funding",
-        target=payment_reference,
-        reason=body["reason"],
-        details=details,
-    )
 
 
 # ---- reconciliation --------------------------------------------------------------------

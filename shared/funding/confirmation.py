@@ -271,8 +271,9 @@ class FundingConfirmer:
         status = _CREDITED_BY_STATUS[transaction.payment_status]
         if result.replayed and funding["status"] == status:
             return Outcome(funding["_id"], status, 0)  # a repeat: nothing new happened
-        # Before the status is final, so a repayment interrupted here is done by the retry.
-        if receivable_id(funding["userId"], funding["currency"]) in owing:
+        # Before the status is final, so a repayment interrupted here (before or after
+        # its posting) is finished by the retry, whose credit is then a replay.
+        if result.replayed or receivable_id(funding["userId"], funding["currency"]) in owing:
             self._repay_receivable(funding, transaction.transaction_reference)
         now = datetime.now(UTC)
         fields = {
@@ -307,6 +308,8 @@ class FundingConfirmer:
 
     def _take_back(self, funding: dict[str, Any], reference: str, credited: int) -> None:
         wallet = funding["account"]
+        receivable = receivable_id(funding["userId"], funding["currency"])
+        key = f"{credit_key(reference)}:reversal"
         taken = max(0, min(credited, self.ledger.reads.available(wallet)))
         shortfall = credited - taken
         currency = funding["currency"]
@@ -314,21 +317,25 @@ class FundingConfirmer:
         if taken:
             postings.append(Posting(wallet, -taken))
         if shortfall:
-            postings.append(Posting(receivable_id(funding["userId"], currency), -shortfall))
+            postings.append(Posting(receivable, -shortfall))
         try:
             self.ledger.post(
-                f"{credit_key(reference)}:reversal",
+                key,
                 postings,
                 kind="reversal",
                 reference=reference,
                 description="Monnify reversed the payment",
             )
         except IdempotencyConflict:
-            return  # already reversed by an earlier run that saw another available balance
+            # An earlier run posted it (it saw another available balance) and stopped
+            # before the restriction: finish its work from what it posted.
+            shortfall = -self.ledger.reads.credited(key, receivable)
+            taken = credited - shortfall
         except InsufficientFunds:
             # The wallet spent some since we read it: try again with what it has now.
             raise Conflict("The wallet changed during the reversal; retry") from None
-        if shortfall:
+        # Only while still owed: a funding may have repaid it since an earlier run posted.
+        if shortfall and self.ledger.reads.balance(receivable) < 0:
             self.ledger.set_restricted(
                 wallet, True, f"reversal of {reference} left {shortfall} owed"
             )
@@ -337,16 +344,19 @@ class FundingConfirmer:
         )
 
     def _repay_receivable(self, funding: dict[str, Any], reference: str) -> None:
-        """A new credit first repays what an earlier reversal left owed."""
+        """A new credit first repays what an earlier reversal left owed, and lifts the
+        restriction once nothing is owed. A retry (the credit replayed) finishes what an
+        earlier run of this credit started: its repayment, or the lifting after it."""
         receivable = receivable_id(funding["userId"], funding["currency"])
+        key = f"{credit_key(reference)}:repay"
         owed = -self.ledger.reads.balance(receivable)
-        if owed <= 0:
-            return
-        repaid = min(owed, self.ledger.reads.available(funding["account"]))
-        if repaid > 0:
+        if owed > 0:
+            repaid = min(owed, self.ledger.reads.available(funding["account"]))
+            if repaid <= 0:
+                return
             try:
-                self.ledger.post(
-                    f"{credit_key(reference)}:repay",
+                posted = self.ledger.post(
+                    key,
                     [Posting(funding["account"], -repaid), Posting(receivable, repaid)],
                     kind="repayment",
                     reference=reference,
@@ -355,8 +365,11 @@ class FundingConfirmer:
             except InsufficientFunds:
                 raise Conflict("The wallet changed during the repayment; retry") from None
             except IdempotencyConflict:
-                return  # repaid by an earlier run, which then stopped before the status
-        if repaid >= owed:
+                return  # an earlier run repaid part, and `owed` (read after it) is still owed
+            owed -= 0 if posted.replayed else repaid
+        elif self.ledger.reads.entry(key) is None:
+            return  # nothing owed, and this credit repaid nothing: not ours to lift
+        if owed <= 0:
             self.ledger.set_restricted(funding["account"], False, "receivable repaid")
 
     def _close(self, funding: dict[str, Any], status: str, transaction: Transaction) -> Outcome:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -161,9 +162,12 @@ def write_updates(db: Database, updates: list[UpdateOne]) -> None:
         db.webhook_events.bulk_write(updates, ordered=False)
 
 
-def revive_event(db: Database, event_id: ObjectId, note: str) -> None:
+def revive_event(
+    db: Database, event_id: ObjectId, note: str, *, session: ClientSession | None = None
+) -> None:
     """Back to `received` with a fresh retry window (a redelivery, an admin's requeue);
-    the caller enqueues it now, so the requeue job counts from now too."""
+    the caller enqueues it now, so the requeue job counts from now too. `session`: the
+    transaction it belongs to (an admin's requeue is recorded in the same one)."""
     now = datetime.now(UTC)
     db.webhook_events.update_one(
         {"_id": event_id},
@@ -177,6 +181,7 @@ def revive_event(db: Database, event_id: ObjectId, note: str) -> None:
                 "attempts": 0,
             }
         },
+        session=session,
     )
 
 

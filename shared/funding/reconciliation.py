@@ -6,7 +6,8 @@
   when it reverses a payment, so this is how a reversal is found.
 - Transfers into reserved accounts whose webhook never came are found in each account's
   transaction list (`scan_reserved_accounts`) and confirmed like any funding.
-- Open refunds are looked up with the refund status API, in case their webhook never came.
+- Open refunds are looked up with the refund status API, in case their webhook never came;
+  one still open past REFUND_REVIEW_AFTER_SECONDS is raised for review.
 - The daily report compares a day's movements of the gateway clearing account with
   Monnify's view of that day's fundings, runs the ledger's invariants, and stores every
   discrepancy for `GET /admin/reconciliation`.
@@ -26,10 +27,10 @@ from shared.errors import DomainError
 from shared.funding import fundings as f
 from shared.funding import inbox, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Outcome
-from shared.funding.refunds import Refunds
+from shared.funding.refunds import Refunds, overdue_refunds
 from shared.ledger import LedgerReads, SystemAccount, check_recent, system_account_id
 from shared.logs import get_logger
-from shared.metrics import RECONCILIATION_DISCREPANCIES
+from shared.metrics import RECONCILIATION_DISCREPANCIES, REFUNDS_OVERDUE
 from shared.money import CURRENCY_EXPONENTS
 from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
@@ -129,8 +130,9 @@ class Reconciler:
         _log_pass(tally)
         return tally
 
-    def poll_refunds(self) -> Tally:
-        """Settle open refunds from Monnify's refund status API."""
+    def poll_refunds(self, *, review_after_seconds: int) -> Tally:
+        """Settle open refunds from Monnify's refund status API, then raise those still
+        open after `review_after_seconds` for review."""
         tally = Tally()
         for refund_reference in self.refunder.refunds_to_poll(BATCH):
             tally.checked += 1
@@ -142,7 +144,25 @@ class Reconciler:
                 continue
             tally.still_open += status in ("initiating", "pending")
             tally.closed += status not in ("initiating", "pending")
+        self._raise_overdue_refunds(review_after_seconds)
         return tally
+
+    def _raise_overdue_refunds(self, review_after_seconds: int) -> None:
+        """Each overdue refund logged at error level once (when first found); the gauge
+        says how many there are now, for an alert that stays up until they are settled."""
+        overdue = overdue_refunds(self.db, review_after_seconds)
+        REFUNDS_OVERDUE.set(len(overdue))
+        for refund in overdue:
+            if "reviewRaisedAt" in refund:
+                continue
+            self.db.refunds.update_one({"_id": refund["_id"]}, {"$set": {"reviewRaisedAt": _now()}})
+            log.error(
+                "refund_overdue",
+                refundReference=refund["_id"],
+                status=refund["status"],
+                amount=int(refund["amount"]),
+                startedAt=refund["createdAt"].isoformat(),
+            )
 
     # ---- the fundings' records -------------------------------------------------------
 
@@ -243,14 +263,21 @@ DISCREPANCY_KINDS = (
     "funding_flagged",  # confirmation flagged the funding (say, Monnify changed its amount)
     "clearing_without_funding",  # clearing moved money under a reference no funding has
     "ledger_invariant",  # shared.ledger.check_recent found a violation
+    "refund_overdue",  # a refund still open at Monnify past REFUND_REVIEW_AFTER_SECONDS
 )
 
 
 def daily_report(
-    db: Database, monnify: MonnifyClient, day: date, *, settle_seconds: int
+    db: Database,
+    monnify: MonnifyClient,
+    day: date,
+    *,
+    settle_seconds: int,
+    refund_review_after_seconds: int,
 ) -> dict[str, Any]:
     """Reconcile one UTC day; the report and its discrepancies replace any earlier run's.
-    `settle_seconds` is the invariant check's (INVARIANTS_SETTLE_SECONDS)."""
+    `settle_seconds` is the invariant check's (INVARIANTS_SETTLE_SECONDS); refunds open
+    longer than `refund_review_after_seconds` are listed as they are when it runs."""
     start = datetime.combine(day, time.min, UTC)
     end = start + timedelta(days=1)
     movements = _clearing_movements(db, start, end)
@@ -276,6 +303,7 @@ def daily_report(
         # `python -m services.manage check-invariants --full`.
         for v in check_recent(db, settle_seconds=settle_seconds).violations
     )
+    discrepancies.extend(_overdue_refunds(db, refund_review_after_seconds))
     discrepancies = list({(d.kind, d.subject): d for d in discrepancies}.values())
     report = _report_document(day, movements, totals, len(fundings), unchecked, discrepancies)
     _store(db, day, report, discrepancies)
@@ -397,6 +425,19 @@ def _movements_without_funding(
         )
         for reference, row in movements
         if reference not in known
+    ]
+
+
+def _overdue_refunds(db: Database, review_after_seconds: int) -> list[Discrepancy]:
+    return [
+        Discrepancy(
+            "refund_overdue",
+            refund["_id"],
+            f"still {refund['status']} at Monnify since {refund['createdAt'].isoformat()}: "
+            "its amount stays held until Monnify's verdict",
+            actual=int(refund["amount"]),
+        )
+        for refund in overdue_refunds(db, review_after_seconds)
     ]
 
 

@@ -1,12 +1,18 @@
 """Refunds of a credited funding, started by an admin, paid out through Monnify.
 
 The amount is first reserved on the funding (never more than was credited minus what
-earlier refunds took) and held in the user's wallet; then Monnify's refund API is called
+earlier refunds took), in the same transaction as the refund's record and the admin's
+action, and held in the user's wallet; then Monnify's refund API is called
 with our own unique refundReference. Monnify's verdict, from a SUCCESSFUL_REFUND or
 FAILED_REFUND webhook or from polling its refund status API, settles the hold: a
 completed refund captures it into the gateway clearing account (the money leaves through
 Monnify), a failed one releases it. What Monnify refuses outright (its R-codes) releases
 the hold at once and comes back as a 4xx.
+
+The hold has no expiry: money Monnify may still pay out stays held until its verdict,
+however late. A refund open longer than REFUND_REVIEW_AFTER_SECONDS is raised for review
+(`overdue_refunds`): the poller logs it at error level and counts it, and the daily
+reconciliation report lists it.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from typing import Any
 
 from bson import Int64, ObjectId
 from pymongo import ASCENDING
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
+from shared.admin_actions import write_admin_action
 from shared.errors import Conflict, DomainError, NotFound, UpstreamUnavailable
 from shared.funding import fundings as f
 from shared.ledger import (
@@ -49,11 +58,10 @@ FAILED = "failed"  # Monnify tried and failed: the hold was released
 REJECTED = "rejected"  # refused before anything moved (the wallet, or Monnify's R-code)
 OPEN_STATUSES = (INITIATING, PENDING)
 
-# Longer than any refund takes, so the hold never expires under a refund in flight.
-HOLD_SECONDS = 30 * 86400
 # An unanswered initiate is looked up only after this long, well past the client's
 # timeouts, so the poller never races a request still on its way to Monnify.
 UNANSWERED_AFTER_SECONDS = 300
+RESERVED_BY_ANOTHER = "Another refund of this funding was just started; retry"
 # Monnify's R-codes that mean "already exists" rather than "not allowed".
 CONFLICT_CODES = ("R9",)
 
@@ -111,9 +119,19 @@ class Refunds:
     # ---- starting a refund -----------------------------------------------------------
 
     def start(self, request: RefundRequest) -> dict[str, Any]:
+        """Open the refund (recording the admin's action), then hold and send it. A
+        refusal after it was opened names it (`refundReference` in its details): the
+        refund's record says how it ended."""
         funding = self._refundable_funding(request.payment_reference)
-        amount = self._reserve(funding, request.amount_minor)
-        refund = self._record(funding, amount, request)
+        refund = self._open(funding, request)
+        try:
+            return self._send(refund, request)
+        except DomainError as exc:
+            exc.details = {**(exc.details or {}), "refundReference": refund["_id"]}
+            raise
+
+    def _send(self, refund: dict[str, Any], request: RefundRequest) -> dict[str, Any]:
+        amount = int(refund["amount"])
         self._hold(refund)
         try:
             answer = self.monnify.initiate_refund(
@@ -151,9 +169,33 @@ class Refunds:
             )
         return funding
 
-    def _reserve(self, funding: dict[str, Any], amount: int | None) -> int:
-        """Count the amount as refunded on the funding, atomically, so two refunds at
-        once can't together exceed what was credited."""
+    def _open(self, funding: dict[str, Any], request: RefundRequest) -> dict[str, Any]:
+        """Reserve the amount on the funding, record the refund and the admin's action,
+        in one transaction: none is ever written without the others."""
+        amount = self._refundable(funding, request.amount_minor)
+        try:
+            with self.db.client.start_session() as session, session.start_transaction():
+                self._reserve(funding, amount, session)
+                refund = self._record(funding, amount, request, session)
+                write_admin_action(
+                    self.db,
+                    session,
+                    actor=str(request.requested_by),
+                    action="refund_funding",
+                    target=funding["_id"],
+                    reason=request.reason,
+                    details={"refundReference": refund["_id"], "amount": amount},
+                )
+        except PyMongoError as exc:
+            if not exc.has_error_label("TransientTransactionError"):
+                raise
+            # Another refund's transaction wrote the funding first.
+            raise Conflict(RESERVED_BY_ANOTHER) from None
+        return refund
+
+    @staticmethod
+    def _refundable(funding: dict[str, Any], amount: int | None) -> int:
+        """The amount to refund (None: all that is left), if what was credited allows."""
         credited = int(funding["amountCredited"])
         already = int(funding.get("amountRefunded", 0))
         remaining = credited - already
@@ -165,6 +207,11 @@ class Refunds:
                 f"At most {to_major(remaining)} of this funding can still be refunded",
                 {"refundable": to_major(remaining)},
             )
+        return amount
+
+    def _reserve(self, funding: dict[str, Any], amount: int, session: ClientSession) -> None:
+        """Count the amount as refunded on the funding, atomically, so two refunds at
+        once can't together exceed what was credited."""
         # Compare-and-set on the exact amount read: a concurrent refund changes it, and
         # this one then fails rather than overdraw what was credited. A funding never
         # refunded has no field yet, so it is matched by its absence (no $or: the
@@ -177,12 +224,18 @@ class Refunds:
                 "amountRefunded": {"$exists": False} if refunded is None else refunded,
             },
             {"$inc": {"amountRefunded": Int64(amount)}},
+            session=session,
         )
         if reserved.matched_count != 1:
-            raise Conflict("Another refund of this funding was just started; retry")
-        return amount
+            raise Conflict(RESERVED_BY_ANOTHER)
 
-    def _record(self, funding: dict[str, Any], amount: int, request: RefundRequest) -> dict:
+    def _record(
+        self,
+        funding: dict[str, Any],
+        amount: int,
+        request: RefundRequest,
+        session: ClientSession,
+    ) -> dict[str, Any]:
         now = datetime.now(UTC)
         refund = {
             "_id": new_refund_reference(),
@@ -199,7 +252,7 @@ class Refunds:
             "createdAt": now,
             "updatedAt": now,
         }
-        self.db.refunds.insert_one(refund)
+        self.db.refunds.insert_one(refund, session=session)
         return refund
 
     def _hold(self, refund: dict[str, Any]) -> None:
@@ -208,7 +261,7 @@ class Refunds:
                 refund_key(refund["_id"], "hold"),
                 refund["account"],
                 int(refund["amount"]),
-                datetime.now(UTC) + timedelta(seconds=HOLD_SECONDS),
+                None,  # never expires: released or captured on Monnify's verdict only
                 hold_id=refund_key(refund["_id"], "hold"),
                 reference=refund["transactionReference"],
             )
@@ -349,6 +402,23 @@ class Refunds:
 
     def _reload(self, refund_reference: str) -> dict[str, Any]:
         return self.db.refunds.find_one({"_id": refund_reference})
+
+
+def overdue_refunds(db: Database, older_than_seconds: int) -> list[dict[str, Any]]:
+    """Refunds still open `older_than_seconds` after they started, oldest first: each
+    holds money Monnify may yet pay out, so a person must find out why. Served by
+    refunds_by_age."""
+    started_before = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    fields = {"amount": 1, "currency": 1, "status": 1, "createdAt": 1, "reviewRaisedAt": 1}
+    # One query per status: the embedded server answers an $in beside a range with a scan.
+    found = [
+        refund
+        for status in OPEN_STATUSES
+        for refund in db.refunds.find(
+            {"status": status, "createdAt": {"$lte": started_before}}, fields
+        )
+    ]
+    return sorted(found, key=lambda refund: refund["createdAt"])
 
 
 def _refused_by_monnify(exc: MonnifyError, refund_reference: str) -> DomainError:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from bson import Int64, ObjectId
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 ACCOUNTS = "accounts"
@@ -90,8 +91,16 @@ def open_wallet(db: Database, user_id: ObjectId, currency: str) -> str:
     return account_id
 
 
-def set_restricted(db: Database, account_id: str, restricted: bool, reason: str) -> None:
-    """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
+def set_restricted(
+    db: Database,
+    account_id: str,
+    restricted: bool,
+    reason: str,
+    *,
+    session: ClientSession | None = None,
+) -> None:
+    """Restrict a wallet (no new calls) or lift it; the reason is kept for operators.
+    `session`: the transaction it belongs to, if any (an admin's, recording it)."""
     db[ACCOUNTS].update_one(
         {"_id": account_id},
         {
@@ -101,4 +110,5 @@ def set_restricted(db: Database, account_id: str, restricted: bool, reason: str)
                 "restrictionChangedAt": datetime.now(UTC),
             }
         },
+        session=session,
     )

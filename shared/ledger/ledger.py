@@ -473,16 +473,18 @@ class Ledger:
         key: str,
         account: str,
         amount: int,
-        expires_at: datetime,
+        expires_at: datetime | None,
         *,
         hold_id: str | None = None,
         reference: str | None = None,
         refuse_restricted: bool = False,
     ) -> HoldResult:
         """Reserve `amount` of the wallet's available balance until captured, released or
-        expired. A hold already counts as spent for every other operation. With
-        `refuse_restricted`, a restricted wallet refuses it (InsufficientFunds) in the same
-        conditional write, so the caller need not read the wallet first."""
+        expired (`expires_at`; None: never, as for a refund Monnify may still pay out,
+        which only its verdict may close). A hold already counts as spent for every other
+        operation. With `refuse_restricted`, a restricted wallet refuses it
+        (InsufficientFunds) in the same conditional write, so the caller need not read the
+        wallet first."""
         _check_positive(amount)
         # The caller's hold id (None when omitted), so a repeat without one still replays.
         params = {"account": account, "amount": amount, "expiresAt": expires_at, "hold": hold_id}
@@ -627,9 +629,17 @@ class Ledger:
             expired += not result.replayed
         return expired
 
-    def set_restricted(self, account_id: str, restricted: bool, reason: str) -> None:
-        """Restrict a wallet (no new calls) or lift it; the reason is kept for operators."""
-        set_restricted(self.db, account_id, restricted, reason)
+    def set_restricted(
+        self,
+        account_id: str,
+        restricted: bool,
+        reason: str,
+        *,
+        session: ClientSession | None = None,
+    ) -> None:
+        """Restrict a wallet (no new calls) or lift it; the reason is kept for operators.
+        `session`: the transaction it belongs to, if any (an admin's, recording it)."""
+        set_restricted(self.db, account_id, restricted, reason, session=session)
 
     # ---- machinery -------------------------------------------------------------------
 

@@ -10,11 +10,14 @@ import sys
 import pytest
 import requests
 from bson import ObjectId
+from pymongo.errors import OperationFailure
 
 from services.manage import change_role
+from shared import audit
 from shared.ledger.accounts import set_restricted, wallet_id
 from tests.integration.funding_support import (
     notification,
+    pay,
     post_signed,
     signup,
     wait_for,
@@ -148,3 +151,54 @@ def test_a_restriction_is_lifted_by_hand_with_a_reason(gateway, db, admin):
         "customer repaid by transfer",
     )
     assert admin.post(f"/admin/wallets/{ObjectId()}/unrestrict", {"reason": "x"}).status_code == 404
+
+
+@pytest.fixture()
+def audit_outbox_fails(monkeypatch):
+    """The audit outbox refuses the admin action's record: the failure comes after the
+    effect's writes, inside the request."""
+
+    def refuse(*args, **kwargs):
+        raise OperationFailure("injected: the audit outbox refused the write")
+
+    monkeypatch.setattr(audit, "append", refuse)
+
+
+def test_an_admin_action_whose_record_fails_takes_no_effect(
+    gateway, monnify_sim, settings, db, admin, audit_outbox_fails
+):
+    user = signup(gateway)
+    funding = user.fund(5000)
+    pay(monnify_sim, funding)
+    user.wait_for_balance(5000)
+    account = wallet_id(ObjectId(user.id), "NGN")
+    set_restricted(db, account, True, "test: reversal left money owed")
+    event_id = _unmatched_event(gateway, settings, db)
+    actions = db.admin_actions.count_documents({})
+
+    lift = admin.post(f"/admin/wallets/{user.id}/unrestrict", {"reason": "repaid"})
+    assert lift.status_code == 500
+    assert user.balance()["restricted"] is True
+
+    requeue = admin.post(f"/admin/webhooks/{event_id}/requeue", {"reason": "again"})
+    assert requeue.status_code == 500
+    assert "revivedAt" not in db.webhook_events.find_one({"_id": ObjectId(event_id)})
+
+    refund = admin.post(
+        f"/admin/fundings/{funding['paymentReference']}/refunds", {"reason": "asked"}
+    )
+    assert refund.status_code == 500
+    assert db.refunds.count_documents({"paymentReference": funding["paymentReference"]}) == 0
+    assert "amountRefunded" not in db.fundings.find_one({"_id": funding["paymentReference"]})
+    after = user.balance()
+    assert (after["balance"], after["held"]) == (5000, 0)  # nothing held, nothing sent
+
+    assert db.admin_actions.count_documents({}) == actions
+
+
+def test_a_role_change_whose_record_fails_is_not_made(gateway, db, audit_outbox_fails):
+    user = signup(gateway)
+    with pytest.raises(OperationFailure):
+        change_role(db, "grant-admin", user.email)
+    assert db.users.find_one({"email": user.email})["role"] == "user"
+    assert db.admin_actions.count_documents({"target": user.email}) == 0

@@ -359,7 +359,7 @@ def test_reconciliation_of_fundings_and_refunds(planned, ledger, monnify):
         assert reconciler.settle_open_fundings(3600).checked == 0
         credited = reconciler.recheck_credited_fundings(lookback_seconds=86400, every_seconds=60)
         assert credited.checked == 0
-        assert reconciler.poll_refunds().checked == 0
+        assert reconciler.poll_refunds(review_after_seconds=60).checked == 0
 
     assert_served_by_indexes(db, sent_by(recorder, reconcile_pending))
     assert "recheckAt" not in db.fundings.find_one({"_id": stale["_id"]})
@@ -371,8 +371,9 @@ def test_a_refund_reservation(planned, ledger, monnify):
     refunds = Refunds(db, ledger, monnify)
 
     def reserve() -> None:
-        refunds._reserve(funding, 100_000)
-        refunds._reserve(db.fundings.find_one({"_id": funding["_id"]}), 100_000)
+        with db.client.start_session() as session:
+            refunds._reserve(funding, 100_000, session)
+            refunds._reserve(db.fundings.find_one({"_id": funding["_id"]}), 100_000, session)
 
     assert_served_by_indexes(db, sent_by(recorder, reserve))
     assert db.fundings.find_one({"_id": funding["_id"]})["amountRefunded"] == 200_000

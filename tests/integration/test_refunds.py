@@ -1,6 +1,7 @@
 """Refunds over real HTTP: an admin refunds a credited funding, the amount is held, the
 simulator's refund API is called, and SUCCESSFUL_REFUND / FAILED_REFUND (or polling the
-refund status API) capture or release the hold."""
+refund status API) capture or release the hold. The hold lives until that verdict,
+however late; a refund open too long is raised for review."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from bson import ObjectId
+from prometheus_client import REGISTRY
 
 from shared.ledger import Ledger, wallet_id
 from shared.monnify.client import MonnifyClient
@@ -19,6 +21,7 @@ from tests.integration.funding_support import (
     sim,
     wait_for,
 )
+from tests.integration.log_capture import capture_logs
 
 
 @pytest.fixture()
@@ -206,3 +209,56 @@ def test_an_unanswered_refund_request_stays_held_until_monnify_is_asked(
     assert db.refunds.find_one({"_id": reference})["status"] == "rejected"
     assert user.balance()["held"] == 0
     assert funding_record(db, funding)["amountRefunded"] == 0
+
+
+A_YEAR_LATER = timedelta(days=365)
+
+
+def test_a_refund_hold_outlives_every_expiry_until_monnify_answers(
+    monnify_sim, admin, credited, db, settings
+):
+    user, funding = credited()
+    started = refund(admin, funding, amount=1000).json()
+    assert started["status"] == "pending"
+
+    # The hold sweeper, run as if a year had passed: the refund is still in flight.
+    ledger = Ledger.from_settings(settings)
+    while ledger.expire_holds(now=datetime.now(UTC) + A_YEAR_LATER):
+        pass
+    assert user.balance()["held"] == 1000
+
+    complete(monnify_sim, started["refundReference"], "COMPLETED")
+    refund_status(db, started["refundReference"], "completed")
+    after = user.balance()
+    assert (after["balance"], after["held"]) == (4000, 0)  # paid out and debited
+
+
+def test_a_refund_open_too_long_is_raised_for_review(
+    monnify_sim, admin, credited, db, settings, run_task
+):
+    user, funding = credited()
+    reference = refund(admin, funding, amount=1000).json()["refundReference"]
+    late = datetime.now(UTC) - timedelta(seconds=settings.refund_review_after_seconds + 60)
+    db.refunds.update_one({"_id": reference}, {"$set": {"createdAt": late}})
+
+    with capture_logs() as logs:
+        run_task("payments.reconcile_pending")
+        run_task("payments.reconcile_pending")  # raised once, not on every pass
+    raised = [line for line in logs.lines() if line.get("event") == "refund_overdue"]
+    assert [(line["refundReference"], line["level"]) for line in raised] == [(reference, "error")]
+    assert REGISTRY.get_sample_value("refunds_overdue") >= 1
+    assert db.refunds.find_one({"_id": reference})["status"] == "pending"
+    assert user.balance()["held"] == 1000  # still held: Monnify may yet pay it out
+
+    today = datetime.now(UTC).date().isoformat()
+    run_task("payments.daily_report", day=today)
+    listed = admin.get("/admin/reconciliation", params={"day": today, "kind": "refund_overdue"})
+    assert listed.status_code == 200, listed.text
+    rows = {row["subject"]: row for row in listed.json()["discrepancies"]}
+    assert rows[reference]["actual"] == 1000
+    assert "still pending at Monnify" in rows[reference]["message"]
+
+    complete(monnify_sim, reference, "COMPLETED")
+    refund_status(db, reference, "completed")
+    run_task("payments.reconcile_pending")
+    assert REGISTRY.get_sample_value("refunds_overdue") == 0

@@ -86,7 +86,9 @@ def reconcile_pending() -> dict[str, Any]:
             lookback_seconds=current.reconcile_credited_lookback_seconds,
             every_seconds=current.reconcile_credited_every_seconds,
         ).as_dict(),
-        "refunds": reconciler.poll_refunds().as_dict(),
+        "refunds": reconciler.poll_refunds(
+            review_after_seconds=current.refund_review_after_seconds
+        ).as_dict(),
         "reservedAccounts": reconciler.scan_reserved_accounts().as_dict(),
     }
 
@@ -96,8 +98,12 @@ def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""
     report_day = date.fromisoformat(day) if day else (datetime.now(UTC) - timedelta(days=1)).date()
-    settle_seconds = context.settings().invariants_settle_seconds
+    current = context.settings()
     report = reconciliation.daily_report(
-        context.db(), context.monnify(), report_day, settle_seconds=settle_seconds
+        context.db(),
+        context.monnify(),
+        report_day,
+        settle_seconds=current.invariants_settle_seconds,
+        refund_review_after_seconds=current.refund_review_after_seconds,
     )
     return reconciliation.report_summary(report)
