@@ -6,6 +6,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.api import admin, auth, calls, events, health, payments, users, wallet
 from services.api.errors import error_response, register_error_handlers
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     configure_logging(json=settings.log_json, level=settings.log_level)
 
     app = Flask(__name__)
+    _trust_proxies(app, settings.trusted_proxy_count)
     app.json = ExactJSONProvider(app)
     app.extensions["settings"] = settings
     app.config.update(
@@ -58,6 +60,15 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
         check_transactions(db)
         ensure_indexes(db)
     return app
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Behind `count` reverse proxies, the client is the address the outermost one saw:
+    rate limits, the webhook allow-list, logs and generated URLs read `remote_addr`,
+    `scheme` and `host`, which ProxyFix takes from the last `count` X-Forwarded-* values.
+    With none, those headers are whatever the client wrote, so they are ignored."""
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
 
 def _start_request() -> tuple[Response, int] | None:
