@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
 import redis
 import requests
@@ -161,10 +162,11 @@ def test_heartbeats_keep_an_idle_stream_alive(gateway, open_streams):
 
 def test_the_stream_ends_when_the_token_expires(gateway, app, open_streams):
     user = signup(gateway)
+    session = jwt.decode(_token(user), options={"verify_signature": False})
     with app.app_context():
         token = create_access_token(
             identity=user.id,
-            additional_claims={"sid": uuid.uuid4().hex},
+            additional_claims={"sid": session["sid"], "sv": session["sv"]},
             expires_delta=timedelta(seconds=2),
         )
     stream = open_streams(gateway, token)
