@@ -56,7 +56,11 @@ class Session:
         return int((self.expires_at - (now or datetime.now(UTC))).total_seconds())
 
 
-def start(db: Database, user: dict[str, Any], max_age_seconds: int) -> Session:
+def start(
+    db: Database, redis_client: redis.Redis, user: dict[str, Any], max_age_seconds: int
+) -> Session:
+    """A new session, in MongoDB and then in the cache, so that its first requests read
+    Redis only (the version only if Redis has none: a newer one may be there)."""
     now = datetime.now(UTC)
     session = Session(
         id=uuid.uuid4().hex,
@@ -75,6 +79,10 @@ def start(db: Database, user: dict[str, Any], max_age_seconds: int) -> Session:
             "endedAt": None,
         }
     )
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.set(STATE_KEY + session.id, LIVE, ex=min(CACHE_SECONDS, max_age_seconds))
+    pipe.set(VERSION_KEY + str(user["_id"]), session.version, ex=CACHE_SECONDS, nx=True)
+    pipe.execute()
     return session
 
 

@@ -79,7 +79,7 @@ class TokenUser(Mapping[str, Any]):
 def issue_tokens(user: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh access and refresh token pair, in a new session."""
     session = auth_sessions.start(
-        context.db(), dict(user), context.settings().session_max_age_seconds
+        context.db(), context.redis_client(), dict(user), context.settings().session_max_age_seconds
     )
     return _tokens(user, session)
 

@@ -277,7 +277,7 @@ def test_login_sessions(planned, ledger):
     user = create_user(db, f"{ObjectId()}@example.com", "password123")
 
     def a_session_s_life() -> None:
-        session = auth_sessions.start(db, user, 3600)
+        session = auth_sessions.start(db, ledger.redis, user, 3600)
         claims = {"sid": session.id, "sub": str(user["_id"]), "sv": session.version}
         auth_sessions.is_live(db, ledger.redis, claims, (None, None))  # Redis lost them
         rotated = auth_sessions.rotate(db, ledger.redis, session.id, session.refresh_jti)
