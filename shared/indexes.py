@@ -16,6 +16,9 @@ RETIRED: dict[str, list[str]] = {"fundings": ["funding_by_transaction_reference"
 
 INDEXES: dict[str, list[IndexModel]] = {
     "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
+    # Login sessions (shared/auth_sessions.py), read only by _id; gone once past their
+    # absolute end, when every token of theirs has expired too.
+    "sessions": [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="sessions_ttl")],
     "accounts": [
         IndexModel(
             [("userId", ASCENDING), ("currency", ASCENDING)],

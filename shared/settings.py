@@ -67,6 +67,7 @@ class Settings:
     jwt_secret: str
     access_token_seconds: int
     refresh_token_seconds: int
+    session_max_age_seconds: int
     monnify_api_key: str
     monnify_secret_key: str
     monnify_contract_code: str
@@ -89,6 +90,7 @@ class Settings:
     sse_heartbeat_seconds: float
     audit_seal_interval_seconds: float
     monnify_allowed_ips: tuple[str, ...]
+    monnify_accept_legacy_hash: bool
     trusted_proxy_count: int
     confirmation_retry_window_seconds: int
     reconcile_pending_after_seconds: int
@@ -380,6 +382,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
         access_token_seconds=read("ACCESS_TOKEN_SECONDS", parse_positive_int, "900"),
         refresh_token_seconds=read("REFRESH_TOKEN_SECONDS", parse_positive_int, "1209600"),
+        # A login's absolute lifetime: refreshing rotates its tokens, never extends it.
+        session_max_age_seconds=read("SESSION_MAX_AGE_SECONDS", parse_positive_int, "2592000"),
         monnify_api_key=read("MONNIFY_API_KEY", str, None if production else "MK_TEST_SIMULATOR"),
         monnify_secret_key=read(
             "MONNIFY_SECRET_KEY", str, None if production else "simulator-secret-key"
@@ -413,6 +417,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sse_heartbeat_seconds=read("SSE_HEARTBEAT_SECONDS", parse_positive_float, "15"),
         audit_seal_interval_seconds=read("AUDIT_SEAL_INTERVAL_SECONDS", parse_positive_float, "5"),
         monnify_allowed_ips=read("MONNIFY_ALLOWED_IPS", _parse_ip_list, "*"),
+        # The original API's `transactionHash` (a plain SHA-512, not an HMAC): off.
+        monnify_accept_legacy_hash=read("MONNIFY_ACCEPT_LEGACY_HASH", parse_bool, "false"),
         trusted_proxy_count=read("TRUSTED_PROXY_COUNT", _parse_non_negative_int, "0"),
         confirmation_retry_window_seconds=read(
             "CONFIRMATION_RETRY_WINDOW_SECONDS", parse_positive_int, "3600"

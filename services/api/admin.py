@@ -118,7 +118,7 @@ def unrestrict_wallet(body: dict, user_id: str):
     """Lift a wallet's restriction by hand (what the user owes, if anything, stays owed)."""
     ledger = context.ledger()
     owner = _object_id(user_id, "user")
-    currency = body.get("currency") or context.settings().default_currency
+    currency = context.currency(body.get("currency"))
     account_id = wallet_id(owner, currency)
     if not ledger.reads.exists(account_id):
         raise NotFound("This user has no wallet in this currency", {"currency": currency})

@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.api import admin, auth, calls, events, health, payments, users, wallet
 from services.api.errors import error_response, register_error_handlers
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     init_metrics(app)
     # Probes and scrapes would be most of the traces and say nothing.
     FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # After the tracing middleware, so that it wraps it: spans see the real client too.
+    _trust_proxies(app, settings.trusted_proxy_count)
     configure_jwt(app)
     api = init_api(app)
     for module in (health, auth, wallet, payments, calls, users, events, admin):
@@ -65,6 +68,15 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
         check_transactions(db)
         ensure_indexes(db)
     return app
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Behind `count` reverse proxies, the client is the address the outermost one saw:
+    rate limits, the webhook allow-list, logs and generated URLs read `remote_addr`,
+    `scheme` and `host`, which ProxyFix takes from the last `count` X-Forwarded-* values.
+    With none, those headers are whatever the client wrote, so they are ignored."""
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
 
 def _start_request() -> tuple[Response, int] | None:

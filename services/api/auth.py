@@ -12,10 +12,10 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.extensions import limiter
 from services.api.tokens import (
-    current_session_id,
+    end_current_session,
+    end_every_session,
     issue_tokens,
-    revoke_current_session,
-    revoke_current_token,
+    refresh_tokens,
 )
 from shared.errors import Unauthorized
 from shared.ledger.accounts import open_wallet
@@ -85,10 +85,11 @@ def login(credentials: dict):
 @blp.token_required(refresh=True)
 @blp.response(200, TokensSchema)
 def refresh():
-    """A new access and refresh token for a valid refresh token, which then stops working."""
-    if not revoke_current_token():
-        raise Unauthorized("Token has been revoked")
-    return issue_tokens(current_user, session_id=current_session_id())
+    """A new access and refresh token for a valid refresh token, which then stops working.
+    A refresh token presented again after it was used ends its whole session (someone
+    else may hold a copy): the newest tokens of that login stop working too. A session
+    can't be refreshed past SESSION_MAX_AGE_SECONDS after its login."""
+    return refresh_tokens()
 
 
 @blp.route("/logout", methods=["POST"])
@@ -96,7 +97,16 @@ def refresh():
 @blp.response(204)
 def logout():
     """End the session of the token sent (access or refresh): all its tokens stop working."""
-    revoke_current_session()
+    end_current_session()
+
+
+@blp.route("/logout-all", methods=["POST"])
+@blp.token_required(verify_type=False)
+@blp.response(204)
+def logout_all():
+    """End every session of the user (every device): all access and refresh tokens
+    issued before this stop working."""
+    end_every_session()
 
 
 @blp.route("/me", methods=["GET"])

@@ -5,7 +5,9 @@ Balance changes (published by the ledger after each commit) and call state chang
 stream opens with a `ready` event carrying the current balances, sends a heartbeat
 comment every SSE_HEARTBEAT_SECONDS so proxies neither buffer nor time it out, and ends
 with an `expired` event when the access token expires: the client reconnects with a
-fresh one.
+fresh one. At each heartbeat the token is checked again as a request's is (one Redis
+round trip): after a logout, a logout-all or the user's disabling the stream ends with a
+`revoked` event within a heartbeat.
 
 Each open stream holds one gunicorn thread and one Redis connection for its life
 (README, Operations: how it scales); a user may hold a few at once, not more.
@@ -24,6 +26,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 
 from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.tokens import token_refusal
 from shared import live_events
 from shared.errors import DomainError
 from shared.ledger import LedgerReads
@@ -48,7 +51,9 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
     responses={
         "200": {
             "description": "A text/event-stream: `ready` (current balances), then `balance` "
-            "and `call` events, heartbeat comments, and `expired` when the token expires.",
+            "and `call` events, heartbeat comments, and `expired` when the token expires "
+            "or `revoked` (within a heartbeat) when its session ends or the user is "
+            "disabled.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     }
@@ -56,15 +61,18 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
 def events():
     """Stream your balance changes and call state changes as they happen."""
     redis_client = context.redis_client()
+    db = context.db()
     user_id = current_user["_id"]
-    _claim_stream(redis_client, user_id, int(get_jwt()["exp"]))
+    claims = get_jwt()
+    _claim_stream(redis_client, user_id, int(claims["exp"]))
     stream = _Stream(
         redis_client,
         context.ledger().reads,
         user_id,
-        expires_at=float(get_jwt()["exp"]),
+        expires_at=float(claims["exp"]),
         heartbeat=context.settings().sse_heartbeat_seconds,
         dumps=current_app.json.dumps,
+        refusal=lambda: token_refusal(redis_client, db, claims),
     )
     response = Response(
         stream.frames(),
@@ -110,6 +118,7 @@ class _Stream:
         expires_at: float,
         heartbeat: float,
         dumps: Callable[[Any], str],
+        refusal: Callable[[], str | None],
     ):
         self.redis = redis_client
         self.reads = reads
@@ -117,6 +126,7 @@ class _Stream:
         self.expires_at = expires_at
         self.heartbeat = heartbeat
         self.dumps = dumps
+        self.refusal = refusal  # why the stream's token no longer works, None while it does
 
     def frames(self) -> Iterator[str]:
         """Runs as the server sends the body; closing it (the client left) ends it."""
@@ -132,7 +142,10 @@ class _Stream:
             event = subscription.next_event(max(min(next_beat - time.monotonic(), left), 0))
             if event is not None:
                 yield self._frame(event["type"], _as_the_api_shows_it(event))
-            elif time.monotonic() >= next_beat:
+            if time.monotonic() >= next_beat:
+                if (reason := self.refusal()) is not None:
+                    yield self._frame("revoked", {"message": reason})
+                    return
                 yield ": heartbeat\n\n"
                 next_beat = time.monotonic() + self.heartbeat
         yield self._frame(

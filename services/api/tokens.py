@@ -1,38 +1,45 @@
-"""JWT rules: short-lived access tokens, refresh tokens, a Redis blocklist for logout,
-and every token failure answered 401 in the common error shape (flask-jwt-extended
-answers some with 422 by default).
+"""JWT rules: short-lived access tokens, refresh tokens, sessions that logout, reuse of a
+refresh token and logout-all end, and every token failure answered 401 in the common
+error shape (flask-jwt-extended answers some with 422 by default).
 
 Every token carries a session id (`sid`) shared by the access and refresh tokens of one
-login and by the tokens refreshed from them. Logout revokes the session, so neither the
-access token nor the refresh token of that login works afterwards; refresh revokes the
-refresh token it used, so each refresh token works once.
+login and by the tokens refreshed from them, and the user's session version (`sv`). The
+sessions live in MongoDB (shared/auth_sessions.py): logout ends the session, so neither
+the access token nor the refresh token of that login works afterwards; refresh rotates
+the session's one valid refresh token, and a used one presented again ends the session;
+a session never outlives SESSION_MAX_AGE_SECONDS, nor does any of its tokens.
 
-A request is authenticated in one Redis round trip (the blocklist and the user's disabled
-marker, see shared/users.py) and reads no user: `current_user` is a `TokenUser`, whose id
-comes from the token and whose document is read from Mongo only by the routes that use
-more than the id (refresh, /auth/me, admin, rates, a funding without an email).
+A request is authenticated in one Redis round trip (the session's state and the user's
+session version, both cached from MongoDB, and the user's disabled marker, see
+shared/users.py) and reads no user: `current_user` is a `TokenUser`, whose id comes from
+the token and whose document is read from Mongo only by the routes that use more than the
+id (refresh, /auth/me, admin, rates, a funding without an email).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
+import redis
 from bson import ObjectId
 from flask import Flask
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
     create_refresh_token,
+    current_user,
     get_jwt,
 )
 from flask_jwt_extended.exceptions import WrongTokenError
+from pymongo.database import Database
 
 from services.api import context
 from services.api.errors import error_response
 from services.api.verified_tokens import CachingJWTManager
+from shared import auth_sessions
+from shared.auth_sessions import REVOKED_MESSAGE, Session
 from shared.errors import Unauthorized
 from shared.users import (
     DISABLED_MARKER,
@@ -41,9 +48,6 @@ from shared.users import (
     sync_disabled_markers,
 )
 
-_REVOKED_TOKEN = "jwt:revoked:"
-_REVOKED_SESSION = "jwt:revoked-session:"
-REVOKED_MESSAGE = "Token has been revoked"
 NO_USER_MESSAGE = "The account behind this token no longer exists or is disabled"
 
 
@@ -72,63 +76,86 @@ class TokenUser(Mapping[str, Any]):
         return len(self._loaded())
 
 
-def issue_tokens(user: dict[str, Any], session_id: str | None = None) -> dict[str, Any]:
-    """A fresh access and refresh token pair; a new session unless one is continued."""
+def issue_tokens(user: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh access and refresh token pair, in a new session."""
+    session = auth_sessions.start(
+        context.db(), context.redis_client(), dict(user), context.settings().session_max_age_seconds
+    )
+    return _tokens(user, session)
+
+
+def refresh_tokens() -> dict[str, Any]:
+    """The next token pair of this request's session, whose refresh token then stops
+    working; a refresh token used before ends the session instead (Unauthorized)."""
+    claims = get_jwt()
+    session = auth_sessions.rotate(
+        context.db(), context.redis_client(), claims["sid"], claims["jti"]
+    )
+    return _tokens(current_user, session)
+
+
+def _tokens(user: Mapping[str, Any], session: Session) -> dict[str, Any]:
+    """No token outlives its session."""
+    settings = context.settings()
+    left = session.seconds_left()
+    if left <= 0:
+        raise Unauthorized(auth_sessions.EXPIRED_MESSAGE)
     identity = str(user["_id"])
-    claims = {"sid": session_id or uuid.uuid4().hex}
+    claims = {"sid": session.id, "sv": session.version}
     return {
-        "access_token": create_access_token(identity=identity, additional_claims=claims),
-        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
+        "access_token": create_access_token(
+            identity=identity,
+            additional_claims=claims,
+            expires_delta=timedelta(seconds=min(settings.access_token_seconds, left)),
+        ),
+        "refresh_token": create_refresh_token(
+            identity=identity,
+            additional_claims={**claims, "jti": session.refresh_jti},
+            expires_delta=timedelta(seconds=min(settings.refresh_token_seconds, left)),
+        ),
         "user": {"id": identity, "email": user["email"]},
     }
 
 
-def current_session_id() -> str:
-    return get_jwt()["sid"]
+def end_current_session() -> None:
+    auth_sessions.end(context.db(), context.redis_client(), get_jwt()["sid"])
 
 
-def revoke_current_token() -> bool:
-    """Blocklist the token of this request until it would have expired anyway. False if
-    another request revoked it first (two refreshes racing with one token)."""
-    claims = get_jwt()
-    key = _REVOKED_TOKEN + claims["jti"]
-    return bool(context.redis_client().set(key, 1, ex=_seconds_left(claims), nx=True))
+def end_every_session() -> None:
+    auth_sessions.end_all(context.db(), context.redis_client(), current_user["_id"])
 
 
-def revoke_current_session() -> None:
-    """Blocklist every token of this request's session. A session's tokens expire at the
-    latest one refresh lifetime from now, so the entry need not outlive that."""
-    ttl = context.settings().refresh_token_seconds
-    context.redis_client().set(_REVOKED_SESSION + current_session_id(), 1, ex=ttl)
-
-
-def _seconds_left(claims: dict[str, Any]) -> int:
-    return max(int(claims["exp"]) - int(time.time()), 1)
-
-
-def _refusal(payload: dict[str, Any]) -> str | None:
-    """Why the token is refused (revoked, or its user disabled), None if it is not: one
-    round trip. Runs before the check that the token has a session id; a token without
-    one is refused right after."""
+def token_refusal(redis_client: redis.Redis, db: Database, payload: dict[str, Any]) -> str | None:
+    """Why the token is refused (its session ended, or its user disabled), None if it is
+    not: one Redis round trip, and a MongoDB read only for what Redis has lost. Runs
+    before the check that the token has a session id and version; a token without them
+    is refused right after."""
+    if not _has_session(payload) or not ObjectId.is_valid(payload["sub"]):
+        return None  # refused as invalid by the verification and user loaders
     user_id = str(payload["sub"])
-    revoked_token, revoked_session, disabled, synced = context.redis_client().mget(
-        _REVOKED_TOKEN + str(payload["jti"]),
-        _REVOKED_SESSION + str(payload.get("sid")),
-        DISABLED_MARKER + user_id,
-        DISABLED_MARKERS_SYNCED,
+    session_keys = auth_sessions.cache_keys(payload["sid"], user_id)
+    state, version, disabled, synced = redis_client.mget(
+        *session_keys, DISABLED_MARKER + user_id, DISABLED_MARKERS_SYNCED
     )
-    if revoked_token or revoked_session:
+    if not auth_sessions.is_live(db, redis_client, payload, (state, version)):
         return REVOKED_MESSAGE
-    if disabled or (synced is None and _disabled_after_sync(user_id)):
+    if disabled or (synced is None and _disabled_after_sync(redis_client, db, user_id)):
         return NO_USER_MESSAGE
     return None
 
 
-def _disabled_after_sync(user_id: str) -> bool:
+def _refusal(payload: dict[str, Any]) -> str | None:
+    return token_refusal(context.redis_client(), context.db(), payload)
+
+
+def _has_session(payload: dict[str, Any]) -> bool:
+    return isinstance(payload.get("sid"), str) and type(payload.get("sv")) is int
+
+
+def _disabled_after_sync(redis_client: redis.Redis, db: Database, user_id: str) -> bool:
     """Redis has lost the markers (or never had them): write them from Mongo, then look."""
-    client = context.redis_client()
-    sync_disabled_markers(context.db(), client)
-    return bool(client.exists(DISABLED_MARKER + user_id))
+    sync_disabled_markers(db, redis_client)
+    return bool(redis_client.exists(DISABLED_MARKER + user_id))
 
 
 def _unauthorized(message: str):
@@ -158,8 +185,8 @@ def _register_loaders(jwt: JWTManager) -> None:
         return _refusal(payload) is not None
 
     @jwt.token_verification_loader
-    def _has_session(_header: dict, payload: dict) -> bool:
-        return isinstance(payload.get("sid"), str)
+    def _verified(_header: dict, payload: dict) -> bool:
+        return _has_session(payload)
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict, payload: dict) -> TokenUser | None:

@@ -29,7 +29,7 @@ blp = Blueprint("wallet", __name__, url_prefix="/wallet", description="Wallet ba
 
 
 def _currency(query: dict) -> str:
-    return query.get("currency") or context.settings().default_currency
+    return context.currency(query.get("currency"))
 
 
 @blp.route("/balance", methods=["GET"])

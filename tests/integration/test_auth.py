@@ -8,10 +8,13 @@ import dataclasses
 import json
 import random
 import threading
+import time
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import jwt as pyjwt
 import pytest
+import redis
 from argon2 import PasswordHasher
 from bson import ObjectId
 from flask_jwt_extended import create_access_token
@@ -313,6 +316,90 @@ def test_tokens_after_refresh_are_revoked_by_logout(client, signup):
     assert client.post("/auth/logout", headers=_bearer(body["access_token"])).status_code == 204
     _assert_error(client.get("/auth/me", headers=_bearer(renewed["access_token"])), 401)
     _assert_error(client.post("/auth/refresh", headers=_bearer(renewed["refresh_token"])), 401)
+
+
+def _refused(client, body: dict) -> None:
+    """Neither token of this pair works any more."""
+    _assert_error(client.get("/auth/me", headers=_bearer(body["access_token"])), 401)
+    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+
+
+def test_reusing_a_rotated_refresh_token_ends_the_whole_session(client, signup):
+    email = unique_email()
+    _, first = signup(email, PASSWORD)
+    other = client.post("/auth/login", json={"email": email, "password": PASSWORD}).get_json()
+    second = client.post("/auth/refresh", headers=_bearer(first["refresh_token"])).get_json()
+    assert client.get("/auth/me", headers=_bearer(second["access_token"])).status_code == 200
+    # The used refresh token again: someone holds a copy. The newest pair dies with it.
+    error = _assert_error(
+        client.post("/auth/refresh", headers=_bearer(first["refresh_token"])), 401
+    )
+    assert "revoked" in error["message"].lower()
+    _refused(client, second)
+    _refused(client, first)
+    assert client.get("/auth/me", headers=_bearer(other["access_token"])).status_code == 200
+
+
+def test_logout_all_ends_every_session_of_the_user_only(client, signup):
+    email = unique_email()
+    _, first = signup(email, PASSWORD)
+    login = client.post("/auth/login", json={"email": email, "password": PASSWORD}).get_json()
+    refreshed = client.post("/auth/refresh", headers=_bearer(login["refresh_token"])).get_json()
+    stranger_headers, _ = signup()
+    response = client.post("/auth/logout-all", headers=_bearer(first["access_token"]))
+    assert response.status_code == 204
+    for pair in (first, refreshed):
+        _refused(client, pair)
+    assert client.get("/auth/me", headers=stranger_headers).status_code == 200
+    again = client.post("/auth/login", json={"email": email, "password": PASSWORD}).get_json()
+    assert client.get("/auth/me", headers=_bearer(again["access_token"])).status_code == 200
+
+
+def test_logout_all_with_a_refresh_token_works_too(client, signup):
+    _, body = signup()
+    assert (
+        client.post("/auth/logout-all", headers=_bearer(body["refresh_token"])).status_code == 204
+    )
+    _refused(client, body)
+
+
+@pytest.fixture(scope="module")
+def own_redis_app(settings):
+    """An app over a Redis database of its own, which a test may flush."""
+    parts = urlsplit(settings.redis_url)
+    url = urlunsplit(parts._replace(path="/9"))
+    app = create_app(dataclasses.replace(settings, redis_url=url))
+    return app, redis.Redis.from_url(url)
+
+
+def test_revocations_survive_a_redis_flush(own_redis_app):
+    app, own_redis = own_redis_app
+    client = app.test_client()
+    email = unique_email()
+    body = client.post("/auth/signup", json={"email": email, "password": PASSWORD}).get_json()
+    kept = client.post("/auth/login", json={"email": email, "password": PASSWORD}).get_json()
+    assert client.post("/auth/logout", headers=_bearer(body["access_token"])).status_code == 204
+    own_redis.flushdb()
+    _refused(client, body)
+    assert client.get("/auth/me", headers=_bearer(kept["access_token"])).status_code == 200
+    assert client.post("/auth/logout-all", headers=_bearer(kept["access_token"])).status_code == 204
+    own_redis.flushdb()
+    _refused(client, kept)
+
+
+def test_a_session_ends_at_its_maximum_age_whatever_the_refreshes(settings, signup):
+    max_age = 2
+    app = create_app(dataclasses.replace(settings, session_max_age_seconds=max_age))
+    client = app.test_client()
+    body = client.post(
+        "/auth/signup", json={"email": unique_email(), "password": PASSWORD}
+    ).get_json()
+    refreshed = client.post("/auth/refresh", headers=_bearer(body["refresh_token"]))
+    assert refreshed.status_code == 200
+    claims = _claims(refreshed.get_json()["refresh_token"])
+    assert claims["exp"] - claims["iat"] <= max_age  # no token outlives its session
+    time.sleep(max(claims["exp"] + 0.2 - time.time(), 0))
+    _refused(client, refreshed.get_json())
 
 
 def test_me_answers_the_user(client, signup):

@@ -133,9 +133,12 @@ def test_manage_cli_disables_and_enables(client, signup, test_env, db):
 
 def test_a_token_verified_before_is_refused_once_expired(app, client, signup):
     _, body = signup()
+    session = pyjwt.decode(body["access_token"], options={"verify_signature": False})
     with app.app_context():
         token = create_access_token(
-            body["user"]["id"], expires_delta=timedelta(seconds=3), additional_claims={"sid": "s"}
+            body["user"]["id"],
+            expires_delta=timedelta(seconds=3),
+            additional_claims={"sid": session["sid"], "sv": session["sv"]},
         )
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/wallet/balance", headers=headers).status_code == 200

@@ -3,6 +3,7 @@ webhook, a real worker confirming with the status API, and the ledger."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -12,7 +13,8 @@ from decimal import Decimal
 import pytest
 import requests
 
-from shared.monnify.signature import compute_signature
+from services.api.app import create_app
+from shared.monnify.signature import compute_signature, compute_transaction_hash
 from tests.integration.funding_support import (
     WEBHOOK_PATH,
     credit_entries,
@@ -281,3 +283,45 @@ def test_a_negative_amount_for_an_unpaid_funding_moves_nothing(gateway, settings
     assert user.balance()["balance"] == 0
     assert credit_entries(db, funding) == 0
     assert funding_record(db, funding)["status"] == "pending"
+
+
+def _legacy_notification(secret: str) -> bytes:
+    """The original API's flat body, authenticated only by its transactionHash."""
+    fields = {
+        "paymentReference": f"FND-legacy-{time.time_ns()}",
+        "amountPaid": "5000.00",
+        "paidOn": "2026-01-01 10:00:00",
+        "transactionReference": f"MNFY|legacy|{time.time_ns()}",
+    }
+    digest = compute_transaction_hash(
+        secret,
+        fields["paymentReference"],
+        fields["amountPaid"],
+        fields["paidOn"],
+        fields["transactionReference"],
+    )
+    return json.dumps({**fields, "transactionHash": digest}).encode()
+
+
+def _post_unsigned(client, body: bytes):
+    return client.post(WEBHOOK_PATH, data=body, headers={"Content-Type": "application/json"})
+
+
+def test_a_legacy_transaction_hash_alone_is_refused_by_default(client, settings, db):
+    assert settings.monnify_accept_legacy_hash is False
+    body = _legacy_notification(settings.monnify_secret_key)
+    before = db.webhook_events.count_documents({})
+    response = _post_unsigned(client, body)
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["statusCode"] == 401
+    assert db.webhook_events.count_documents({}) == before
+
+
+def test_a_legacy_transaction_hash_is_accepted_when_the_setting_turns_it_on(settings, db):
+    app = create_app(dataclasses.replace(settings, monnify_accept_legacy_hash=True))
+    body = _legacy_notification(settings.monnify_secret_key)
+    assert _post_unsigned(app.test_client(), body).status_code == 200
+    event = db.webhook_events.find_one({"dedupeKey": hashlib.sha256(body).hexdigest()})
+    assert event["verifiedBy"] == "transactionHash"
+    forged = body.replace(b'"5000.00"', b'"5000.01"')  # the hash no longer matches
+    assert _post_unsigned(app.test_client(), forged).status_code == 401

@@ -4,13 +4,17 @@ Events, a heartbeat, the end of the stream when the token expires."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import pytest
 import redis
 import requests
@@ -161,10 +165,11 @@ def test_heartbeats_keep_an_idle_stream_alive(gateway, open_streams):
 
 def test_the_stream_ends_when_the_token_expires(gateway, app, open_streams):
     user = signup(gateway)
+    session = jwt.decode(_token(user), options={"verify_signature": False})
     with app.app_context():
         token = create_access_token(
             identity=user.id,
-            additional_claims={"sid": uuid.uuid4().hex},
+            additional_claims={"sid": session["sid"], "sv": session["sv"]},
             expires_delta=timedelta(seconds=2),
         )
     stream = open_streams(gateway, token)
@@ -279,3 +284,46 @@ def test_a_publish_failure_never_fails_the_movement(db, settings):
 
 def _wallet(user) -> str:
     return wallet_id(user.id, "NGN")
+
+
+def _assert_ends_revoked(stream: EventStream) -> dict[str, Any]:
+    """The stream says why and the server closes it, within a heartbeat (0.5 s here) of
+    the change: the frames are bounded (heartbeats also pile up while the test acts)."""
+    frames = [stream.next()]
+    while frames[-1] is not None and len(frames) < 40:
+        frames.append(stream.next())
+    assert frames[-1] is None, "the stream went on after its token stopped working"
+    events = [frame for frame in frames[:-1] if frame.event is not None]
+    assert [frame.event for frame in events] == ["revoked"]
+    return events[0].data
+
+
+def test_the_stream_ends_after_a_logout(gateway, open_streams):
+    user = signup(gateway)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    assert stream.next() == Frame(None, None)  # a heartbeat: the token still works
+    logout = requests.post(f"{gateway}/auth/logout", headers=user.headers, timeout=10)
+    assert logout.status_code == 204
+    assert "revoked" in _assert_ends_revoked(stream)["message"].lower()
+
+
+def test_the_stream_ends_after_a_logout_of_every_session(gateway, open_streams):
+    user = signup(gateway)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    response = requests.post(f"{gateway}/auth/logout-all", headers=user.headers, timeout=10)
+    assert response.status_code == 204
+    _assert_ends_revoked(stream)
+
+
+def test_the_stream_ends_when_the_user_is_disabled(gateway, test_env, open_streams):
+    user = signup(gateway)
+    stream = open_streams(gateway, _token(user))
+    stream.next_event("ready")
+    command = [sys.executable, "-m", "services.manage", "disable-user", user.email]
+    disabled = subprocess.run(
+        command, env={**os.environ, **test_env}, capture_output=True, text=True, timeout=60
+    )
+    assert disabled.returncode == 0, disabled.stderr
+    assert "disabled" in _assert_ends_revoked(stream)["message"]

@@ -23,8 +23,9 @@ from bson import Int64, ObjectId
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
-from shared import audit
+from shared import audit, auth_sessions
 from shared.calls import CallContext, billing, sessions
+from shared.errors import Unauthorized
 from shared.funding import fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
 from shared.funding.reconciliation import Reconciler
@@ -49,6 +50,7 @@ COLLECTIONS = [
     "audit",
     "fundings",
     "refunds",
+    "sessions",
 ]
 QUERIES = ("find", "count", "aggregate", "update", "delete", "findAndModify")
 
@@ -269,6 +271,23 @@ def test_users_and_the_webhook_inbox(planned):
         inbox.events_to_requeue(db, 60)
 
     assert_served_by_indexes(db, sent_by(recorder, requests_and_jobs))
+
+
+def test_login_sessions(planned, ledger):
+    db, recorder = planned
+    user = create_user(db, f"{ObjectId()}@example.com", "password123")
+
+    def a_session_s_life() -> None:
+        session = auth_sessions.start(db, ledger.redis, user, 3600)
+        claims = {"sid": session.id, "sub": str(user["_id"]), "sv": session.version}
+        auth_sessions.is_live(db, ledger.redis, claims, (None, None))  # Redis lost them
+        rotated = auth_sessions.rotate(db, ledger.redis, session.id, session.refresh_jti)
+        with pytest.raises(Unauthorized):  # reused: the session ends
+            auth_sessions.rotate(db, ledger.redis, session.id, session.refresh_jti)
+        auth_sessions.end(db, ledger.redis, rotated.id)
+        auth_sessions.end_all(db, ledger.redis, user["_id"])
+
+    assert_served_by_indexes(db, sent_by(recorder, a_session_s_life))
 
 
 # ---- the funding paths ----------------------------------------------------------------
