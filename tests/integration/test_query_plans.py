@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from bson import Int64, ObjectId
@@ -165,12 +166,19 @@ def _names_documents_by_id(selector: dict[str, Any]) -> bool:
 # ---- the paths ------------------------------------------------------------------------
 
 
+QUERY_PLANS_REDIS_DB = 8
+
+
 @pytest.fixture(scope="module")
 def ledger(planned, servers) -> Ledger:
     import redis
 
     db, _ = planned
-    return Ledger(db, redis.Redis.from_url(servers["redis_url"]))
+    # A Redis database of its own: the audit head it seals must not be the session's.
+    url = urlsplit(servers["redis_url"])._replace(path=f"/{QUERY_PLANS_REDIS_DB}")
+    client = redis.Redis.from_url(urlunsplit(url))
+    client.flushdb()
+    return Ledger(db, client)
 
 
 def funded(ledger: Ledger, amount: int = 100_000) -> str:
