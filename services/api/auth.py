@@ -12,12 +12,13 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.extensions import limiter
 from services.api.tokens import (
+    REVOKED_MESSAGE,
     current_session_id,
     issue_tokens,
     revoke_current_session,
     revoke_current_token,
 )
-from shared.errors import Unauthorized
+from shared.errors import ErrorCode, Unauthorized
 from shared.ledger.accounts import open_wallet
 from shared.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
 from shared.users import authenticate, create_user
@@ -77,7 +78,7 @@ def login(credentials: dict):
     """Exchange email and password for tokens. Unknown email and wrong password look alike."""
     user = authenticate(context.db(), credentials["email"], credentials["password"])
     if user is None:
-        raise Unauthorized("Invalid email or password")
+        raise Unauthorized("Invalid email or password", code=ErrorCode.INVALID_CREDENTIALS)
     return issue_tokens(user)
 
 
@@ -87,7 +88,7 @@ def login(credentials: dict):
 def refresh():
     """A new access and refresh token for a valid refresh token, which then stops working."""
     if not revoke_current_token():
-        raise Unauthorized("Token has been revoked")
+        raise Unauthorized(REVOKED_MESSAGE, code=ErrorCode.TOKEN_REVOKED)
     return issue_tokens(current_user, session_id=current_session_id())
 
 

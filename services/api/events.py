@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import redis
@@ -25,7 +26,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 from services.api import context
 from services.api.blueprint import Blueprint
 from shared import live_events
-from shared.errors import DomainError
+from shared.errors import DomainError, ErrorCode
 from shared.ledger import LedgerReads
 from shared.money import exponent_of, to_major
 
@@ -37,6 +38,7 @@ _OPEN_STREAMS = "sse:open:"
 class TooManyStreams(DomainError):
     status = 429
     error = "Too Many Requests"
+    code = ErrorCode.TOO_MANY_STREAMS
 
 
 blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wallet events")
@@ -44,14 +46,16 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
 
 @blp.route("/events", methods=["GET"])
 @jwt_required()
+@blp.errors(HTTPStatus.TOO_MANY_REQUESTS)
 @blp.doc(
+    operationId="events_stream",
     responses={
         "200": {
             "description": "A text/event-stream: `ready` (current balances), then `balance` "
             "and `call` events, heartbeat comments, and `expired` when the token expires.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
-    }
+    },
 )
 def events():
     """Stream your balance changes and call state changes as they happen."""

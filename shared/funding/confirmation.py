@@ -24,7 +24,7 @@ from bson import Int64
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from shared.errors import Conflict, DomainError, NotFound, refusal_or_result
+from shared.errors import Conflict, DomainError, ErrorCode, NotFound, refusal_or_result
 from shared.funding import fundings as f
 from shared.ledger import (
     Credit,
@@ -308,7 +308,9 @@ class FundingConfirmer:
             return  # already reversed by an earlier run that saw another available balance
         except InsufficientFunds:
             # The wallet spent some since we read it: try again with what it has now.
-            raise Conflict("The wallet changed during the reversal; retry") from None
+            raise Conflict(
+                "The wallet changed during the reversal; retry", code=ErrorCode.BUSY
+            ) from None
         if shortfall:
             self.ledger.set_restricted(
                 wallet, True, f"reversal of {reference} left {shortfall} owed"
@@ -334,7 +336,9 @@ class FundingConfirmer:
                     description="Repayment of a reversed funding",
                 )
             except InsufficientFunds:
-                raise Conflict("The wallet changed during the repayment; retry") from None
+                raise Conflict(
+                    "The wallet changed during the repayment; retry", code=ErrorCode.BUSY
+                ) from None
             except IdempotencyConflict:
                 return  # repaid by an earlier run, which then stopped before the status
         if repaid >= owed:

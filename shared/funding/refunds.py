@@ -19,7 +19,7 @@ from bson import Int64, ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from shared.errors import Conflict, DomainError, NotFound, UpstreamUnavailable
+from shared.errors import Conflict, DomainError, ErrorCode, NotFound, UpstreamUnavailable
 from shared.funding import fundings as f
 from shared.ledger import (
     HoldNotOpen,
@@ -48,6 +48,7 @@ COMPLETED = "completed"
 FAILED = "failed"  # Monnify tried and failed: the hold was released
 REJECTED = "rejected"  # refused before anything moved (the wallet, or Monnify's R-code)
 OPEN_STATUSES = (INITIATING, PENDING)
+STATUSES = (INITIATING, PENDING, COMPLETED, FAILED, REJECTED)
 
 # Longer than any refund takes, so the hold never expires under a refund in flight.
 HOLD_SECONDS = 30 * 86400
@@ -63,6 +64,7 @@ class RefundRefused(DomainError):
 
     status = 422
     error = "Unprocessable Entity"
+    code = ErrorCode.REFUND_REFUSED
 
 
 class UnknownRefund(NotFound):
@@ -148,6 +150,7 @@ class Refunds:
             raise Conflict(
                 f"Only a credited funding can be refunded; this one is {funding['status']}",
                 {"paymentReference": payment_reference},
+                code=ErrorCode.INVALID_STATE,
             )
         return funding
 
@@ -158,7 +161,9 @@ class Refunds:
         already = int(funding.get("amountRefunded", 0))
         remaining = credited - already
         if remaining <= 0:
-            raise Conflict("This funding has already been refunded in full")
+            raise Conflict(
+                "This funding has already been refunded in full", code=ErrorCode.INVALID_STATE
+            )
         amount = remaining if amount is None else amount
         if amount > remaining:
             raise RefundRefused(
@@ -179,7 +184,9 @@ class Refunds:
             {"$inc": {"amountRefunded": Int64(amount)}},
         )
         if reserved.matched_count != 1:
-            raise Conflict("Another refund of this funding was just started; retry")
+            raise Conflict(
+                "Another refund of this funding was just started; retry", code=ErrorCode.BUSY
+            )
         return amount
 
     def _record(self, funding: dict[str, Any], amount: int, request: RefundRequest) -> dict:
