@@ -33,6 +33,8 @@ from shared.money import exponent_of, to_major
 MAX_STREAMS_PER_USER = 3
 RECONNECT_MILLISECONDS = 3000
 _OPEN_STREAMS = "sse:open:"
+READY = "ready"  # the first event: the current balances
+EXPIRED = "expired"  # the last: the token expired
 
 
 class TooManyStreams(DomainError):
@@ -40,6 +42,20 @@ class TooManyStreams(DomainError):
     error = "Too Many Requests"
     code = ErrorCode.TOO_MANY_STREAMS
 
+
+# One event of the stream, as OpenAPI 3.2 describes Server-Sent Events (its fields; a
+# heartbeat comment is no event). `data` is JSON text.
+_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": [READY, live_events.BALANCE, live_events.CALL, EXPIRED],
+        },
+        "data": {"type": "string", "description": "JSON"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wallet events")
 
@@ -53,7 +69,7 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
         "200": {
             "description": "A text/event-stream: `ready` (current balances), then `balance` "
             "and `call` events, heartbeat comments, and `expired` when the token expires.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT}},
         }
     },
 )
@@ -127,7 +143,7 @@ class _Stream:
         with live_events.subscribe(self.redis, self.user_id) as subscription:
             # Subscribed first: a change after this snapshot still arrives as an event.
             yield f"retry: {RECONNECT_MILLISECONDS}\n"
-            yield self._frame("ready", {"balances": self._balances()})
+            yield self._frame(READY, {"balances": self._balances()})
             yield from self._follow(subscription)
 
     def _follow(self, subscription: live_events.Subscription) -> Iterator[str]:
@@ -140,7 +156,7 @@ class _Stream:
                 yield ": heartbeat\n\n"
                 next_beat = time.monotonic() + self.heartbeat
         yield self._frame(
-            "expired", {"message": "The access token expired; reconnect with a new one"}
+            EXPIRED, {"message": "The access token expired; reconnect with a new one"}
         )
 
     def _balances(self) -> list[dict[str, Any]]:
