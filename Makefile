@@ -32,7 +32,7 @@ openapi: $(STAMP)
 
 # The fuzz test of `make test` at length: random (not derandomised) cases, FUZZ_EXAMPLES of
 # them per operation (thousands in all), against the in-process app.
-FUZZ_EXAMPLES ?= 200
+FUZZ_EXAMPLES ?= 100
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/integration/test_fuzz.py -p no:cacheprovider
 
