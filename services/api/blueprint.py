@@ -96,6 +96,8 @@ class Blueprint(flask_smorest.Blueprint):
         return jwt_required(**jwt_options)
 
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
+        """flask-smorest's hook as a route is declared, with the view as decorated: what
+        the view does (its token check) decides what its operations declare."""
         super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
         for method, doc in self._docs[endpoint].items():
             if method == "parameters":
