@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install clean bench bench-scale
+.PHONY: run test lint format install clean bench bench-scale openapi fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The committed OpenAPI document (docs/openapi.json) from the app; a test keeps them equal.
+openapi: $(STAMP)
+	$(BIN)/python -m services.api.openapi
+
+# The fuzz test of `make test` at length: random (not derandomised) cases, FUZZ_EXAMPLES of
+# them per operation (thousands in all), against the in-process app.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/integration/test_fuzz.py -p no:cacheprovider
 
 format: $(STAMP)
 	$(BIN)/ruff format .

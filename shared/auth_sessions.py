@@ -29,7 +29,7 @@ import redis
 from bson import ObjectId
 from pymongo.database import Database
 
-from shared.errors import Unauthorized
+from shared.errors import ErrorCode, Unauthorized
 from shared.logs import get_logger
 from shared.mongo import update_and_read
 
@@ -99,12 +99,12 @@ def rotate(db: Database, redis_client: redis.Redis, session_id: str, used_jti: s
         return Session(session_id, new_jti, rotated["expiresAt"], int(rotated["version"]))
     found = db[SESSIONS].find_one({"_id": session_id}, {"expiresAt": 1, "endedAt": 1})
     if found is None or found["endedAt"] is not None:
-        raise Unauthorized(REVOKED_MESSAGE)
+        raise Unauthorized(REVOKED_MESSAGE, code=ErrorCode.TOKEN_REVOKED)
     if found["expiresAt"] <= now:
         raise Unauthorized(EXPIRED_MESSAGE)
     log.warning("refresh_token_reused", session_id=session_id)
     end(db, redis_client, session_id)
-    raise Unauthorized(REVOKED_MESSAGE)
+    raise Unauthorized(REVOKED_MESSAGE, code=ErrorCode.TOKEN_REVOKED)
 
 
 def end(db: Database, redis_client: redis.Redis, session_id: str) -> None:

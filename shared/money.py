@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Context, Decimal, Inexact
 
-from shared.errors import InvalidRequest
+from shared.errors import ErrorCode, InvalidRequest
 
 # Minor units per major unit, as a power of ten. NGN: kobo; USD: cents.
 CURRENCY_EXPONENTS: dict[str, int] = {"NGN": 2, "USD": 2}
@@ -63,4 +63,6 @@ def check_amount_bounds(minor: int, minimum: int, maximum: int, field: str = "am
         rule = f"must be at most {to_major(maximum)}"
     else:
         return
-    raise InvalidRequest(f"Validation failed: {field}: {rule}", {field: [rule]})
+    raise InvalidRequest(
+        f"Validation failed: {field}: {rule}", {field: [rule]}, code=ErrorCode.VALIDATION_ERROR
+    )

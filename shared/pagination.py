@@ -16,7 +16,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.collection import Collection
 
-from shared.errors import InvalidRequest
+from shared.errors import ErrorCode, InvalidRequest
 
 NEWEST_FIRST = [("createdAt", -1), ("_id", -1)]
 
@@ -45,7 +45,11 @@ def _cursor_text(cursor: str) -> str:
 
 
 def _malformed() -> InvalidRequest:
-    return InvalidRequest("Malformed cursor", {"cursor": ["not a cursor from this API"]})
+    return InvalidRequest(
+        "Malformed cursor",
+        {"cursor": ["not a cursor from this API"]},
+        code=ErrorCode.VALIDATION_ERROR,
+    )
 
 
 Position = tuple[datetime, ObjectId]  # (createdAt, _id) of the last item shown

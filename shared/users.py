@@ -20,7 +20,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from shared.errors import Conflict
+from shared.errors import Conflict, ErrorCode
 from shared.passwords import hash_password, needs_rehash, verify_password
 
 ROLES = ("user", "admin")
@@ -41,7 +41,9 @@ def create_user(db: Database, email: str, password: str) -> dict[str, Any]:
     try:
         db.users.insert_one(user)
     except DuplicateKeyError:
-        raise Conflict("An account with this email already exists") from None
+        raise Conflict(
+            "An account with this email already exists", code=ErrorCode.EMAIL_TAKEN
+        ) from None
     return user
 
 

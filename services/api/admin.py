@@ -13,11 +13,11 @@ from flask_jwt_extended import current_user
 from pymongo import DESCENDING
 
 from services.api import context
-from services.api.blueprint import Blueprint
+from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
 from shared.admin_actions import record_admin_action
-from shared.errors import Conflict, DomainError, Forbidden, NotFound
+from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
 from shared.funding import inbox
 from shared.funding.refunds import RefundRequest, Refunds, refund_view
 from shared.ledger import LedgerReads
@@ -77,8 +77,13 @@ def webhooks(query: dict):
     return [{**event, "id": str(event["_id"])} for event in cursor]
 
 
-@blp.route("/webhooks/<event_id>/requeue", methods=["POST"])
+@blp.route(
+    "/webhooks/<event_id>/requeue",
+    methods=["POST"],
+    parameters=[object_id_parameter("event_id")],
+)
 @admin_required
+@blp.errors(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT)
 @blp.arguments(ReasonSchema)
 @blp.response(202, RequeuedSchema)
 def requeue_webhook(body: dict, event_id: str):
@@ -91,6 +96,7 @@ def requeue_webhook(body: dict, event_id: str):
         raise Conflict(
             f"A {event['status']} event cannot be requeued",
             {"requeueable": [s for s in inbox.REVIEW_STATUSES if s != inbox.MALFORMED]},
+            code=ErrorCode.INVALID_STATE,
         )
     record_admin_action(
         db,
@@ -110,8 +116,11 @@ def requeue_webhook(body: dict, event_id: str):
 # ---- wallets ---------------------------------------------------------------------------
 
 
-@blp.route("/wallets/<user_id>/unrestrict", methods=["POST"])
+@blp.route(
+    "/wallets/<user_id>/unrestrict", methods=["POST"], parameters=[object_id_parameter("user_id")]
+)
 @admin_required
+@blp.errors(HTTPStatus.NOT_FOUND)
 @blp.arguments(UnrestrictSchema)
 @blp.response(200, WalletStateSchema)
 def unrestrict_wallet(body: dict, user_id: str):
@@ -153,6 +162,14 @@ def _wallet_state(reads: LedgerReads, account_id: str, owner: ObjectId, currency
 
 @blp.route("/fundings/<payment_reference>/refunds", methods=["POST"])
 @admin_required
+@blp.errors(
+    HTTPStatus.PAYMENT_REQUIRED,
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+    HTTPStatus.BAD_GATEWAY,
+    HTTPStatus.SERVICE_UNAVAILABLE,
+)
 @blp.arguments(RefundRequestSchema)
 @blp.response(201, RefundSchema)
 def refund_funding(body: dict, payment_reference: str):
@@ -190,7 +207,7 @@ def refund_funding(body: dict, payment_reference: str):
 @blp.route("/reconciliation", methods=["GET"])
 @admin_required
 @blp.arguments(ReconciliationQuerySchema, location="query")
-@blp.response(200, ReconciliationSchema)
+@blp.response(200, ReconciliationSchema, headers=LINK_HEADER)
 def reconciliation(query: dict):
     """The latest daily report (or the given day's) and that day's discrepancies, by kind
     and subject; the next page is in the Link header."""

@@ -17,7 +17,7 @@ from services.api.tokens import (
     issue_tokens,
     refresh_tokens,
 )
-from shared.errors import Unauthorized
+from shared.errors import ErrorCode, Unauthorized
 from shared.ledger.accounts import open_wallet
 from shared.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
 from shared.users import authenticate, create_user
@@ -77,7 +77,7 @@ def login(credentials: dict):
     """Exchange email and password for tokens. Unknown email and wrong password look alike."""
     user = authenticate(context.db(), credentials["email"], credentials["password"])
     if user is None:
-        raise Unauthorized("Invalid email or password")
+        raise Unauthorized("Invalid email or password", code=ErrorCode.INVALID_CREDENTIALS)
     return issue_tokens(user)
 
 

@@ -11,11 +11,11 @@ from flask_jwt_extended import current_user
 from marshmallow import ValidationError
 
 from services.api import context
-from services.api.blueprint import Blueprint
+from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
 from shared.calls import CallContext, Followup, sessions
-from shared.errors import InvalidRequest
+from shared.errors import ErrorCode, InvalidRequest
 from shared.schemas.calls import (
     CallEndedSchema,
     CallHistoryQuerySchema,
@@ -36,7 +36,9 @@ def _call_id(raw: str) -> ObjectId:
     try:
         return ObjectIdField().deserialize(raw)
     except ValidationError as exc:
-        raise InvalidRequest("Malformed call id", {"callId": exc.messages}) from None
+        raise InvalidRequest(
+            "Malformed call id", {"callId": exc.messages}, code=ErrorCode.VALIDATION_ERROR
+        ) from None
 
 
 def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
@@ -65,7 +67,7 @@ def initiate(body: dict):
     return started.view()
 
 
-@blp.route("/<call_id>/end", methods=["POST"])
+@blp.route("/<call_id>/end", methods=["POST"], parameters=[object_id_parameter("call_id")])
 @blp.token_required()
 @blp.response(200, CallEndedSchema)
 @blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
@@ -80,7 +82,7 @@ def end(call_id: str):
 @blp.route("/history", methods=["GET"])
 @blp.token_required()
 @blp.arguments(CallHistoryQuerySchema, location="query")
-@blp.response(200, CallSchema(many=True))
+@blp.response(200, CallSchema(many=True), headers=LINK_HEADER)
 @blp.errors(HTTPStatus.BAD_REQUEST)
 def history(query: dict):
     """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
@@ -91,7 +93,7 @@ def history(query: dict):
     return page, 200, next_link(cursor)
 
 
-@blp.route("/<call_id>", methods=["GET"])
+@blp.route("/<call_id>", methods=["GET"], parameters=[object_id_parameter("call_id")])
 @blp.token_required()
 @blp.response(200, CallSchema)
 @blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)

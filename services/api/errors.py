@@ -1,4 +1,5 @@
-"""One JSON error shape for every failure: {"statusCode", "error", "message", "details"?}.
+"""One JSON error shape for every failure: {"statusCode", "error", "code", "message",
+"details"?}, `code` being one of shared.errors.ErrorCode.
 
 Never an HTML page, never a stack trace. Unexpected exceptions are logged with their
 trace and answered with a generic 500 message.
@@ -10,10 +11,10 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import DomainError
+from shared.errors import DomainError, ErrorCode
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -28,22 +29,55 @@ _MESSAGES = {
     429: "Too many requests; slow down",
 }
 
+# The code of an error that names none: by its status.
+_CODES = {
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.RATE_LIMITED,
+    502: ErrorCode.UPSTREAM_ERROR,
+    503: ErrorCode.UPSTREAM_UNAVAILABLE,
+}
+
+
+def code_for_status(status: int) -> ErrorCode:
+    fallback = ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR
+    return _CODES.get(status, fallback)
+
 
 class ErrorSchema(Schema):
     """The one error shape, as documented in the OpenAPI document."""
 
     statusCode = fields.Integer(required=True, metadata={"example": 400})
     error = fields.String(required=True, metadata={"example": "Bad Request"})
+    code = fields.String(
+        required=True,
+        validate=validate.OneOf([code.value for code in ErrorCode]),
+        metadata={
+            "example": "validation_error",
+            "description": "Stable and machine-readable: branch on this, not on `message`",
+        },
+    )
     message = fields.String(required=True, metadata={"example": "Validation failed: email: ..."})
     details = fields.Dict(metadata={"description": "Per-field messages, or per-check states"})
 
 
 def error_response(
-    status: int, message: str, details: dict[str, Any] | None = None
+    status: int,
+    message: str,
+    details: dict[str, Any] | None = None,
+    *,
+    code: ErrorCode | None = None,
 ) -> tuple[Response, int]:
     body: dict[str, Any] = {
         "statusCode": status,
         "error": HTTPStatus(status).phrase,
+        "code": str(code or code_for_status(status)),
         "message": message,
     }
     if details:
@@ -52,23 +86,25 @@ def error_response(
 
 
 def _handle_domain_error(exc: DomainError) -> tuple[Response, int]:
-    return error_response(exc.status, exc.message, exc.details)
+    return error_response(exc.status, exc.message, exc.details, code=exc.code)
 
 
 def _handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     details = None
+    code = None
     data = getattr(exc, "data", None)  # set by flask-smorest/webargs on validation errors
     if isinstance(data, dict) and data.get("messages"):
         details = _flatten_locations(data["messages"])
         message = "Validation failed: " + _summarise(details)
+        code = ErrorCode.VALIDATION_ERROR
     elif isinstance(data, dict) and data.get("message"):
         message = str(data["message"])
     elif status == 429:
         message = f"{_MESSAGES[429]} (limit: {exc.description})"
     else:
         message = _MESSAGES.get(status) or HTTPStatus(status).phrase
-    response, _ = error_response(status, message, details)
+    response, _ = error_response(status, message, details, code=code)
     response.status_code = status
     for name, value in exc.get_headers():
         if name.lower() not in ("content-type", "content-length"):

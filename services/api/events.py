@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import redis
@@ -28,35 +29,55 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.tokens import token_refusal
 from shared import live_events
-from shared.errors import DomainError
+from shared.errors import DomainError, ErrorCode
 from shared.ledger import LedgerReads
 from shared.money import exponent_of, to_major
 
 MAX_STREAMS_PER_USER = 3
 RECONNECT_MILLISECONDS = 3000
 _OPEN_STREAMS = "sse:open:"
+READY = "ready"  # the first event: the current balances
+EXPIRED = "expired"  # the last: the token expired
+REVOKED = "revoked"  # the last: the session ended or the user was disabled
 
 
 class TooManyStreams(DomainError):
     status = 429
     error = "Too Many Requests"
+    code = ErrorCode.TOO_MANY_STREAMS
 
+
+# One event of the stream, as OpenAPI 3.2 describes Server-Sent Events (its fields; a
+# heartbeat comment is no event). `data` is JSON text.
+_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": [READY, live_events.BALANCE, live_events.CALL, EXPIRED, REVOKED],
+        },
+        "data": {"type": "string", "description": "JSON"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wallet events")
 
 
 @blp.route("/events", methods=["GET"])
 @jwt_required()
+@blp.errors(HTTPStatus.TOO_MANY_REQUESTS)
 @blp.doc(
+    operationId="events_stream",
     responses={
         "200": {
             "description": "A text/event-stream: `ready` (current balances), then `balance` "
             "and `call` events, heartbeat comments, and `expired` when the token expires "
             "or `revoked` (within a heartbeat) when its session ends or the user is "
             "disabled.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT}},
         }
-    }
+    },
 )
 def events():
     """Stream your balance changes and call state changes as they happen."""
@@ -133,7 +154,7 @@ class _Stream:
         with live_events.subscribe(self.redis, self.user_id) as subscription:
             # Subscribed first: a change after this snapshot still arrives as an event.
             yield f"retry: {RECONNECT_MILLISECONDS}\n"
-            yield self._frame("ready", {"balances": self._balances()})
+            yield self._frame(READY, {"balances": self._balances()})
             yield from self._follow(subscription)
 
     def _follow(self, subscription: live_events.Subscription) -> Iterator[str]:
@@ -144,12 +165,12 @@ class _Stream:
                 yield self._frame(event["type"], _as_the_api_shows_it(event))
             if time.monotonic() >= next_beat:
                 if (reason := self.refusal()) is not None:
-                    yield self._frame("revoked", {"message": reason})
+                    yield self._frame(REVOKED, {"message": reason})
                     return
                 yield ": heartbeat\n\n"
                 next_beat = time.monotonic() + self.heartbeat
         yield self._frame(
-            "expired", {"message": "The access token expired; reconnect with a new one"}
+            EXPIRED, {"message": "The access token expired; reconnect with a new one"}
         )
 
     def _balances(self) -> list[dict[str, Any]]:

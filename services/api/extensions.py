@@ -67,6 +67,10 @@ def init_limiter(app: Flask) -> Limiter:
 class _Api(Api):
     ERROR_SCHEMA = ErrorSchema  # documents our error shape, not flask-smorest's
 
+    def _register_pagination_header(self) -> None:
+        """None: pages are keyset cursors in a Link header, not flask-smorest's pagination
+        (whose header would leave an unused PaginationMetadata schema in the document)."""
+
 
 def init_api(app: Flask) -> Api:
     """The OpenAPI 3 document at /openapi.json and Swagger UI at /docs."""

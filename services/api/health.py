@@ -11,6 +11,7 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.errors import error_response
 from services.api.queue import celery_client
+from shared.errors import ErrorCode
 from shared.mongo import check_transactions
 
 blp = Blueprint("health", __name__, description="Liveness and readiness")
@@ -73,5 +74,6 @@ def readyz():
             results[name] = f"failing: {type(exc).__name__}"
     failing = [name for name, state in results.items() if state != "ok"]
     if failing:
-        return error_response(503, f"Not ready: {', '.join(failing)} failing", results)
+        message = f"Not ready: {', '.join(failing)} failing"
+        return error_response(503, message, results, code=ErrorCode.NOT_READY)
     return {"status": "ready", "checks": results}

@@ -7,12 +7,14 @@ job enqueues what was stored but not processed).
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from flask import request
 
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.queue import enqueue_or_leave
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import ErrorCode, Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
 from shared.logs import get_logger
 from shared.metrics import WEBHOOKS_REJECTED
@@ -26,6 +28,7 @@ blp = Blueprint("payments", __name__, url_prefix="/payments", description="Monni
 
 @blp.route("/monnify/webhook", methods=["POST"])
 @blp.response(200, WebhookAckSchema)
+@blp.errors(HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 def monnify_webhook():
     """Receive a Monnify notification, signed with `monnify-signature` (HMAC-SHA512 of the
     raw body with the secret key). Unsigned or wrongly signed posts are 401."""
@@ -55,7 +58,7 @@ def _authenticate(raw: bytes) -> str:
         return "transactionHash"
     log.warning("webhook_signature_rejected", source_ip=request.remote_addr)
     WEBHOOKS_REJECTED.labels("signature").inc()
-    raise Unauthorized("Missing or invalid monnify-signature")
+    raise Unauthorized("Missing or invalid monnify-signature", code=ErrorCode.INVALID_SIGNATURE)
 
 
 def _legacy_hash_valid(raw: bytes, secret: str) -> bool:

@@ -40,7 +40,7 @@ from services.api.errors import error_response
 from services.api.verified_tokens import CachingJWTManager
 from shared import auth_sessions
 from shared.auth_sessions import REVOKED_MESSAGE, Session
-from shared.errors import Unauthorized
+from shared.errors import ErrorCode, Unauthorized
 from shared.users import (
     DISABLED_MARKER,
     DISABLED_MARKERS_SYNCED,
@@ -49,6 +49,10 @@ from shared.users import (
 )
 
 NO_USER_MESSAGE = "The account behind this token no longer exists or is disabled"
+_REFUSAL_CODES = {
+    REVOKED_MESSAGE: ErrorCode.TOKEN_REVOKED,
+    NO_USER_MESSAGE: ErrorCode.ACCOUNT_DISABLED,
+}
 
 
 class TokenUser(Mapping[str, Any]):
@@ -63,7 +67,7 @@ class TokenUser(Mapping[str, Any]):
         if self._document is None:
             self._document = find_active_user(context.db(), str(self._user_id))
             if self._document is None:
-                raise Unauthorized(NO_USER_MESSAGE)
+                raise Unauthorized(NO_USER_MESSAGE, code=ErrorCode.ACCOUNT_DISABLED)
         return self._document
 
     def __getitem__(self, key: str) -> Any:
@@ -158,8 +162,8 @@ def _disabled_after_sync(redis_client: redis.Redis, db: Database, user_id: str) 
     return bool(redis_client.exists(DISABLED_MARKER + user_id))
 
 
-def _unauthorized(message: str):
-    return error_response(401, message)
+def _unauthorized(message: str, code: ErrorCode = ErrorCode.UNAUTHORIZED):
+    return error_response(401, message, code=code)
 
 
 def configure_jwt(app: Flask) -> None:
@@ -202,16 +206,17 @@ def _register_loaders(jwt: JWTManager) -> None:
 
     @jwt.expired_token_loader
     def _expired(_header: dict, _payload: dict):
-        return _unauthorized("Token has expired")
+        return _unauthorized("Token has expired", ErrorCode.TOKEN_EXPIRED)
 
     @jwt.revoked_token_loader
     def _revoked(_header: dict, payload: dict):
         # Asked again (only on refusal) to say which: a logout or a disabled account.
-        return _unauthorized(_refusal(payload) or REVOKED_MESSAGE)
+        message = _refusal(payload) or REVOKED_MESSAGE
+        return _unauthorized(message, _REFUSAL_CODES.get(message, ErrorCode.TOKEN_REVOKED))
 
     @jwt.user_lookup_error_loader
     def _no_user(_header: dict, _payload: dict):
-        return _unauthorized(NO_USER_MESSAGE)
+        return _unauthorized(NO_USER_MESSAGE, ErrorCode.ACCOUNT_DISABLED)
 
     @jwt.token_verification_failed_loader
     def _failed(_header: dict, _payload: dict):

@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask_jwt_extended import current_user, jwt_required
 
 from services.api import context
-from services.api.blueprint import Blueprint
+from services.api.blueprint import LINK_HEADER, Blueprint
 from services.api.links import next_link
 from shared.funding.fundings import FundingRequest, start_funding
 from shared.funding.reserved_accounts import ReservedAccounts
@@ -51,7 +51,7 @@ def balance(query: dict):
 @blp.route("/transactions", methods=["GET"])
 @jwt_required()
 @blp.arguments(TransactionsQuerySchema, location="query")
-@blp.response(200, TransactionSchema(many=True))
+@blp.response(200, TransactionSchema(many=True), headers=LINK_HEADER)
 def transactions(query: dict):
     """The wallet's movements, newest first; the next page's cursor is in the Link header.
     Every movement the ledger records has succeeded: `status` is always `success`."""
@@ -86,6 +86,7 @@ def _transaction(item: HistoryItem) -> dict:
 @blp.arguments(IdempotencyHeaderSchema, location="headers")
 @blp.arguments(FundRequestSchema)
 @blp.response(201, FundResponseSchema)
+@blp.errors(HTTPStatus.CONFLICT, HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE)
 def fund(headers: dict, body: dict):
     """Start a funding through Monnify: pay by bank transfer to the account, or at checkoutUrl.
 

@@ -31,6 +31,8 @@ RECEIVER_HANGUP = "receiver_hangup"
 INSUFFICIENT_FUNDS = "insufficient_funds"  # the money ran out: cut off
 MAX_DURATION = "max_duration"  # CALL_MAX_DURATION_SECONDS reached
 RENEWAL_MISSING = "renewal_missing"  # the sweeper found no renewal: billed what was held
+STATUSES = (OPEN, ENDED)
+END_REASONS = (CALLER_HANGUP, RECEIVER_HANGUP, INSUFFICIENT_FUNDS, MAX_DURATION, RENEWAL_MISSING)
 
 # Worker tasks, by name: the gateway never imports the worker.
 RENEW_TASK = "calls.renew"

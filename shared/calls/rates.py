@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from shared.errors import InvalidRequest
+from shared.errors import ErrorCode, InvalidRequest
 from shared.money import to_major
 from shared.settings import CallSettings
 
@@ -28,6 +28,7 @@ def set_rate(db: Database, user_id: ObjectId, rate: int, config: CallSettings) -
         raise InvalidRequest(
             f"ratePerMinute must be between {low} and {high}",
             {"ratePerMinute": [f"must be between {low} and {high}"]},
+            code=ErrorCode.VALIDATION_ERROR,
         )
     db.users.update_one({"_id": user_id}, {"$set": {"ratePerMinute": rate}})
     return rate

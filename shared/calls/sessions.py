@@ -40,6 +40,7 @@ from shared.calls.reservations import (
 from shared.errors import (
     Conflict,
     DomainError,
+    ErrorCode,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -80,7 +81,11 @@ def initiate(
     always has its hold: ending one needs no look at the hold, and nothing is billed for
     a call that never started (no record, no capture)."""
     if receiver_id == caller_id:
-        raise InvalidRequest("You cannot call yourself", {"receiverId": ["is your own id"]})
+        raise InvalidRequest(
+            "You cannot call yourself",
+            {"receiverId": ["is your own id"]},
+            code=ErrorCode.VALIDATION_ERROR,
+        )
     receiver = find_active_user(ctx.db, str(receiver_id))
     if receiver is None:
         raise NotFound("No such user to call", {"receiverId": str(receiver_id)})
@@ -89,6 +94,7 @@ def initiate(
         raise Conflict(
             "The receiver's rate is higher than the costPerMinute you accept",
             {"ratePerMinute": to_major(rate)},
+            code=ErrorCode.RATE_ABOVE_LIMIT,
         )
     tariff = Tariff(rate, ctx.config.connect_fee, ctx.config.billing_increment_seconds)
     call = _new_call(ctx, caller_id, receiver_id, tariff)
@@ -109,7 +115,9 @@ def _caller_lock(ctx: CallContext, caller_id: ObjectId) -> Iterator[None]:
         f"{_LOCK_PREFIX}{caller_id}", timeout=ctx.lock_timeout, blocking_timeout=ctx.lock_wait
     )
     if not lock.acquire():
-        raise Conflict("Another call of yours is being initiated; retry shortly")
+        raise Conflict(
+            "Another call of yours is being initiated; retry shortly", code=ErrorCode.BUSY
+        )
     try:
         yield
     finally:
@@ -159,7 +167,9 @@ def _reserve_what_is_left(
 ) -> tuple[int, int]:
     budget, restricted = wallet_state(ctx, call["account"])
     if restricted:
-        raise PaymentRequired("The wallet is restricted and cannot pay for calls")
+        raise PaymentRequired(
+            "The wallet is restricted and cannot pay for calls", code=ErrorCode.WALLET_RESTRICTED
+        )
     if tariff.seconds_covered(budget) == 0:
         required = tariff.cost(tariff.increment_seconds)
         raise PaymentRequired(
@@ -218,6 +228,7 @@ def _insert_in_free_slot(ctx: CallContext, call: dict[str, Any]) -> int:
     raise Conflict(
         f"You already have {limit} open call(s); end one before starting another",
         {"maxConcurrent": limit},
+        code=ErrorCode.CALL_LIMIT_REACHED,
     )
 
 

@@ -25,7 +25,7 @@ from bson import Int64
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from shared.errors import Conflict, DomainError, NotFound, refusal_or_result
+from shared.errors import Conflict, DomainError, ErrorCode, NotFound, refusal_or_result
 from shared.funding import fundings as f
 from shared.funding.reserved_accounts import PRODUCT_TYPE as RESERVED_ACCOUNT
 from shared.ledger import (
@@ -333,7 +333,9 @@ class FundingConfirmer:
             taken = credited - shortfall
         except InsufficientFunds:
             # The wallet spent some since we read it: try again with what it has now.
-            raise Conflict("The wallet changed during the reversal; retry") from None
+            raise Conflict(
+                "The wallet changed during the reversal; retry", code=ErrorCode.BUSY
+            ) from None
         # Only while still owed: a funding may have repaid it since an earlier run posted.
         if shortfall and self.ledger.reads.balance(receivable) < 0:
             self.ledger.set_restricted(
@@ -363,7 +365,9 @@ class FundingConfirmer:
                     description="Repayment of a reversed funding",
                 )
             except InsufficientFunds:
-                raise Conflict("The wallet changed during the repayment; retry") from None
+                raise Conflict(
+                    "The wallet changed during the repayment; retry", code=ErrorCode.BUSY
+                ) from None
             except IdempotencyConflict:
                 return  # an earlier run repaid part, and `owed` (read after it) is still owed
             owed -= 0 if posted.replayed else repaid

@@ -14,7 +14,7 @@ from bson import Int64, ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from shared.errors import Conflict
+from shared.errors import Conflict, ErrorCode
 from shared.ledger.accounts import open_wallet
 from shared.logs import get_logger
 from shared.metrics import FUNDINGS_INITIATED
@@ -67,7 +67,10 @@ def start_funding(db: Database, monnify: MonnifyClient, request: FundingRequest)
     if funding is None:  # a concurrent request with the same key got there first
         replay = _replay(db, request)
         if replay is None:
-            raise Conflict("A request with this Idempotency-Key failed; retry it")
+            raise Conflict(
+                "A request with this Idempotency-Key failed; retry it",
+                code=ErrorCode.IDEMPOTENCY_IN_PROGRESS,
+            )
         return replay
     try:
         response = _open_at_monnify(db, monnify, funding)
@@ -87,9 +90,13 @@ def _replay(db: Database, request: FundingRequest) -> dict[str, Any] | None:
         raise Conflict(
             "This Idempotency-Key was already used with a different request",
             {"idempotencyKey": request.idempotency_key},
+            code=ErrorCode.IDEMPOTENCY_CONFLICT,
         )
     if funding.get("response") is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly")
+        raise Conflict(
+            "A request with this Idempotency-Key is still in progress; retry shortly",
+            code=ErrorCode.IDEMPOTENCY_IN_PROGRESS,
+        )
     return funding["response"]
 
 

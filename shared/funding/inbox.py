@@ -31,6 +31,7 @@ UNMATCHED = "unmatched"  # names no funding or refund of ours: kept for review
 UNCONFIRMED = "unconfirmed"  # Monnify's status API never confirmed it: reconciliation's
 FAILED = "failed"  # processing kept failing: reconciliation's, or an admin requeue
 REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
+STATUSES = (RECEIVED, PROCESSED, *REVIEW_STATUSES)
 # Longer than a batch can take with Monnify slow (each look-up has its own timeouts and
 # retries): a claim that outlives its batch lets a second worker in, and the ledger's
 # idempotency keys, not the claim, keep that harmless.

@@ -28,7 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from shared.admin_actions import write_admin_action
-from shared.errors import Conflict, DomainError, NotFound, UpstreamUnavailable
+from shared.errors import Conflict, DomainError, ErrorCode, NotFound, UpstreamUnavailable
 from shared.funding import fundings as f
 from shared.ledger import (
     HoldNotOpen,
@@ -57,6 +57,7 @@ COMPLETED = "completed"
 FAILED = "failed"  # Monnify tried and failed: the hold was released
 REJECTED = "rejected"  # refused before anything moved (the wallet, or Monnify's R-code)
 OPEN_STATUSES = (INITIATING, PENDING)
+STATUSES = (INITIATING, PENDING, COMPLETED, FAILED, REJECTED)
 
 # An unanswered initiate is looked up only after this long, well past the client's
 # timeouts, so the poller never races a request still on its way to Monnify.
@@ -71,6 +72,7 @@ class RefundRefused(DomainError):
 
     status = 422
     error = "Unprocessable Entity"
+    code = ErrorCode.REFUND_REFUSED
 
 
 class UnknownRefund(NotFound):
@@ -166,6 +168,7 @@ class Refunds:
             raise Conflict(
                 f"Only a credited funding can be refunded; this one is {funding['status']}",
                 {"paymentReference": payment_reference},
+                code=ErrorCode.INVALID_STATE,
             )
         return funding
 
@@ -190,7 +193,7 @@ class Refunds:
             if not exc.has_error_label("TransientTransactionError"):
                 raise
             # Another refund's transaction wrote the funding first.
-            raise Conflict(RESERVED_BY_ANOTHER) from None
+            raise Conflict(RESERVED_BY_ANOTHER, code=ErrorCode.BUSY) from None
         return refund
 
     @staticmethod
@@ -200,7 +203,9 @@ class Refunds:
         already = int(funding.get("amountRefunded", 0))
         remaining = credited - already
         if remaining <= 0:
-            raise Conflict("This funding has already been refunded in full")
+            raise Conflict(
+                "This funding has already been refunded in full", code=ErrorCode.INVALID_STATE
+            )
         amount = remaining if amount is None else amount
         if amount > remaining:
             raise RefundRefused(
@@ -227,7 +232,7 @@ class Refunds:
             session=session,
         )
         if reserved.matched_count != 1:
-            raise Conflict(RESERVED_BY_ANOTHER)
+            raise Conflict(RESERVED_BY_ANOTHER, code=ErrorCode.BUSY)
 
     def _record(
         self,

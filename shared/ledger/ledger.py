@@ -48,6 +48,7 @@ from shared import live_events
 from shared.errors import (
     Conflict,
     DomainError,
+    ErrorCode,
     InvalidRequest,
     NotFound,
     PaymentRequired,
@@ -88,11 +89,11 @@ class InsufficientFunds(PaymentRequired):
 
 
 class IdempotencyConflict(Conflict):
-    pass
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
 
 
 class HoldNotOpen(Conflict):
-    pass
+    code = ErrorCode.INVALID_STATE
 
 
 @dataclass(frozen=True)
@@ -738,7 +739,9 @@ class Ledger:
                         raise
                     if attempt == MAX_ATTEMPTS:
                         log.error("ledger_retries_exhausted", key=key, op=op)
-                        raise Conflict("The wallet is busy; retry shortly") from exc
+                        raise Conflict(
+                            "The wallet is busy; retry shortly", code=ErrorCode.BUSY
+                        ) from exc
                     time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt))
         raise AssertionError("unreachable")
 

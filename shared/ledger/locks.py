@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.errors import Conflict
+from shared.errors import Conflict, ErrorCode
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -88,6 +88,8 @@ return freed
 
 class AccountBusy(Conflict):
     """The wallet's lock could not be had in time; the operation can be retried."""
+
+    code = ErrorCode.BUSY
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Messages carry Monnify's own words where it gave some, never a key, token or sig
 
 from __future__ import annotations
 
-from shared.errors import DomainError, UpstreamError, UpstreamUnavailable
+from shared.errors import DomainError, ErrorCode, UpstreamError, UpstreamUnavailable
 
 
 class MonnifyError(DomainError):
@@ -44,6 +44,7 @@ class MonnifyRejected(MonnifyError):
 
     status = 422
     error = "Unprocessable Entity"
+    code = ErrorCode.PROVIDER_REJECTED
 
 
 class MonnifyNotFound(MonnifyRejected):
@@ -51,3 +52,4 @@ class MonnifyNotFound(MonnifyRejected):
 
     status = 404
     error = "Not Found"
+    code = ErrorCode.NOT_FOUND

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from shared.funding.inbox import REVIEW_STATUSES
+from shared.funding import inbox, refunds
 from shared.funding.reconciliation import DISCREPANCY_KINDS
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money
+from shared.schemas.fields import Money, ObjectIdField, one_of
 from shared.schemas.paging import page_limit
 
 
@@ -25,16 +25,16 @@ class ListLimitSchema(Schema):
 
 
 class WebhookQuerySchema(ListLimitSchema):
-    status = fields.String(
-        validate=validate.OneOf(REVIEW_STATUSES),
+    status = one_of(
+        inbox.REVIEW_STATUSES,
         metadata={"description": "One review status; all of them when omitted"},
     )
 
 
 class WebhookEventSchema(Schema):
-    id = fields.String(required=True)
+    id = ObjectIdField(required=True)
     eventType = fields.String(allow_none=True)
-    status = fields.String(required=True)
+    status = one_of(inbox.STATUSES, required=True)
     note = fields.String(allow_none=True)
     paymentReference = fields.String(allow_none=True)
     transactionReference = fields.String(allow_none=True)
@@ -51,8 +51,8 @@ class ReasonSchema(Schema):
 
 
 class RequeuedSchema(Schema):
-    id = fields.String(required=True)
-    status = fields.String(required=True)
+    id = ObjectIdField(required=True)
+    status = one_of(inbox.STATUSES, required=True)
     enqueued = fields.Boolean(
         required=True,
         metadata={"description": "False: the queue was down; the requeue job sends it"},
@@ -66,15 +66,15 @@ class UnrestrictSchema(ReasonSchema):
 class WalletStateSchema(Schema):
     account = fields.String(required=True)
     currency = fields.String(required=True)
-    balance = Money(required=True)
-    available = Money(required=True)
-    owed = Money(required=True, metadata={"description": "Left owed by reversals"})
+    balance = Money(required=True, minimum_minor=0)
+    available = Money(required=True, minimum_minor=0)
+    owed = Money(required=True, minimum_minor=0, metadata={"description": "Left owed by reversals"})
     restricted = fields.Boolean(required=True)
-    restrictedReason = fields.String(allow_none=True)
+    restrictedReason = fields.String(required=True, allow_none=True)
 
 
 class RefundRequestSchema(Schema):
-    amount = Money(metadata={"description": "Major units; everything still refundable if omitted"})
+    amount = Money(metadata={"description": "Everything still refundable if omitted"})
     reason = _reason(maximum=64)  # Monnify's limit on refundReason
     customerNote = fields.String(validate=validate.Length(min=1, max=16))
 
@@ -85,7 +85,7 @@ class RefundSchema(Schema):
     transactionReference = fields.String(required=True)
     amount = Money(required=True)
     currency = fields.String(required=True)
-    status = fields.String(required=True)
+    status = one_of(refunds.STATUSES, required=True)
     reason = fields.String(required=True)
     note = fields.String(allow_none=True)
     createdAt = fields.DateTime(required=True)
@@ -96,7 +96,7 @@ class ReconciliationQuerySchema(ListLimitSchema):
     day = fields.Date(
         metadata={"description": "YYYY-MM-DD (UTC); the latest report's day when omitted"}
     )
-    kind = fields.String(validate=validate.OneOf(DISCREPANCY_KINDS))
+    kind = one_of(DISCREPANCY_KINDS)
     cursor = fields.String(
         validate=validate.Length(max=200),
         metadata={"description": "From the previous page's Link header"},
@@ -106,11 +106,15 @@ class ReconciliationQuerySchema(ListLimitSchema):
 class SignedMoney(Money):
     """An amount that may be zero or negative (a net movement), in major units."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        del self.metadata["minimum"]
+
 
 class DiscrepancySchema(Schema):
     id = fields.String(required=True)
     day = fields.String(required=True)
-    kind = fields.String(required=True)
+    kind = one_of(DISCREPANCY_KINDS, required=True)
     subject = fields.String(required=True)
     message = fields.String(required=True)
     expected = SignedMoney(allow_none=True)

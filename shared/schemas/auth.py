@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, pre_load, validate
 
+from shared.schemas.fields import ObjectIdField, one_of
+from shared.users import ROLES
+
 
 class CredentialsSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
@@ -17,16 +20,16 @@ class CredentialsSchema(Schema):
 
 
 class UserSchema(Schema):
-    id = fields.String(required=True)
+    id = ObjectIdField(required=True)
     email = fields.String(required=True)
 
 
 class TokensSchema(Schema):
     access_token = fields.String(required=True)
-    refresh_token = fields.String()
+    refresh_token = fields.String(required=True)
     user = fields.Nested(UserSchema, required=True)
 
 
 class MeSchema(UserSchema):
-    role = fields.String()
-    createdAt = fields.DateTime()
+    role = one_of(ROLES, required=True)
+    createdAt = fields.DateTime(required=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
-from shared.schemas.fields import Money, ObjectIdField
+from shared.calls.model import END_REASONS, STATUSES
+from shared.schemas.fields import Money, ObjectIdField, one_of
 from shared.schemas.paging import PageQuerySchema
 
 ROLES = ("caller", "receiver")
@@ -18,8 +19,8 @@ class InitiateCallSchema(Schema):
 
 
 class CallStartedSchema(Schema):
-    callId = fields.String(required=True)
-    status = fields.String(required=True)
+    callId = ObjectIdField(required=True)
+    status = one_of(STATUSES, required=True)
     message = fields.String(required=True)
     ratePerMinute = Money(required=True)
     maxDurationSeconds = fields.Integer(
@@ -29,34 +30,36 @@ class CallStartedSchema(Schema):
 
 
 class CallEndedSchema(Schema):
-    callId = fields.String(required=True)
-    status = fields.String(required=True)
+    callId = ObjectIdField(required=True)
+    status = one_of(STATUSES, required=True)
     duration = fields.Integer(required=True, metadata={"description": "Billed minutes started"})
     durationSeconds = fields.Integer(required=True)
-    cost = Money(required=True)
-    endReason = fields.String(required=True)
+    cost = Money(required=True, minimum_minor=0)
+    endReason = one_of(END_REASONS, required=True)
 
 
 class CallSchema(Schema):
-    callId = fields.String(required=True)
-    callerId = fields.String(required=True)
-    receiverId = fields.String(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    status = fields.String(required=True)
-    duration = fields.Integer(allow_none=True)
-    durationSeconds = fields.Integer(allow_none=True)
-    cost = Money(allow_none=True)
+    """Every field is always present; those of the end are null while the call is open."""
+
+    callId = ObjectIdField(required=True)
+    callerId = ObjectIdField(required=True)
+    receiverId = ObjectIdField(required=True)
+    role = one_of(ROLES, required=True)
+    status = one_of(STATUSES, required=True)
+    duration = fields.Integer(required=True, allow_none=True)
+    durationSeconds = fields.Integer(required=True, allow_none=True)
+    cost = Money(required=True, allow_none=True, minimum_minor=0)
     startedAt = fields.DateTime(required=True)
-    endedAt = fields.DateTime(allow_none=True)
-    endReason = fields.String(allow_none=True)
+    endedAt = fields.DateTime(required=True, allow_none=True)
+    endReason = one_of(END_REASONS, required=True, allow_none=True)
 
 
 class CallHistoryQuerySchema(PageQuerySchema):
-    role = fields.String(validate=validate.OneOf(ROLES))
+    role = one_of(ROLES)
 
 
 class RateSchema(Schema):
-    ratePerMinute = Money(required=True, metadata={"description": "Major units per minute"})
+    ratePerMinute = Money(required=True, metadata={"description": "Per minute"})
 
 
 class RateViewSchema(RateSchema):

@@ -7,7 +7,7 @@ from shared.schemas.fields import Money
 
 
 class FundRequestSchema(Schema):
-    amount = Money(required=True, metadata={"description": "Major units, e.g. 5000 or 49.99"})
+    amount = Money(required=True, metadata={"description": "e.g. 5000 or 49.99"})
     email = fields.Email(validate=validate.Length(max=254))
     currency = fields.String(validate=validate.OneOf(tuple(CURRENCY_EXPONENTS)))
 

@@ -3,8 +3,11 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money
+from shared.schemas.fields import Money, one_of
 from shared.schemas.paging import PageQuerySchema
+
+TRANSACTION_TYPES = ("credit", "debit")
+TRANSACTION_STATUSES = ("success",)  # every movement the ledger records has succeeded
 
 
 def _currency_field(**kwargs) -> fields.String:
@@ -20,26 +23,28 @@ class CurrencyQuerySchema(Schema):
 
 
 class BalanceSchema(Schema):
-    balance = Money(required=True, metadata={"description": "Posted balance, major units"})
-    available = Money(required=True, metadata={"description": "balance - held"})
-    held = Money(required=True, metadata={"description": "Reserved by open holds"})
+    balance = Money(required=True, minimum_minor=0, metadata={"description": "Posted balance"})
+    available = Money(required=True, minimum_minor=0, metadata={"description": "balance - held"})
+    held = Money(required=True, minimum_minor=0, metadata={"description": "Reserved by open holds"})
     currency = fields.String(required=True)
-    restricted = fields.Boolean()
+    restricted = fields.Boolean(
+        required=True, metadata={"description": "Restricted wallets cannot pay for calls"}
+    )
 
 
 class TransactionsQuerySchema(PageQuerySchema):
-    type = fields.String(validate=validate.OneOf(("credit", "debit")))
-    status = fields.String(validate=validate.OneOf(("success",)))
+    type = one_of(TRANSACTION_TYPES)
+    status = one_of(TRANSACTION_STATUSES)
     currency = _currency_field()
 
 
 class TransactionSchema(Schema):
     id = fields.String(required=True)
-    type = fields.String(required=True)
+    type = one_of(TRANSACTION_TYPES, required=True)
     amount = Money(required=True)
     currency = fields.String(required=True)
     reference = fields.String(required=True)
-    status = fields.String(required=True)
-    description = fields.String()
-    balanceAfter = Money(required=True)
+    status = one_of(TRANSACTION_STATUSES, required=True)
+    description = fields.String(required=True)
+    balanceAfter = Money(required=True, minimum_minor=0)
     createdAt = fields.DateTime(required=True)

@@ -20,6 +20,7 @@ from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
+from shared.errors import ErrorCode
 from shared.users import set_disabled
 from tests.integration.conftest import unique_email
 
@@ -37,7 +38,8 @@ def _assert_error(response, status: int) -> dict:
     assert body["statusCode"] == status
     assert isinstance(body["error"], str) and body["error"]
     assert isinstance(body["message"], str) and body["message"]
-    assert set(body) <= {"statusCode", "error", "message", "details"}
+    assert body["code"] in set(ErrorCode)
+    assert set(body) <= {"statusCode", "error", "code", "message", "details"}
     return body
 
 

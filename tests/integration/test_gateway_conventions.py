@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from shared.errors import ErrorCode
 from tests.integration.conftest import unique_email
 
 AUTH_BODY_PATHS = ["/auth/signup", "/auth/login"]
@@ -22,7 +23,8 @@ def _assert_error(response, status: int) -> dict:
     assert body["statusCode"] == status
     assert isinstance(body["error"], str) and body["error"]
     assert isinstance(body["message"], str) and body["message"]
-    assert set(body) <= {"statusCode", "error", "message", "details"}
+    assert body["code"] in set(ErrorCode)
+    assert set(body) <= {"statusCode", "error", "code", "message", "details"}
     if "details" in body:
         assert isinstance(body["details"], dict)
     text = response.get_data(as_text=True)

@@ -119,7 +119,7 @@ def test_error_responses_document_the_common_error_shape(spec):
     signup = spec["paths"]["/auth/signup"]["post"]
     for status in ("400", "409", "429"):
         error = _schema(spec, _response(spec, signup, status))
-        assert set(error["properties"]) == {"statusCode", "error", "message", "details"}
+        assert set(error["properties"]) == {"statusCode", "error", "code", "message", "details"}
     login = spec["paths"]["/auth/login"]["post"]
     assert "401" in login["responses"]
 
@@ -144,7 +144,7 @@ def test_health_answers_are_documented_as_themselves_not_as_errors(spec, path, b
     assert set(_schema(spec, responses["200"])["required"]) == body
     if path == "/readyz":
         error = _schema(spec, _response(spec, spec["paths"][path]["get"], "503"))
-        assert set(error["required"]) == {"statusCode", "error", "message"}
+        assert set(error["required"]) == {"statusCode", "error", "code", "message"}
 
 
 def test_docs_serves_swagger_ui(client):
