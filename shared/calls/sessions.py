@@ -22,6 +22,7 @@ from shared.calls.model import (
     Followup,
     call_view,
     end_view,
+    fee_basis_points,
     hold_id_of,
     rated,
     role_of,
@@ -134,6 +135,9 @@ def _new_call(
         "ratePerMinute": tariff.rate_per_minute,
         "connectFee": tariff.connect_fee,
         "incrementSeconds": tariff.increment_seconds,
+        # The fee, like the tariff, is the one in force when the call started: a setting
+        # changed mid-call re-prices nothing, and a retried settlement splits the same.
+        "platformFeeBasisPoints": fee_basis_points(ctx.config.platform_fee_percent),
         "status": OPEN,
         "open": True,
         "settled": False,

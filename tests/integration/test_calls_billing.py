@@ -361,3 +361,29 @@ def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(calls
     assert hold_of(db, str(call["_id"]))["status"] == "expired"
     assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
     assert_ledger_healthy(db)
+
+
+def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_settlement(
+    calls, settings, db, party
+):
+    """The call keeps the fee in force when it started (20 %): a settlement run under a
+    new PLATFORM_FEE_PERCENT splits at 20 %, and a retry whose first run captured but
+    never recorded it (the process died in between) replays the capture, whatever the
+    setting says by then."""
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])
+    repriced = CallContext.from_settings(
+        replace(settings, calls=replace(settings.calls, platform_fee_percent=Decimal(50)))
+    )
+    time.sleep(1.1)
+    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
+
+    billing.settle_call(repriced, call_id)
+    assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    db.calls.update_one({"_id": ObjectId(call_id)}, {"$set": {"settled": False}})
+    billing.settle_call(calls, call_id)
+
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert call["platformFeeBasisPoints"] == 2000
