@@ -31,8 +31,8 @@ from shared.calls.rates import rate_of
 from shared.calls.rating import Tariff
 from shared.calls.reservations import (
     duration_cap,
+    follow,
     hold_expiry,
-    next_step,
     reservation_fields,
     reservation_target,
     wallet_state,
@@ -95,11 +95,11 @@ def initiate(
     call = _new_call(ctx, caller_id, receiver_id, tariff)
     with _caller_lock(ctx, caller_id):
         first, budget = _reserve_first_block(ctx, call, tariff)
-        call.update(reservation_fields(ctx.config, call, 0, first))
+        call.update(reservation_fields(ctx.config, call, 0, first, last_chance=False))
         _record_call(ctx, call)
     live_events.publish_call(ctx.redis, call, live_events.CALL_INITIATED)
     max_duration = min(tariff.seconds_covered(budget), duration_cap(ctx.config))
-    return Initiated(call, max_duration, [next_step(ctx.config, call)])
+    return Initiated(call, max_duration, [follow(ctx, call, budget)])
 
 
 @contextmanager

@@ -17,7 +17,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
-from shared.calls import CallContext, billing, sessions
+from shared import live_events
+from shared.calls import CallContext, billing, reservations, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.threads import run_threads
@@ -387,3 +388,24 @@ def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_sett
 
     call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     assert call["platformFeeBasisPoints"] == 2000
+
+
+def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
+    calls, db, redis_client, party
+):
+    """Renewals racing on one call each read it unwarned; the first to mark it publishes."""
+    caller, receiver = party(450), party()  # 5 s: not low at the start
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    unwarned = call_doc(db, str(started.call["_id"]))
+    assert "lowFundsWarnedAt" not in unwarned
+
+    with live_events.subscribe(redis_client, caller.id) as events:
+        run_threads(lambda: reservations.warn_low_funds(calls, unwarned), [()] * 4)
+        states = []
+        while (event := events.next_event(timeout=0.5)) is not None:
+            states.append(event["data"]["state"])
+
+    assert states == ["low_funds"]
+    assert "lowFundsWarnedAt" in call_doc(db, str(started.call["_id"]))
+    sessions.end(calls, started.call["_id"], ObjectId(caller.id))
+    billing.settle_call(calls, str(started.call["_id"]))
