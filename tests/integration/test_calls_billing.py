@@ -409,3 +409,36 @@ def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
     assert "lowFundsWarnedAt" in call_doc(db, str(started.call["_id"]))
     sessions.end(calls, started.call["_id"], ObjectId(caller.id))
     billing.settle_call(calls, str(started.call["_id"]))
+
+
+def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
+    settings, db, redis_client, party
+):
+    """6-second blocks, a warning 3 seconds before the end, money for the first block
+    only: the call's renewal comes at 3 s (not 5 s) to warn both participants, then
+    again at 5 s, the last chance to buy more; nothing came, so it is cut off at 6 s."""
+    config = replace(settings.calls, hold_block_seconds=6, low_funds_warning_seconds=3)
+    short = CallContext.from_settings(replace(settings, calls=config))
+    caller, receiver = party(DEFAULT.cost(6)), party()
+    started = sessions.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id, start = str(started.call["_id"]), started.call["startedAt"]
+
+    def at(seconds: int) -> CallContext:
+        return replace(short, clock=lambda: start + timedelta(seconds=seconds))
+
+    (warn_step,) = started.followups
+    assert (warn_step.task, warn_step.eta) == ("calls.renew", start + timedelta(seconds=3))
+    assert "lowFundsWarnedAt" not in call_doc(db, call_id)
+    with live_events.subscribe(redis_client, receiver.id) as events:
+        (last_chance,) = billing.renew(at(3), call_id, 6)
+        warning = events.next_event(timeout=5)
+    assert warning["data"]["state"] == "low_funds" and warning["data"]["secondsLeft"] == 3
+    assert (last_chance.task, last_chance.eta) == ("calls.renew", start + timedelta(seconds=5))
+    assert "finalReason" not in call_doc(db, call_id)
+
+    (cut_off,) = billing.renew(at(5), call_id, 6)
+
+    assert (cut_off.task, cut_off.eta) == ("calls.cut_off", start + timedelta(seconds=6))
+    assert call_doc(db, call_id)["finalReason"] == "insufficient_funds"
+    sessions.end(short, ObjectId(call_id), ObjectId(caller.id))
+    billing.settle_call(short, call_id)
