@@ -31,6 +31,7 @@ CALL = "call"
 # A call's states, as its participants see them.
 CALL_INITIATED = "initiated"
 CALL_EXTENDED = "extended"  # another block reserved
+CALL_LOW_FUNDS = "low_funds"  # the money runs out soon: top up to go on (secondsLeft)
 CALL_CUT_OFF = "cut_off"  # ended because the caller's money ran out
 CALL_ENDED = "ended"
 
@@ -61,8 +62,8 @@ def balance_data(account: str, currency: str, balance: int, held: int) -> dict[s
     }
 
 
-def publish_call(redis_client: redis.Redis, call: dict[str, Any], state: str) -> None:
-    """A call's state change, to both its participants."""
+def publish_call(redis_client: redis.Redis, call: dict[str, Any], state: str, **extra: Any) -> None:
+    """A call's state change, to both its participants; `extra`: what that state adds."""
     data = {
         "callId": str(call["_id"]),
         "state": state,
@@ -73,6 +74,7 @@ def publish_call(redis_client: redis.Redis, call: dict[str, Any], state: str) ->
         "cost": call.get("cost"),
         "currency": call.get("currency"),
         "endReason": call.get("endReason"),
+        **extra,
     }
     for user_id in (call["callerId"], call["receiverId"]):
         publish(redis_client, user_id, CALL, data)

@@ -56,6 +56,7 @@ class CallSettings:
     sweep_grace_seconds: int
     hold_expiry_grace_seconds: int
     platform_fee_percent: Decimal
+    low_funds_warning_seconds: int
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,7 @@ def _read_call_settings(read: Callable[..., object]) -> CallSettings:
             "CALL_HOLD_EXPIRY_GRACE_SECONDS", parse_positive_int, "86400"
         ),
         platform_fee_percent=read("PLATFORM_FEE_PERCENT", _parse_percent, "20"),
+        low_funds_warning_seconds=read("CALL_LOW_FUNDS_WARNING_SECONDS", parse_positive_int, "60"),
     )
     _check_call_settings(calls)
     return calls

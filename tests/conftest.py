@@ -55,7 +55,8 @@ def servers() -> Iterator[dict[str, str]]:
     redis_url = os.environ.get("REDIS_URL")
     try:
         if not database_url:
-            started.append(start_mongo(None, database="payment_calls_test"))
+            # Test commands on: fault tests set failpoints (scoped to their own client).
+            started.append(start_mongo(None, database="payment_calls_test", test_commands=True))
             database_url = started[-1].url
         if not redis_url:
             started.append(start_redis())

@@ -23,8 +23,15 @@ from shared.calls.model import (
     OPEN,
     RENEWAL_MISSING,
     Followup,
+    tariff_of,
 )
-from shared.calls.reservations import extend, next_step, record_reservation, reserved_seconds
+from shared.calls.reservations import (
+    extend,
+    follow,
+    record_reservation,
+    reserved_seconds,
+    spendable,
+)
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -58,8 +65,10 @@ def renew(ctx: CallContext, call_id: str, reserved: int) -> list[Followup]:
     updated = record_reservation(ctx, call, reserved, held_for)
     if updated is None:
         return []
-    live_events.publish_call(ctx.redis, updated, live_events.CALL_EXTENDED)
-    return [next_step(ctx.config, updated)]
+    if held_for > reserved:
+        live_events.publish_call(ctx.redis, updated, live_events.CALL_EXTENDED)
+    budget = tariff_of(call).cost(held_for) + spendable(ctx, call["account"])
+    return [follow(ctx, updated, budget)]
 
 
 def cut_off(ctx: CallContext, call_id: str) -> list[Followup]:

@@ -16,7 +16,15 @@ from bson import ObjectId
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, RATING_FIELDS, rated, rating
+from shared.calls.model import (
+    ENDED,
+    INSUFFICIENT_FUNDS,
+    OPEN,
+    RATING_FIELDS,
+    fee_percent_of,
+    rated,
+    rating,
+)
 from shared.calls.rating import split_cost
 from shared.calls.reservations import reserved_seconds
 from shared.errors import NotFound
@@ -118,7 +126,8 @@ def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
 
 def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
     currency = call["currency"]
-    earned, fee = split_cost(int(call["cost"]), ctx.config.platform_fee_percent)
+    fee_percent = fee_percent_of(call, ctx.config.platform_fee_percent)
+    earned, fee = split_cost(int(call["cost"]), fee_percent)
     shares = [
         (wallet_id(call["receiverId"], currency), earned),
         (system_account_id(SystemAccount.PLATFORM_REVENUE, currency), fee),

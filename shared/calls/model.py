@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from bson import ObjectId
@@ -58,6 +59,18 @@ def tariff_of(call: dict[str, Any]) -> Tariff:
     return Tariff(
         int(call["ratePerMinute"]), int(call["connectFee"]), int(call["incrementSeconds"])
     )
+
+
+def fee_basis_points(percent: Decimal) -> int:
+    """PLATFORM_FEE_PERCENT (at most 2 decimals) as whole basis points, exact in BSON."""
+    return int(percent * 100)
+
+
+def fee_percent_of(call: dict[str, Any], current: Decimal) -> Decimal:
+    """The platform fee fixed when the call started; `current` (the setting now) only for
+    calls started before calls recorded their fee."""
+    basis_points = call.get("platformFeeBasisPoints")
+    return current if basis_points is None else Decimal(basis_points) / 100
 
 
 def role_of(call: dict[str, Any], user_id: ObjectId) -> str | None:

@@ -22,6 +22,7 @@ from shared.calls.model import (
     Followup,
     call_view,
     end_view,
+    fee_basis_points,
     hold_id_of,
     rated,
     role_of,
@@ -30,8 +31,8 @@ from shared.calls.rates import rate_of
 from shared.calls.rating import Tariff
 from shared.calls.reservations import (
     duration_cap,
+    follow,
     hold_expiry,
-    next_step,
     reservation_fields,
     reservation_target,
     wallet_state,
@@ -100,11 +101,11 @@ def initiate(
     call = _new_call(ctx, caller_id, receiver_id, tariff)
     with _caller_lock(ctx, caller_id):
         first, budget = _reserve_first_block(ctx, call, tariff)
-        call.update(reservation_fields(ctx.config, call, 0, first))
+        call.update(reservation_fields(ctx.config, call, 0, first, last_chance=False))
         _record_call(ctx, call)
     live_events.publish_call(ctx.redis, call, live_events.CALL_INITIATED)
     max_duration = min(tariff.seconds_covered(budget), duration_cap(ctx.config))
-    return Initiated(call, max_duration, [next_step(ctx.config, call)])
+    return Initiated(call, max_duration, [follow(ctx, call, budget)])
 
 
 @contextmanager
@@ -142,6 +143,9 @@ def _new_call(
         "ratePerMinute": tariff.rate_per_minute,
         "connectFee": tariff.connect_fee,
         "incrementSeconds": tariff.increment_seconds,
+        # The fee, like the tariff, is the one in force when the call started: a setting
+        # changed mid-call re-prices nothing, and a retried settlement splits the same.
+        "platformFeeBasisPoints": fee_basis_points(ctx.config.platform_fee_percent),
         "status": OPEN,
         "open": True,
         "settled": False,

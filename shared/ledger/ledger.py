@@ -11,7 +11,9 @@ Every operation
 - takes fair Redis locks on the wallets it spends from (in sorted order) so writers on
   one wallet queue instead of conflicting; the conditional write, never the lock,
   is what keeps money right;
-- retries write conflicts and transient errors a bounded number of times.
+- retries write conflicts and transient errors for a time budget that outlasts a
+  replica-set election (RETRY_BUDGET_SECONDS); a commit whose outcome is unknown is
+  looked up in the journal by its key before anything is retried or answered.
 
 A first attempt costs one findAndModify per account with a running balance and per
 hold, one insert of the entry, and the commit: a credit or debit 3 commands, a hold or
@@ -32,7 +34,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +45,8 @@ from pymongo import UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from shared import live_events
 from shared.errors import (
@@ -75,8 +79,17 @@ from shared.settings import Settings
 
 log = get_logger(__name__)
 
-MAX_ATTEMPTS = 8
+# Transient errors (write conflicts, a primary stepping down) are retried for this long:
+# longer than a replica-set election (10-12 s), so a failover is a pause, not an error.
+RETRY_BUDGET_SECONDS = 15.0
 BACKOFF_BASE_SECONDS = 0.005
+BACKOFF_CAP_SECONDS = 0.5
+# Every ledger transaction commits to a majority (it survives a failover) and reads one
+# majority-committed snapshot, whatever the client's defaults are.
+TRANSACTION_OPTIONS = {
+    "read_concern": ReadConcern("snapshot"),
+    "write_concern": WriteConcern("majority"),
+}
 TRANSIENT_LABELS = ("TransientTransactionError", "UnknownTransactionCommitResult")
 _BALANCE_FIELDS = ("balance", "held", "available", "version")
 _STATE = ("balance", "held", "version")
@@ -325,6 +338,25 @@ def _is_transient(exc: PyMongoError) -> bool:
     return any(exc.has_error_label(label) for label in TRANSIENT_LABELS)
 
 
+class _Retries:
+    """A time budget for retrying transient errors, with capped exponential backoff and
+    full jitter (writers that collided don't collide again in step)."""
+
+    def __init__(self, budget_seconds: float):
+        self.deadline = time.monotonic() + budget_seconds
+        self.attempts = 0
+
+    def wait(self) -> bool:
+        """Sleep before the next attempt; False once the budget is spent."""
+        self.attempts += 1
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**self.attempts)
+        time.sleep(min(random.uniform(0, ceiling), remaining))
+        return True
+
+
 # What an operation does inside its transaction: returns its result (replayed to
 # repeats) and the fields of its journal entry.
 _Work = Callable[[_Transaction], tuple[dict[str, Any], dict[str, Any]]]
@@ -381,9 +413,11 @@ class Ledger:
         lock_wait: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         find_and_modify: bool | None = None,
+        retry_seconds: float = RETRY_BUDGET_SECONDS,
     ):
         """`find_and_modify`: how a write learns its result (see `update_and_read`);
-        by default, the server's way."""
+        by default, the server's way. `retry_seconds`: how long transient errors are
+        retried before the answer is 'busy'."""
         self.db = db
         self.redis = redis_client
         self.lock_timeout = lock_timeout
@@ -391,6 +425,7 @@ class Ledger:
         self.clock = clock
         self.reads = LedgerReads(db)
         self.find_and_modify = find_and_modify
+        self.retry_seconds = retry_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -687,7 +722,10 @@ class Ledger:
 
     def _attempt_group(self, operations: Sequence[_Operation]) -> list[_Transaction]:
         group = _GroupWrites()
-        with self.db.client.start_session() as session, session.start_transaction():
+        with (
+            self.db.client.start_session() as session,
+            session.start_transaction(**TRANSACTION_OPTIONS),
+        ):
             now = self.clock()
             transactions = [
                 _Transaction(self.db, session, now, self.find_and_modify, group) for _ in operations
@@ -720,7 +758,8 @@ class Ledger:
     ) -> dict[str, Any]:
         fingerprint = _fingerprint(op, params)
         with self._locks(account_ids):
-            for attempt in range(1, MAX_ATTEMPTS + 1):
+            retries = _Retries(self.retry_seconds)
+            while True:
                 try:
                     return self._attempt(key, op, fingerprint, work)
                 except (DomainError, DuplicateKeyError) as exc:
@@ -737,22 +776,49 @@ class Ledger:
                 except PyMongoError as exc:
                     if not _is_transient(exc):
                         raise
-                    if attempt == MAX_ATTEMPTS:
-                        log.error("ledger_retries_exhausted", key=key, op=op)
-                        raise Conflict(
-                            "The wallet is busy; retry shortly", code=ErrorCode.BUSY
-                        ) from exc
-                    time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt))
-        raise AssertionError("unreachable")
+                    if not retries.wait():
+                        return self._committed_or_busy(key, op, fingerprint, exc)
+
+    def _committed_or_busy(
+        self, key: str, op: str, fingerprint: str, exc: PyMongoError
+    ) -> dict[str, Any]:
+        """The answer once the retries are spent: the operation's result if one of its
+        attempts committed after all (an unknown commit result that did apply), else
+        'busy', which a client retries with the same key."""
+        with suppress(PyMongoError):  # unreachable still: busy
+            replay = self._replay(key, fingerprint)
+            if replay is not None:
+                return replay
+        log.error("ledger_retries_exhausted", key=key, op=op)
+        raise Conflict("The wallet is busy; retry shortly", code=ErrorCode.BUSY) from exc
 
     def _attempt(self, key: str, op: str, fingerprint: str, work: _Work) -> dict[str, Any]:
-        with self.db.client.start_session() as session, session.start_transaction():
+        with self.db.client.start_session() as session:
             tx = _Transaction(self.db, session, self.clock(), self.find_and_modify)
-            result, fields = work(tx)
-            tx.record(key, op, fingerprint, result, **fields)
+            try:
+                with session.start_transaction(**TRANSACTION_OPTIONS):
+                    result, fields = work(tx)
+                    tx.record(key, op, fingerprint, result, **fields)
+            except PyMongoError as exc:
+                result = self._own_commit(key, tx, exc)
         log.info("ledger_operation", key=key, op=op, **result)
         self._announce(tx)
         return {**result, "replayed": False}
+
+    def _own_commit(self, key: str, tx: _Transaction, exc: PyMongoError) -> dict[str, Any]:
+        """After a commit whose outcome is unknown (the primary stepped down, the network
+        dropped the answer): this attempt's result if its entry is in the journal, so the
+        caller gets it once and as its own; otherwise the error, to retry."""
+        if not exc.has_error_label("UnknownTransactionCommitResult"):
+            raise exc
+        try:
+            entry = self.reads.entry(key)
+        except PyMongoError:
+            raise exc from None
+        if entry is None or entry["_id"] != tx.entry_id:
+            raise exc  # not applied (a retry runs it), or another run's (it replays)
+        log.warning("ledger_unknown_commit_applied", key=key)
+        return dict(entry["result"])
 
     def _announce(self, tx: _Transaction) -> None:
         """After the commit: each touched wallet's owner gets its new balance."""

@@ -53,7 +53,10 @@ def test_a_small_balance_reserves_what_it_can_and_says_how_long_it_lasts(client,
 
     assert body["maxDurationSeconds"] == 1
     assert wallet(db, caller.wallet)["held"] == DEFAULT.cost(1) == 83
-    assert call_doc(db, body["callId"])["finalReason"] == "insufficient_funds"
+    # Not on its last block yet (money credited before its renewal buys more), and its
+    # participants were warned that it runs out.
+    call = call_doc(db, body["callId"])
+    assert "finalReason" not in call and "lowFundsWarnedAt" in call
     end_call(client, caller, body["callId"])
 
 

@@ -17,7 +17,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
-from shared.calls import CallContext, billing, sessions
+from shared import live_events
+from shared.calls import CallContext, billing, reservations, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.threads import run_threads
@@ -361,3 +362,83 @@ def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(calls
     assert hold_of(db, str(call["_id"]))["status"] == "expired"
     assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
     assert_ledger_healthy(db)
+
+
+def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_settlement(
+    calls, settings, db, party
+):
+    """The call keeps the fee in force when it started (20 %): a settlement run under a
+    new PLATFORM_FEE_PERCENT splits at 20 %, and a retry whose first run captured but
+    never recorded it (the process died in between) replays the capture, whatever the
+    setting says by then."""
+    funded = 100_000
+    caller, receiver = party(funded), party()
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id = str(started.call["_id"])
+    repriced = CallContext.from_settings(
+        replace(settings, calls=replace(settings.calls, platform_fee_percent=Decimal(50)))
+    )
+    time.sleep(1.1)
+    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
+
+    billing.settle_call(repriced, call_id)
+    assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    db.calls.update_one({"_id": ObjectId(call_id)}, {"$set": {"settled": False}})
+    billing.settle_call(calls, call_id)
+
+    call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
+    assert call["platformFeeBasisPoints"] == 2000
+
+
+def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
+    calls, db, redis_client, party
+):
+    """Renewals racing on one call each read it unwarned; the first to mark it publishes."""
+    caller, receiver = party(450), party()  # 5 s: not low at the start
+    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    unwarned = call_doc(db, str(started.call["_id"]))
+    assert "lowFundsWarnedAt" not in unwarned
+
+    with live_events.subscribe(redis_client, caller.id) as events:
+        run_threads(lambda: reservations.warn_low_funds(calls, unwarned), [()] * 4)
+        states = []
+        while (event := events.next_event(timeout=0.5)) is not None:
+            states.append(event["data"]["state"])
+
+    assert states == ["low_funds"]
+    assert "lowFundsWarnedAt" in call_doc(db, str(started.call["_id"]))
+    sessions.end(calls, started.call["_id"], ObjectId(caller.id))
+    billing.settle_call(calls, str(started.call["_id"]))
+
+
+def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
+    settings, db, redis_client, party
+):
+    """6-second blocks, a warning 3 seconds before the end, money for the first block
+    only: the call's renewal comes at 3 s (not 5 s) to warn both participants, then
+    again at 5 s, the last chance to buy more; nothing came, so it is cut off at 6 s."""
+    config = replace(settings.calls, hold_block_seconds=6, low_funds_warning_seconds=3)
+    short = CallContext.from_settings(replace(settings, calls=config))
+    caller, receiver = party(DEFAULT.cost(6)), party()
+    started = sessions.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
+    call_id, start = str(started.call["_id"]), started.call["startedAt"]
+
+    def at(seconds: int) -> CallContext:
+        return replace(short, clock=lambda: start + timedelta(seconds=seconds))
+
+    (warn_step,) = started.followups
+    assert (warn_step.task, warn_step.eta) == ("calls.renew", start + timedelta(seconds=3))
+    assert "lowFundsWarnedAt" not in call_doc(db, call_id)
+    with live_events.subscribe(redis_client, receiver.id) as events:
+        (last_chance,) = billing.renew(at(3), call_id, 6)
+        warning = events.next_event(timeout=5)
+    assert warning["data"]["state"] == "low_funds" and warning["data"]["secondsLeft"] == 3
+    assert (last_chance.task, last_chance.eta) == ("calls.renew", start + timedelta(seconds=5))
+    assert "finalReason" not in call_doc(db, call_id)
+
+    (cut_off,) = billing.renew(at(5), call_id, 6)
+
+    assert (cut_off.task, cut_off.eta) == ("calls.cut_off", start + timedelta(seconds=6))
+    assert call_doc(db, call_id)["finalReason"] == "insufficient_funds"
+    sessions.end(short, ObjectId(call_id), ObjectId(caller.id))
+    billing.settle_call(short, call_id)

@@ -1,5 +1,7 @@
-"""Faults: a writer killed between steps leaves no partial state, and a writer that
-outlives its Redis lock cannot make two writers both succeed."""
+"""Faults: a writer killed between steps leaves no partial state, a writer that
+outlives its Redis lock cannot make two writers both succeed, and the server's own
+faults (SecantusDB failpoints: a commit whose answer is lost, a primary stepping down
+for seconds) are answered with the operation's result, once."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pymongo
 import pytest
 import redis
 
@@ -60,7 +65,8 @@ def nothing_recorded_for(db, key: str) -> bool:
 
 
 def test_a_writer_killed_inside_its_transaction_leaves_nothing(db, servers, redis_client):
-    ledger = Ledger(db, redis_client, lock_wait=5.0)
+    # A short retry budget: the retry below is meant to find the wallet busy.
+    ledger = Ledger(db, redis_client, lock_wait=5.0, retry_seconds=1.0)
     wallet, key = funded_wallet(ledger, 1_000), new_key("killed")
 
     session_id = run_child_until_frozen(
@@ -204,4 +210,93 @@ def test_a_hold_whose_lock_was_lost_cannot_be_captured_twice(db, redis_client, m
 
     assert isinstance(outcome, HoldNotOpen)
     assert account_state(db, wallet) == {"balance": 700, "held": 0, "available": 700}
+    assert_ledger_healthy(db)
+
+
+# ---- the server's faults, injected with SecantusDB's configureFailPoint ---------------
+
+FAULTY_CLIENT = "ledger-fault-test"  # failpoints fire only for this client's commands
+_FAILPOINT_OFF = {"configureFailPoint": "failCommand", "mode": "off"}
+ELECTION_SECONDS = 8.0
+
+
+@pytest.fixture()
+def faulty_db(servers, db):
+    """The test database through a client of its own, the one failpoints are scoped to."""
+    client = pymongo.MongoClient(servers["database_url"], appname=FAULTY_CLIENT)
+    yield client[db.name]
+    client.close()
+
+
+@contextmanager
+def failpoint(db, mode: Any, data: dict[str, Any]) -> Iterator[None]:
+    """`failCommand` on the server for FAULTY_CLIENT's commands, off again afterwards."""
+    admin = db.client.admin
+    scoped = {**data, "appName": FAULTY_CLIENT}
+    admin.command({"configureFailPoint": "failCommand", "mode": mode, "data": scoped})
+    try:
+        yield
+    finally:
+        admin.command(_FAILPOINT_OFF)
+
+
+# The commit applies, and its answer says the majority never confirmed it in time: the
+# driver raises with the UnknownTransactionCommitResult label, as after a failover.
+COMMIT_APPLIED_ANSWER_LOST = {
+    "failCommands": ["commitTransaction"],
+    "writeConcernError": {
+        "code": 64,
+        "codeName": "WriteConcernFailed",
+        "errmsg": "waiting for replication timed out",
+        "errInfo": {"wtimeout": True},
+    },
+}
+
+
+@pytest.mark.parametrize("retry_seconds", [0.0, 15.0])
+def test_a_commit_applied_with_its_answer_lost_returns_its_result_once(
+    db, faulty_db, redis_client, retry_seconds
+):
+    """With no retry left (0 s) the ledger used to answer 'busy' for a debit that had
+    applied; with retries, its retry met its own entry and called it a replay. It looks
+    the entry up by its key and answers the debit's own result, once."""
+    wallet, key = funded_wallet(Ledger(db, redis_client), 1_000), new_key("unknown")
+    ledger = Ledger(faulty_db, redis_client, retry_seconds=retry_seconds)
+
+    with failpoint(db, {"times": 1}, COMMIT_APPLIED_ANSWER_LOST):
+        first = ledger.debit(key, wallet, 300)
+    again = ledger.debit(key, wallet, 300)
+
+    assert first.replayed is False
+    assert (again.replayed, again.entry_id) == (True, first.entry_id)
+    assert account_state(db, wallet)["balance"] == 700
+    assert db.entries.count_documents({"key": key}) == 1
+    assert_ledger_healthy(db)
+
+
+def test_writes_failing_transiently_for_seconds_delay_a_debit_without_failing_it(
+    db, faulty_db, redis_client
+):
+    """Every write fails with a transient transaction error, as around an election, until
+    the failpoint is switched off 8 seconds later: the ledger keeps retrying within its
+    budget and applies the debit once. It used to give up after 8 quick attempts (about
+    a second). (Not 'not primary': the driver then waits for the server's next
+    heartbeat, and the embedded server answers it only after 10 s.)"""
+    wallet, key = funded_wallet(Ledger(db, redis_client), 1_000), new_key("election")
+    ledger = Ledger(faulty_db, redis_client)
+    election = {
+        "failCommands": ["insert"],
+        "errorCode": 112,  # WriteConflict
+        "errorLabels": ["TransientTransactionError"],
+    }
+
+    with failpoint(db, "alwaysOn", election):
+        elected = threading.Timer(ELECTION_SECONDS, db.client.admin.command, args=[_FAILPOINT_OFF])
+        elected.start()
+        result = ledger.debit(key, wallet, 300)
+        elected.join()
+
+    assert result.replayed is False
+    assert account_state(db, wallet)["balance"] == 700
+    assert db.entries.count_documents({"key": key}) == 1
     assert_ledger_healthy(db)

@@ -9,9 +9,10 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -22,8 +23,10 @@ from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
 from shared import live_events
+from shared.calls.rating import Tariff
 from shared.ledger import Ledger, wallet_id
 from shared.metrics import LIVE_EVENT_FAILURES
+from tests.integration.calls_support import call_doc, wait_settled, wait_until
 from tests.integration.funding_support import User, pay, signup
 
 WAIT = 10  # seconds a test waits for something that should come at once
@@ -225,6 +228,54 @@ def test_a_renewed_call_streams_its_extension(gateway, settings, open_streams):
         assert states == ["initiated", "extended"]
     finally:
         caller.post(f"/calls/{call_id}/end")
+
+
+def _call_state(stream: EventStream, state: str) -> dict[str, Any]:
+    """The data of the stream's next call event in `state`, skipping the others."""
+    deadline = time.monotonic() + 3 * WAIT  # heartbeats keep the stream itself alive
+    while time.monotonic() < deadline:
+        data = stream.next_event("call").data["data"]
+        if data["state"] == state:
+            return data
+    raise AssertionError(f"no {state!r} call event came")
+
+
+def test_a_caller_about_to_run_out_is_warned_and_a_top_up_keeps_the_call_going(
+    gateway, settings, db, open_streams
+):
+    """5 NGN pay for 6 seconds at 50 NGN a minute (test blocks: 2 s, renewed 1 s before
+    they end). When the renewal at 3 s holds the last whole block, both participants
+    hear how many seconds are left, once; money credited then lets the renewal at 5 s
+    go on, past the sixth second where the call would have been cut off."""
+    caller, receiver = signup(gateway), signup(gateway)
+    ledger = Ledger.from_settings(settings)
+    ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 500)
+    streams = [open_streams(gateway, _token(user)) for user in (caller, receiver)]
+    for stream in streams:
+        stream.next_event("ready")
+    started = caller.post("/calls/initiate", {"receiverId": receiver.id})
+    assert started.status_code == 201, started.text
+    call_id = started.json()["callId"]
+
+    warnings = [_call_state(stream, "low_funds") for stream in streams]
+    ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100_000)
+
+    limit = settings.calls.low_funds_warning_seconds
+    assert all(w["callId"] == call_id and 0 <= w["secondsLeft"] <= limit for w in warnings)
+    call = wait_until(lambda: (c := call_doc(db, call_id))["reservedSeconds"] > 6 and c)
+    past_the_old_cut_off = call["startedAt"] + timedelta(seconds=7)
+    time.sleep(max((past_the_old_cut_off - datetime.now(UTC)).total_seconds(), 0))
+    call = call_doc(db, call_id)
+    assert call["status"] == "initiated" and "finalReason" not in call
+    assert caller.post(f"/calls/{call_id}/end").status_code == 200
+    for stream in streams:  # warned once: no other warning came before the end
+        states = []
+        while not states or states[-1] != "ended":
+            states.append(stream.next_event("call").data["data"]["state"])
+        assert "low_funds" not in states
+    settled = wait_settled(db, call_id)
+    assert int(settled["cost"]) == Tariff(5000, 0, 1).cost(settled["billedSeconds"])
+    assert settled["durationSeconds"] > 6
 
 
 def test_the_stream_needs_a_valid_token(gateway):

@@ -123,6 +123,8 @@ MALFORMED = [
     ("KYC_ENCRYPTION_KEY", "not-a-fernet-key"),
     ("KYC_ENCRYPTION_KEY", ","),
     ("MONNIFY_RESERVED_ACCOUNT_BANKS", "035,wema"),
+    ("CALL_LOW_FUNDS_WARNING_SECONDS", "0"),
+    ("CALL_LOW_FUNDS_WARNING_SECONDS", "a minute"),
 ]
 
 
