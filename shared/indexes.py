@@ -107,6 +107,25 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="refunds_by_status"),
         IndexModel([("paymentReference", ASCENDING)], name="refunds_by_funding"),
     ],
+    # shared/payouts/repository.py. Every withdrawal has both fields; sparse only so
+    # documents without them (the query-plan test's filler) don't collide.
+    "withdrawals": [
+        IndexModel(
+            [("reference", ASCENDING)], unique=True, sparse=True, name="withdrawal_reference"
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
+            unique=True,
+            sparse=True,
+            name="withdrawal_idempotency_key",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name="withdrawals_by_user_newest",
+        ),
+        # The poller: each status's least recently touched first.
+        IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="withdrawals_by_status"),
+    ],
     "reconciliation_discrepancies": [
         IndexModel([("day", DESCENDING)], name="discrepancies_by_day")
     ],

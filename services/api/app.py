@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from services.api import admin, auth, calls, events, health, payments, users, wallet
+from services.api import admin, auth, calls, events, health, payments, users, wallet, withdrawals
 from services.api.errors import error_response, register_error_handlers
 from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     init_metrics(app)
     configure_jwt(app)
     api = init_api(app)
-    for module in (health, auth, wallet, payments, calls, users, events, admin):
+    for module in (health, auth, wallet, payments, calls, users, events, admin, withdrawals):
         api.register_blueprint(module.blp)
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)

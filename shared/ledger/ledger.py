@@ -473,14 +473,15 @@ class Ledger:
         key: str,
         account: str,
         amount: int,
-        expires_at: datetime,
+        expires_at: datetime | None,
         *,
         hold_id: str | None = None,
         reference: str | None = None,
         refuse_restricted: bool = False,
     ) -> HoldResult:
         """Reserve `amount` of the wallet's available balance until captured, released or
-        expired. A hold already counts as spent for every other operation. With
+        expired (`expires_at` None: never; a payout in flight must not expire under
+        Monnify). A hold already counts as spent for every other operation. With
         `refuse_restricted`, a restricted wallet refuses it (InsufficientFunds) in the same
         conditional write, so the caller need not read the wallet first."""
         _check_positive(amount)
