@@ -21,6 +21,8 @@ Control routes:
 - POST /sim/disbursements/<reference>/settle {"status": "SUCCESS"|"FAILED"|"REVERSED",
   "notify"?}: a pending transfer succeeds or fails, a successful one is reversed; the
   webhook is sent unless "notify" is false.
+- GET /sim/disbursements/<reference>: the transfer (or null) and how many times its
+  reference was posted.
 - POST /sim/disbursements/wallet {"balance"}: set the merchant wallet's balance.
 """
 
@@ -186,6 +188,16 @@ def settle(reference: str) -> Response:
     transfer = book().settle(reference, status)
     deliveries = notify(transfer) if body.get("notify", True) is not False else []
     return json_response({"transfer": transfer_body(transfer), "deliveries": deliveries})
+
+
+@control.blp.get("/disbursements/<path:reference>")
+def transfer_record(reference: str) -> Response:
+    transfers = book()
+    with transfers.lock:
+        posts = transfers.posts[reference]
+        transfer = transfers.transfers.get(reference)
+    body = transfer_body(transfer) if transfer else None
+    return json_response({"transfer": body, "posts": posts})
 
 
 @control.blp.post("/disbursements/wallet")

@@ -4,6 +4,7 @@ balance, with Monnify's rules (see disbursements.py for the outcomes and routes)
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,15 +82,20 @@ class DisbursementBook:
     lock: threading.RLock = field(default_factory=threading.RLock)
     balance_minor: int = START_BALANCE_MINOR
     transfers: dict[str, SimDisbursement] = field(default_factory=dict)
+    # How many times each reference was posted, refused duplicates included.
+    posts: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         with self.lock:
             self.transfers.clear()
+            self.posts.clear()
             self.balance_minor = START_BALANCE_MINOR
 
     def create(self, body: dict[str, Any], wallet_account: str) -> SimDisbursement:
         """A new transfer, in the outcome its destination's last digit picks."""
         reference = text(body, "reference")
+        with self.lock:
+            self.posts[reference] += 1
         amount_paid = amount_minor(body.get("amount"), "amount")
         account = nuban(text(body, "destinationAccountNumber"), "destinationAccountNumber")
         bank_code = text(body, "destinationBankCode")

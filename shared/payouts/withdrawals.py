@@ -162,6 +162,7 @@ class Withdrawals:
 
     def _record(self, request: WithdrawalRequest, destination: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as Mongo keeps it
         oid = ObjectId()
         return {
             "_id": oid,
