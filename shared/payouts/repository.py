@@ -1,13 +1,14 @@
 """The withdrawals collection and the per-user daily totals, every write conditional.
 
 A withdrawal's `_id` is an ObjectId (the history's cursor is (createdAt, _id)); its
-`reference` (`WDR-<_id>`) is what Monnify and the API know it by. Each (userId,
-idempotencyKey) is unique, so a retried or racing request finds the first one.
+`reference` (`WDR-<_id>`) is what Monnify and the API know it by, and every look-up and
+write by reference goes to the `_id` inside it (a filter on _id is served on every
+engine, whatever else it says). Each (userId, idempotencyKey) is unique, so a retried or
+racing request finds the first one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.pagination import Position, page_after
 
 WITHDRAWALS = "withdrawals"
+REFERENCE_PREFIX = "WDR-"
 DAILY_TOTALS = "withdrawal_days"
 
 
@@ -37,36 +39,49 @@ class WithdrawalRepository:
 
     def delete(self, reference: str) -> None:
         """A refused request leaves nothing behind (its key may be used again)."""
-        self.withdrawals.delete_one({"reference": reference})
+        self.withdrawals.delete_one(_by_reference(reference))
 
     def by_key(self, user_id: ObjectId, key: str) -> dict[str, Any] | None:
         return self.withdrawals.find_one({"userId": user_id, "idempotencyKey": key})
 
     def by_reference(self, reference: str) -> dict[str, Any] | None:
-        return self.withdrawals.find_one({"reference": reference})
+        return self.withdrawals.find_one(_by_reference(reference))
 
     def transition(
-        self, reference: str, before: Iterable[str], after: str, **fields: Any
+        self,
+        reference: str,
+        after: str,
+        *,
+        before: str | None = None,
+        final: bool = False,
+        **fields: Any,
     ) -> dict[str, Any] | None:
-        """Move the withdrawal from one of `before` to `after`; the document after, or None
-        if another path moved it first."""
-        now = datetime.now(UTC)
-        changed = self.withdrawals.update_one(
-            {"reference": reference, "status": {"$in": list(before)}},
-            {"$set": {"status": after, "updatedAt": now, **fields}},
-        )
+        """Move the withdrawal to `after` from `before`, or by default from any open
+        status (`open` is set until a final one: an $in of statuses would make the
+        embedded server walk the collection); the document after, or None if another
+        path moved it first."""
+        condition = {
+            **_by_reference(reference),
+            **({"status": before} if before else {"open": True}),
+        }
+        update: dict[str, Any] = {
+            "$set": {"status": after, "updatedAt": datetime.now(UTC), **fields}
+        }
+        if final:
+            update["$unset"] = {"open": ""}
+        changed = self.withdrawals.update_one(condition, update)
         return self.by_reference(reference) if changed.modified_count else None
 
     def note(self, reference: str, note: str) -> None:
         """Record what was learnt; also pushes the next poll back."""
         self.withdrawals.update_one(
-            {"reference": reference}, {"$set": {"note": note, "updatedAt": datetime.now(UTC)}}
+            _by_reference(reference), {"$set": {"note": note, "updatedAt": datetime.now(UTC)}}
         )
 
     def claim_send(self, reference: str, attempts: int, status: str) -> bool:
         """Count a send attempt, once: of two tasks that read the same count, one wins."""
         claimed = self.withdrawals.update_one(
-            {"reference": reference, "status": status, "sendAttempts": attempts},
+            {**_by_reference(reference), "status": status, "sendAttempts": attempts},
             {"$inc": {"sendAttempts": 1}, "$set": {"sentAt": datetime.now(UTC)}},
         )
         return claimed.modified_count == 1
@@ -102,3 +117,20 @@ class WithdrawalRepository:
         self.db[DAILY_TOTALS].update_one(
             {"_id": f"{user_id}:{day}"}, {"$inc": {"total": Int64(-amount)}}
         )
+
+
+def new_reference() -> tuple[ObjectId, str]:
+    oid = ObjectId()
+    return oid, f"{REFERENCE_PREFIX}{oid}"
+
+
+def _by_reference(reference: str) -> dict[str, Any]:
+    """The filter of a withdrawal by its reference: its _id, and the reference itself (a
+    made-up reference whose tail happens to be some other document's id finds nothing)."""
+    tail = reference.removeprefix(REFERENCE_PREFIX)
+    oid = (
+        ObjectId(tail)
+        if reference.startswith(REFERENCE_PREFIX) and ObjectId.is_valid(tail)
+        else None
+    )
+    return {"_id": oid, "reference": reference}

@@ -44,7 +44,7 @@ from shared.monnify.errors import (
     MonnifyUnavailable,
 )
 from shared.payouts.banks import payout_account
-from shared.payouts.repository import WithdrawalRepository
+from shared.payouts.repository import WithdrawalRepository, new_reference
 from shared.settings import PayoutSettings
 
 log = get_logger(__name__)
@@ -139,7 +139,9 @@ class Withdrawals:
             raise
         answer = view({**withdrawal, "status": PENDING})
         if (
-            self.repo.transition(withdrawal["reference"], [INITIATING], PENDING, response=answer)
+            self.repo.transition(
+                withdrawal["reference"], PENDING, before=INITIATING, response=answer
+            )
             is None
         ):
             self._fail(withdrawal, FAILED, "abandoned", expected=INITIATING)
@@ -163,10 +165,10 @@ class Withdrawals:
     def _record(self, request: WithdrawalRequest, destination: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as Mongo keeps it
-        oid = ObjectId()
+        oid, reference = new_reference()
         return {
             "_id": oid,
-            "reference": f"WDR-{oid}",
+            "reference": reference,
             "userId": request.user_id,
             "account": open_wallet(self.db, request.user_id, request.currency),
             "idempotencyKey": request.idempotency_key,
@@ -177,6 +179,7 @@ class Withdrawals:
             "destination": {k: destination[k] for k in _DESTINATION_FIELDS},
             "day": now.date().isoformat(),
             "status": INITIATING,
+            "open": True,  # until a final status (the repository's transitions)
             "sendAttempts": 0,
             "createdAt": now,
             "updatedAt": now,
@@ -355,7 +358,7 @@ class Withdrawals:
             else PROCESSING
         )
         if withdrawal["status"] != waiting:
-            self.repo.transition(reference, OPEN, waiting, note=f"Monnify: {status.value}")
+            self.repo.transition(reference, waiting, note=f"Monnify: {status.value}")
         return waiting
 
     def _succeed(self, withdrawal: dict[str, Any]) -> str:
@@ -380,7 +383,7 @@ class Withdrawals:
         except HoldNotOpen:
             log.error("withdrawal_discrepancy", reference=reference, reason="hold not open")
             return withdrawal["status"]
-        self.repo.transition(reference, OPEN, SUCCESSFUL, note="Paid out by Monnify")
+        self.repo.transition(reference, SUCCESSFUL, final=True, note="Paid out by Monnify")
         log.info("withdrawal_paid", reference=reference, amount=amount)
         return SUCCESSFUL
 
@@ -403,7 +406,7 @@ class Withdrawals:
             return withdrawal["status"]
         except NotFound:
             pass  # stopped before the hold was placed: there is nothing to release
-        if self.repo.transition(reference, (*OPEN, INITIATING), status, note=note) is not None:
+        if self.repo.transition(reference, status, final=True, note=note) is not None:
             self._unreserve_daily(withdrawal)
         log.info("withdrawal_closed", reference=reference, status=status)
         return status
@@ -426,9 +429,8 @@ class Withdrawals:
             reference=reference,
             description="Withdrawal reversed by the bank",
         )
-        self.repo.transition(
-            reference, [SUCCESSFUL], REVERSED, note="Monnify reversed the transfer"
-        )
+        note = "Monnify reversed the transfer"
+        self.repo.transition(reference, REVERSED, before=SUCCESSFUL, note=note)
         log.warning("withdrawal_reversed", reference=reference, amount=amount)
         return REVERSED
 
