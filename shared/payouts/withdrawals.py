@@ -29,6 +29,7 @@ from bson import Int64, ObjectId
 from pymongo.database import Database
 
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
+from shared.funding.fundings import stored_answer
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, Posting, SystemAccount
 from shared.ledger import system_account_id as system_account
 from shared.ledger.accounts import open_wallet
@@ -151,16 +152,7 @@ class Withdrawals:
 
     def _replay(self, request: WithdrawalRequest) -> dict[str, Any] | None:
         withdrawal = self.repo.by_key(request.user_id, request.idempotency_key)
-        if withdrawal is None:
-            return None
-        if withdrawal["fingerprint"] != request.fingerprint():
-            raise Conflict(
-                "This Idempotency-Key was already used with a different request",
-                {"idempotencyKey": request.idempotency_key},
-            )
-        if withdrawal.get("response") is None:
-            raise Conflict("A request with this Idempotency-Key is still in progress; retry")
-        return withdrawal["response"]
+        return stored_answer(withdrawal, request.fingerprint(), request.idempotency_key)
 
     def _record(self, request: WithdrawalRequest, destination: dict[str, Any]) -> dict[str, Any]:
         now = datetime.now(UTC)

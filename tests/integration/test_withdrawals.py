@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import requests
+import simplejson
 
 from shared.ledger import SystemAccount, system_account_id, wallet_id
 from shared.payouts.banks import BANKS_CACHE_KEY
-from tests.integration.funding_support import User, signup, sim, wait_for
+from tests.integration.funding_support import User, post_signed, signup, sim, wait_for
 
 GTBANK = "058"
 SUCCESS, FAILS, PENDS, NEEDS_OTP, ANSWER_LOST, UNKNOWN = (
@@ -357,3 +358,25 @@ def test_withdrawals_are_listed_newest_first_page_by_page(payee, gateway):
     assert stranger.get(f"/wallet/withdrawals/{first}").status_code == 404
     assert stranger.get("/wallet/withdrawals").json() == []
     assert user.get("/wallet/withdrawals/WDR-nothing").status_code == 404
+
+
+def test_a_webhook_is_only_a_cue_checked_with_the_summary(payee, settings, db):
+    """A signed SUCCESSFUL_DISBURSEMENT for a transfer Monnify still reports pending moves
+    nothing: the summary endpoint, not the notification, decides."""
+    user = payee(PENDS)
+    reference = started(user)["reference"]
+    wait_for_status(user, reference, "processing")
+    body = simplejson.dumps(
+        {
+            "eventType": "SUCCESSFUL_DISBURSEMENT",
+            "eventData": {"reference": reference, "amount": 500, "status": "SUCCESS"},
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert post_signed(user.gateway, body, settings.monnify_secret_key).status_code == 200
+    wait_for(
+        lambda: db.webhook_events.find_one({"body": body.decode()}),
+        lambda event: event is not None and event["status"] != "received",
+    )
+    assert withdrawal(user, reference)["status"] == "processing"
+    assert user.balance()["held"] == 500 + FEE
