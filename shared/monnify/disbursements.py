@@ -76,7 +76,8 @@ class Disbursement:
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any], currency: str = "NGN") -> Disbursement:
-        fee = data.get("totalFee", data.get("fee"))
+        fee = data.get("totalFee")
+        fee = data.get("fee") if fee is None else fee  # a webhook's eventData says `fee`
         return cls(
             reference=_text(data, "reference"),
             status=_enum(DisbursementStatus, data, "status"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
 from services.worker.tasks.payments import withdrawals
+from shared.monnify.errors import MonnifyProtocolError, MonnifyUnavailable
 from shared.payouts.withdrawals import PENDING
 
 # Unknown outcomes are looked up after 1, 2, 4, ... seconds, then left to the poller.
@@ -16,7 +17,10 @@ MAX_SEND_RETRIES = 8
 def send(self, reference: str) -> str:
     """Send the transfer; if Monnify's answer is unknown, look it up again later (never a
     second transfer: a withdrawal with an attempt counted is looked up before sending)."""
-    status = withdrawals().send(reference)
+    try:
+        status = withdrawals().send(reference)
+    except (MonnifyUnavailable, MonnifyProtocolError):  # the look-up failed: ask again later
+        status = PENDING
     if status == PENDING and self.request.retries < MAX_SEND_RETRIES:
         raise self.retry(countdown=min(60, 2**self.request.retries))
     return status
