@@ -145,7 +145,7 @@ class Withdrawals:
             )
             is None
         ):
-            self._fail(withdrawal, FAILED, "abandoned", expected=INITIATING)
+            self._fail(withdrawal, FAILED, "The request was abandoned", expected=INITIATING)
             raise Conflict("The request took too long and was abandoned; retry it")
         log.info("withdrawal_requested", reference=withdrawal["reference"], amount=answer["amount"])
         return answer
@@ -308,7 +308,8 @@ class Withdrawals:
         for status in OPEN:
             for withdrawal in self.repo.quiet_since(status, before, limit):
                 unsent = status == PENDING and not withdrawal.get("sendAttempts")
-                step = self.send if unsent or status == PENDING else self.settle
+                # `send` looks a sent one up first, and sends again only what Monnify lacks.
+                step = self.send if status == PENDING else self.settle
                 outcome = _outcome(step, withdrawal["reference"])
                 counts["sent" if unsent else "checked"] += 1
                 if outcome in OPEN:  # asked again after another quiet period
