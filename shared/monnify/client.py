@@ -1,5 +1,6 @@
 """The Monnify API client: login and token cache, checkout, dynamic accounts, status
-queries and refunds, with timeouts, bounded retries and typed errors.
+queries, refunds and disbursements (payouts), with timeouts, bounded retries and typed
+errors.
 
 Idempotent calls (GETs and login) are retried with exponential backoff on connection
 errors and 5xx; calls that create something at Monnify are sent once, since a retry after
