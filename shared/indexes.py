@@ -112,6 +112,25 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Refunds still open since before a time: those raised for review (overdue).
         IndexModel([("status", ASCENDING), ("createdAt", ASCENDING)], name="refunds_by_age"),
     ],
+    # shared/payouts/repository.py. Every withdrawal has both fields; sparse only so
+    # documents without them (the query-plan test's filler) don't collide.
+    "withdrawals": [
+        IndexModel(
+            [("reference", ASCENDING)], unique=True, sparse=True, name="withdrawal_reference"
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("idempotencyKey", ASCENDING)],
+            unique=True,
+            sparse=True,
+            name="withdrawal_idempotency_key",
+        ),
+        IndexModel(
+            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+            name="withdrawals_by_user_newest",
+        ),
+        # The poller: each status's least recently touched first.
+        IndexModel([("status", ASCENDING), ("updatedAt", ASCENDING)], name="withdrawals_by_status"),
+    ],
     "reconciliation_discrepancies": [
         IndexModel([("day", DESCENDING)], name="discrepancies_by_day")
     ],

@@ -60,6 +60,20 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
+class PayoutSettings:
+    """Withdrawals to a bank account (Monnify disbursements): amounts in minor units."""
+
+    wallet_account_number: str  # the merchant's Monnify wallet payouts are sent from
+    fee: int  # our flat fee per withdrawal, held and captured with the amount
+    minimum: int
+    maximum: int
+    daily_maximum: int  # per user per UTC day, fee excluded
+    poll_after_seconds: int  # a withdrawal with no verdict this long is asked about
+    poll_interval_seconds: int
+    banks_cache_seconds: int
+
+
+@dataclass(frozen=True)
 class Settings:
     app_env: str
     port: int
@@ -105,6 +119,7 @@ class Settings:
     otel_traces_sample_ratio: float
     kyc_encryption_keys: tuple[str, ...]
     reserved_account_banks: tuple[str, ...]
+    payouts: PayoutSettings
 
     @property
     def is_production(self) -> bool:
@@ -345,6 +360,33 @@ def _check_call_settings(calls: CallSettings) -> None:
         )
 
 
+def _read_payout_settings(read: Callable[..., object], production: bool) -> PayoutSettings:
+    payouts = PayoutSettings(
+        wallet_account_number=read(
+            "MONNIFY_WALLET_ACCOUNT_NUMBER", _parse_nuban, None if production else "8000000001"
+        ),
+        fee=read("WITHDRAWAL_FEE", _parse_fee_amount, "0"),
+        minimum=read("WITHDRAWAL_MIN", _parse_positive_amount, "100"),
+        maximum=read("WITHDRAWAL_MAX", _parse_positive_amount, "1000000"),
+        daily_maximum=read("WITHDRAWAL_DAILY_MAX", _parse_positive_amount, "2000000"),
+        poll_after_seconds=read("WITHDRAWAL_POLL_AFTER_SECONDS", parse_positive_int, "300"),
+        poll_interval_seconds=read("WITHDRAWAL_POLL_INTERVAL_SECONDS", parse_positive_int, "60"),
+        banks_cache_seconds=read("BANKS_CACHE_SECONDS", parse_positive_int, "86400"),
+    )
+    if not payouts.minimum <= payouts.maximum <= payouts.daily_maximum:
+        raise ConfigError(
+            "WITHDRAWAL_MIN must not exceed WITHDRAWAL_MAX, nor WITHDRAWAL_MAX WITHDRAWAL_DAILY_MAX"
+        )
+    return payouts
+
+
+def _parse_nuban(raw: str) -> str:
+    """A Nigerian bank account number: 10 digits."""
+    if len(raw) != 10 or not raw.isascii() or not raw.isdigit():
+        raise ValueError("must be a 10-digit account number")
+    return raw
+
+
 class Reader:
     """Reads variables from an environment mapping, collecting the first error."""
 
@@ -454,6 +496,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             None if production else DEFAULT_KYC_ENCRYPTION_KEY,
         ),
         reserved_account_banks=read("MONNIFY_RESERVED_ACCOUNT_BANKS", _parse_bank_codes, ""),
+        payouts=_read_payout_settings(read, production),
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")

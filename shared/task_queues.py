@@ -6,7 +6,7 @@ worker. Each queue has its own worker processes, so a burst on one never delays 
 
 - `calls`: a call's next step is due at a given second (renew the hold before it runs
   out, cut the call off when the money does, settle it once ended);
-- `payments`: webhook confirmations, which arrive in bursts;
+- `payments`: webhook confirmations, which arrive in bursts, and payouts' transfers;
 - `housekeeping`: periodic jobs, which may take long and are never urgent.
 """
 
@@ -28,6 +28,9 @@ TASK_QUEUES: dict[str, str] = {
     # reconciliation run, unpaid talk would go on. Its batches are bounded (SWEEP_BATCH).
     "calls.sweep": CALLS,
     "payments.process_event": PAYMENTS,
+    # A user waits for it, like a webhook's credit; its retries look the transfer up.
+    "payouts.send": PAYMENTS,
+    "payouts.poll": HOUSEKEEPING,
     "payments.requeue_inbox": HOUSEKEEPING,
     "payments.reconcile_pending": HOUSEKEEPING,
     "payments.daily_report": HOUSEKEEPING,

@@ -91,6 +91,13 @@ TEST_ENV = {
     "RECONCILE_PENDING_AFTER_SECONDS": "1",
     "RECONCILE_CREDITED_EVERY_SECONDS": "1",
     "INBOX_REQUEUE_AFTER_SECONDS": "1",
+    # Payouts: a fee to see it held and captured, limits small enough to reach, and the
+    # poller asks about a withdrawal after a second of silence.
+    "WITHDRAWAL_FEE": "10",
+    "WITHDRAWAL_MIN": "100",
+    "WITHDRAWAL_MAX": "50000",
+    "WITHDRAWAL_DAILY_MAX": "60000",
+    "WITHDRAWAL_POLL_AFTER_SECONDS": "1",
     # The periodic ledger check sees a movement as soon as it commits.
     "INVARIANTS_SETTLE_SECONDS": "0",
     # Operations: no worker exporter on a fixed port (tests start their own), a fast

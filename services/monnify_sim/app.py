@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from services.monnify_sim import api, checkout, control, reserved_accounts
+from services.monnify_sim import (
+    api,
+    checkout,
+    control,
+    disbursements,  # noqa: F401 (adds routes to api's and control's)
+    reserved_accounts,
+)
 from services.monnify_sim.config import SimConfig, load_sim_config
 from services.monnify_sim.context import EXTENSION, Simulator
 from services.monnify_sim.delivery import Dispatcher

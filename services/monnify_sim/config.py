@@ -3,6 +3,8 @@ its own knobs, read from the environment:
 
 - MONNIFY_API_KEY, MONNIFY_SECRET_KEY, MONNIFY_CONTRACT_CODE: the credentials it accepts
   and signs webhooks with (shared Settings).
+- MONNIFY_WALLET_ACCOUNT_NUMBER: the merchant wallet payouts are sent from (shared
+  Settings); the only source account its disbursements accept.
 - MONNIFY_SIM_PORT (default 3100): where it listens (shared Settings).
 - MONNIFY_WEBHOOK_URL: where notifications go (shared Settings; default the gateway's
   `/payments/monnify/webhook`).
@@ -64,6 +66,7 @@ class SimConfig:
     api_key: str
     secret_key: str
     contract_code: str
+    wallet_account_number: str
     webhook_url: str
     host: str
     port: int
@@ -133,6 +136,7 @@ def load_sim_config(
         api_key=settings.monnify_api_key,
         secret_key=settings.monnify_secret_key,
         contract_code=settings.monnify_contract_code,
+        wallet_account_number=settings.payouts.wallet_account_number,
         webhook_url=settings.monnify_webhook_url,
         host=read("MONNIFY_SIM_HOST", str, "127.0.0.1"),
         port=port,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
 from services.monnify_sim.config import SimConfig
 from services.monnify_sim.delivery import Delivery, Dispatcher
+from services.monnify_sim.payout_state import DisbursementBook
 from services.monnify_sim.render import refund_event_data, transaction_event_data
 from services.monnify_sim.state import SimRefund, SimState, SimTransaction
 
@@ -19,6 +20,7 @@ class Simulator:
     config: SimConfig
     state: SimState
     dispatcher: Dispatcher
+    disbursements: DisbursementBook = field(default_factory=DisbursementBook)
 
     def notify_transaction(
         self, transaction: SimTransaction, *, times: int = 1, delay_seconds: float = 0.0
@@ -43,6 +45,7 @@ class Simulator:
     def reset(self) -> None:
         self.dispatcher.reset()
         self.state.reset()
+        self.disbursements.reset()
 
 
 def current_sim() -> Simulator:

@@ -54,6 +54,7 @@ celery = Celery(
         "services.worker.tasks.payments",
         "services.worker.tasks.calls",
         "services.worker.tasks.audit",
+        "services.worker.tasks.payouts",
     ],
 )
 celery.conf.update(

@@ -33,5 +33,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "daily-payments-report": _every(
             "payments.daily_report", DAY_SECONDS, crontab(hour=1, minute=15)
         ),
+        "poll-withdrawals": _every("payouts.poll", float(settings.payouts.poll_interval_seconds)),
         "sweep-calls": _every("calls.sweep", float(settings.calls.sweep_interval_seconds)),
     }

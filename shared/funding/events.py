@@ -21,11 +21,14 @@ from shared.funding.confirmation import Answer, FundingConfirmer, Notice, Unknow
 from shared.funding.refunds import Refunds, UnknownRefund
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_FAILURES
+from shared.payouts import UnknownWithdrawal, Withdrawals
+from shared.payouts.withdrawals import OPEN as OPEN_WITHDRAWAL
 
 log = get_logger(__name__)
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
+DISBURSEMENT_EVENTS = ("SUCCESSFUL_DISBURSEMENT", "FAILED_DISBURSEMENT", "REVERSED_DISBURSEMENT")
 MAX_RETRY_DELAY_SECONDS = 300
 
 
@@ -39,13 +42,23 @@ class EventOutcome:
 
 
 def process_batch(
-    confirmer: FundingConfirmer, refunder: Refunds, batch: list[dict[str, Any]]
+    confirmer: FundingConfirmer,
+    refunder: Refunds,
+    batch: list[dict[str, Any]],
+    withdrawals: Withdrawals | None = None,
 ) -> dict[ObjectId, EventOutcome]:
     """The outcome of each claimed event; nothing is written to the events here."""
     transactions = [e for e in batch if e.get("eventType") in TRANSACTION_EVENTS]
     outcomes = _confirm_transactions(confirmer, transactions)
     for event in batch:
-        if event["_id"] not in outcomes:
+        if event["_id"] in outcomes:
+            continue
+        if event.get("eventType") in DISBURSEMENT_EVENTS and withdrawals is not None:
+            outcome = refusal_or_result(_settle_withdrawal, withdrawals, event)
+            outcomes[event["_id"]] = (
+                _failure(outcome) if isinstance(outcome, DomainError) else outcome
+            )
+        else:
             outcomes[event["_id"]] = _other_event(refunder, event)
     return outcomes
 
@@ -94,6 +107,29 @@ def _settle_refund(refunder: Refunds, event: dict[str, Any]) -> EventOutcome:
             retry_or=inbox.UNCONFIRMED,
         )
     return EventOutcome(inbox.PROCESSED, f"refund {status}")
+
+
+def _settle_withdrawal(withdrawals: Withdrawals, event: dict[str, Any]) -> EventOutcome:
+    """Disbursement notifications too are only a cue: the summary endpoint decides."""
+    try:
+        status = withdrawals.settle(_disbursement_reference(event))
+    except UnknownWithdrawal as exc:
+        return EventOutcome(inbox.UNMATCHED, exc.message)
+    if status in OPEN_WITHDRAWAL:
+        return EventOutcome(
+            inbox.RECEIVED,
+            "Monnify does not report the transfer final yet",
+            retry_or=inbox.UNCONFIRMED,
+        )
+    return EventOutcome(inbox.PROCESSED, f"withdrawal {status}")
+
+
+def _disbursement_reference(event: dict[str, Any]) -> str | None:
+    """Our withdrawal reference: eventData.reference (transactionReference is Monnify's)."""
+    body = inbox.parse_body(event.get("body", "").encode())
+    data = (body or {}).get("eventData")
+    reference = data.get("reference") if isinstance(data, dict) else None
+    return reference if isinstance(reference, str) else None
 
 
 def _failure(exc: DomainError) -> EventOutcome:

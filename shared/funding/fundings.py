@@ -84,20 +84,28 @@ def _replay(db: Database, request: FundingRequest) -> dict[str, Any] | None:
     funding = db.fundings.find_one(
         {"userId": request.user_id, "idempotencyKey": request.idempotency_key}
     )
-    if funding is None:
+    return stored_answer(funding, request.fingerprint(), request.idempotency_key)
+
+
+def stored_answer(
+    record: dict[str, Any] | None, fingerprint: str, idempotency_key: str | None
+) -> dict[str, Any] | None:
+    """The first answer given under an Idempotency-Key (None: the key is new); Conflict
+    if the key came with another request, or its first request is still running."""
+    if record is None:
         return None
-    if funding["fingerprint"] != request.fingerprint():
+    if record["fingerprint"] != fingerprint:
         raise Conflict(
             "This Idempotency-Key was already used with a different request",
-            {"idempotencyKey": request.idempotency_key},
+            {"idempotencyKey": idempotency_key},
             code=ErrorCode.IDEMPOTENCY_CONFLICT,
         )
-    if funding.get("response") is None:
+    if record.get("response") is None:
         raise Conflict(
             "A request with this Idempotency-Key is still in progress; retry shortly",
             code=ErrorCode.IDEMPOTENCY_IN_PROGRESS,
         )
-    return funding["response"]
+    return record["response"]
 
 
 def _record_initializing(db: Database, request: FundingRequest) -> dict[str, Any] | None:

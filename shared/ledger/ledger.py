@@ -516,9 +516,9 @@ class Ledger:
         refuse_restricted: bool = False,
     ) -> HoldResult:
         """Reserve `amount` of the wallet's available balance until captured, released or
-        expired (`expires_at`; None: never, as for a refund Monnify may still pay out,
-        which only its verdict may close). A hold already counts as spent for every other
-        operation. With `refuse_restricted`, a restricted wallet refuses it
+        expired (`expires_at`; None: never, as for a refund or a payout Monnify may still
+        pay out, which only its verdict may close). A hold already counts as spent for every
+        other operation. With `refuse_restricted`, a restricted wallet refuses it
         (InsufficientFunds) in the same conditional write, so the caller need not read the
         wallet first."""
         _check_positive(amount)

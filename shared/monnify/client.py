@@ -1,5 +1,6 @@
 """The Monnify API client: login and token cache, checkout, dynamic accounts, status
-queries and refunds, with timeouts, bounded retries and typed errors.
+queries, refunds and disbursements (payouts), with timeouts, bounded retries and typed
+errors.
 
 Idempotent calls (GETs and login) are retried with exponential backoff on connection
 errors and 5xx; calls that create something at Monnify are sent once, since a retry after
@@ -23,6 +24,7 @@ import simplejson
 
 from shared.logs import get_logger
 from shared.money import exponent_of, to_major
+from shared.monnify.disbursements import Bank, Disbursement, ResolvedAccount
 from shared.monnify.errors import (
     MonnifyAuthError,
     MonnifyNotFound,
@@ -35,6 +37,7 @@ from shared.monnify.models import (
     CheckoutSession,
     Refund,
     Transaction,
+    parse_amount,
     parse_optional_amount,
 )
 from shared.monnify.reserved_accounts import (
@@ -55,6 +58,12 @@ TRANSACTION_PATH = "/api/v2/transactions/{reference}"
 TRANSACTION_QUERY_PATH = "/api/v2/merchant/transactions/query"
 INITIATE_REFUND_PATH = "/api/v1/refunds/initiate-refund"
 REFUND_PATH = "/api/v1/refunds/{reference}"
+BANKS_PATH = "/api/v1/banks"
+VALIDATE_ACCOUNT_PATH = "/api/v1/disbursements/account/validate"
+SINGLE_DISBURSEMENT_PATH = "/api/v2/disbursements/single"
+DISBURSEMENT_OTP_PATH = "/api/v2/disbursements/single/validate-otp"
+DISBURSEMENT_SUMMARY_PATH = "/api/v2/disbursements/single/summary"
+WALLET_BALANCE_PATH = "/api/v2/disbursements/wallet-balance"
 
 DEFAULT_PAYMENT_METHODS = ("ACCOUNT_TRANSFER", "CARD")
 
@@ -314,8 +323,10 @@ class MonnifyClient:
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """An authenticated call: the envelope's responseBody, or a typed error."""
+        shape: type = dict,
+    ) -> Any:
+        """An authenticated call: the envelope's responseBody (a `shape`: an object, or
+        a list for the bank list), or a typed error."""
         data = None if json_body is None else simplejson.dumps(json_body, use_decimal=True)
         for renewed in (False, True):
             token = self._bearer()
@@ -327,7 +338,7 @@ class MonnifyClient:
             else:
                 response = self._send(method, path, headers=headers, params=params, data=data)
             if response.status_code != 401:
-                return _response_body(response)
+                return _response_body(response, shape)
             self._forget_token(token)
             if renewed:
                 break
@@ -378,6 +389,72 @@ class MonnifyClient:
         )
         return response
 
+    # Disbursements ------------------------------------------------------------------------
+
+    def list_banks(self) -> list[Bank]:
+        return [Bank.from_payload(bank) for bank in self._call("GET", BANKS_PATH, shape=list)]
+
+    def resolve_account(self, account_number: str, bank_code: str) -> ResolvedAccount:
+        """The name on a bank account; an account Monnify can't resolve is MonnifyRejected."""
+        params = {"accountNumber": account_number, "bankCode": bank_code}
+        account = ResolvedAccount.from_payload(
+            self._call("GET", VALIDATE_ACCOUNT_PATH, params=params)
+        )
+        _expect_same("accountNumber", account.account_number, account_number)
+        return account
+
+    def send_disbursement(
+        self,
+        *,
+        reference: str,
+        amount_minor: int,
+        currency: str,
+        bank_code: str,
+        account_number: str,
+        account_name: str | None,
+        narration: str,
+        source_account_number: str,
+    ) -> Disbursement:
+        """A single transfer, sent once: `reference` is ours and unique, so after a lost
+        answer the caller looks it up (`disbursement_summary`) instead of sending again."""
+        payload: dict[str, Any] = {
+            "amount": to_major(amount_minor, exponent_of(currency)),
+            "reference": reference,
+            "narration": narration,
+            "destinationBankCode": bank_code,
+            "destinationAccountNumber": account_number,
+            "currency": currency,
+            "sourceAccountNumber": source_account_number,
+        }
+        if account_name:
+            payload["destinationAccountName"] = account_name
+        body = self._call("POST", SINGLE_DISBURSEMENT_PATH, json_body=payload)
+        return _same_disbursement(
+            Disbursement.from_payload(body, currency), reference, amount_minor
+        )
+
+    def authorize_disbursement(
+        self, reference: str, otp: str, currency: str = "NGN"
+    ) -> Disbursement:
+        """A transfer waiting for its OTP (PENDING_AUTHORIZATION), authorized."""
+        payload = {"reference": reference, "authorizationCode": otp}
+        body = self._call("POST", DISBURSEMENT_OTP_PATH, json_body=payload)
+        disbursement = Disbursement.from_payload(body, currency)
+        _expect_same("reference", disbursement.reference, reference)
+        return disbursement
+
+    def disbursement_summary(self, reference: str, currency: str = "NGN") -> Disbursement:
+        """A transfer's current status by our reference; MonnifyNotFound if never made."""
+        body = self._call("GET", DISBURSEMENT_SUMMARY_PATH, params={"reference": reference})
+        disbursement = Disbursement.from_payload(body, currency)
+        _expect_same("reference", disbursement.reference, reference)
+        return disbursement
+
+    def wallet_balance(self, account_number: str, currency: str = "NGN") -> int:
+        """The merchant wallet's available balance, in minor units."""
+        body = self._call("GET", WALLET_BALANCE_PATH, params={"accountNumber": account_number})
+        return parse_amount(body.get("availableBalance"), "availableBalance", currency)
+
 
 def _is_number(value: Any) -> bool:
     if isinstance(value, bool):
@@ -388,7 +465,7 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _response_body(response: requests.Response) -> dict[str, Any]:
+def _response_body(response: requests.Response, shape: type = dict) -> Any:
     """Unwrap Monnify's envelope, turning every kind of failure into a typed error."""
     status = response.status_code
     envelope = _parse_envelope(response)
@@ -405,7 +482,7 @@ def _response_body(response: requests.Response) -> dict[str, Any]:
         error = MonnifyNotFound if status == 404 else MonnifyRejected
         raise error(message, response_code=code, http_status=status)
     body = envelope.get("responseBody")
-    if not isinstance(body, dict):
+    if not isinstance(body, shape):
         raise MonnifyProtocolError("Monnify's answer lacks responseBody", http_status=status)
     return body
 
@@ -443,3 +520,11 @@ def _expect_same_amount(received: Any, amount_minor: int, currency: str) -> None
     echoed = parse_optional_amount(received, "amount", currency)
     if echoed is not None:
         _expect_same("amount", echoed, amount_minor)
+
+
+def _same_disbursement(
+    disbursement: Disbursement, reference: str, amount_minor: int
+) -> Disbursement:
+    _expect_same("reference", disbursement.reference, reference)
+    _expect_same("amount", disbursement.amount_minor, amount_minor)
+    return disbursement

@@ -37,6 +37,8 @@ from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
 from shared.mongo import IN_CHUNK, find_and_modify_uses_indexes
 from shared.monnify.client import MonnifyClient
+from shared.payouts import WithdrawalRequest, Withdrawals
+from shared.payouts.withdrawals import FAILED, PENDING
 from shared.users import create_user, find_active_user
 
 FILLER = int(os.environ.get("QUERY_PLAN_FILLER", "5000"))
@@ -52,6 +54,8 @@ COLLECTIONS = [
     "fundings",
     "refunds",
     "sessions",
+    "withdrawals",
+    "withdrawal_days",
 ]
 QUERIES = ("find", "count", "aggregate", "update", "delete", "findAndModify")
 
@@ -459,6 +463,31 @@ def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
         assert account["_id"] in {a["_id"] for a in due}
         scan = reserved_accounts.Scan([transfer], now, complete=True)
         reserved_accounts.finish_scan(db, account, scan)
+
+    assert_served_by_indexes(db, sent_by(recorder, paths))
+
+
+def test_a_withdrawal_its_replay_its_page_and_the_poller(planned, ledger, monnify, settings):
+    db, recorder = planned
+    wallet = funded(ledger, 1_000_000)
+    user_id = ObjectId(wallet.split(":")[1])
+    destination = {"bankCode": "058", "bankName": "GTBank", "accountNumber": "0123456781"}
+    db.users.update_one(
+        {"_id": user_id}, {"$set": {"payoutAccount": {**destination, "accountName": "A B"}}}
+    )
+    withdrawals = Withdrawals(db, ledger, monnify, settings.payouts)
+    request = WithdrawalRequest(user_id, 500_00, "NGN", f"key-{ObjectId()}")
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+
+    def paths() -> None:  # none of them asks Monnify
+        answer = withdrawals.request(request)
+        assert withdrawals.request(request) == answer  # the replay
+        reference = answer["reference"]
+        assert withdrawals.repo.claim_send(reference, 0, PENDING)
+        assert [w["reference"] for w in withdrawals.repo.page(user_id, 1, None)] == [reference]
+        withdrawals.owned(user_id, reference)
+        withdrawals.repo.quiet_since(PENDING, long_ago, 100)
+        withdrawals._fail(withdrawals.repo.by_reference(reference), FAILED, "test")
 
     assert_served_by_indexes(db, sent_by(recorder, paths))
 

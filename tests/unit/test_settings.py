@@ -25,6 +25,7 @@ PRODUCTION = {
     "MONNIFY_BASE_URL": "https://api.monnify.com",
     "MONNIFY_WEBHOOK_URL": "https://pay.example.com/payments/monnify/webhook",
     "KYC_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1reWMta2V5LWZvci10ZXN0cy0zMmI=",
+    "MONNIFY_WALLET_ACCOUNT_NUMBER": "3934178936",
 }
 
 
@@ -125,6 +126,15 @@ MALFORMED = [
     ("MONNIFY_RESERVED_ACCOUNT_BANKS", "035,wema"),
     ("CALL_LOW_FUNDS_WARNING_SECONDS", "0"),
     ("CALL_LOW_FUNDS_WARNING_SECONDS", "a minute"),
+    ("MONNIFY_WALLET_ACCOUNT_NUMBER", "12345"),
+    ("MONNIFY_WALLET_ACCOUNT_NUMBER", "12345678x0"),
+    ("WITHDRAWAL_FEE", "-1"),
+    ("WITHDRAWAL_MIN", "0"),
+    ("WITHDRAWAL_MAX", "1.001"),
+    ("WITHDRAWAL_DAILY_MAX", "lots"),
+    ("WITHDRAWAL_POLL_AFTER_SECONDS", "0"),
+    ("WITHDRAWAL_POLL_INTERVAL_SECONDS", "-5"),
+    ("BANKS_CACHE_SECONDS", "a day"),
 ]
 
 
@@ -132,6 +142,18 @@ MALFORMED = [
 def test_malformed_variable_is_named(name, value):
     message = _error({name: value})
     assert message.startswith(f"{name} "), message
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"WITHDRAWAL_MIN": "500", "WITHDRAWAL_MAX": "100"},
+        {"WITHDRAWAL_MAX": "5000", "WITHDRAWAL_DAILY_MAX": "1000"},
+    ],
+)
+def test_withdrawal_limits_out_of_order_are_refused(limits):
+    message = _error(limits)
+    assert all(name in message for name in limits), message
 
 
 def test_minimum_funding_above_the_maximum_is_refused():
@@ -157,6 +179,7 @@ def test_production_loads_with_everything_set():
         "MONNIFY_CONTRACT_CODE",
         "MONNIFY_BASE_URL",
         "KYC_ENCRYPTION_KEY",
+        "MONNIFY_WALLET_ACCOUNT_NUMBER",
     ],
 )
 def test_production_requires(name):

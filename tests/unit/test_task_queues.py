@@ -14,7 +14,7 @@ from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES, TASK_QUEUE
 # The spec, written out rather than read from the table it checks.
 EXPECTED = {
     CALLS: {"calls.renew", "calls.cut_off", "calls.settle", "calls.sweep"},
-    PAYMENTS: {"payments.process_event"},
+    PAYMENTS: {"payments.process_event", "payouts.send"},
     HOUSEKEEPING: {
         "payments.requeue_inbox",
         "payments.reconcile_pending",
@@ -22,6 +22,7 @@ EXPECTED = {
         "ledger.expire_holds",
         "ledger.check_invariants",
         "audit.seal",
+        "payouts.poll",
     },
 }
 EXPECTED_QUEUE = {name: queue for queue, names in EXPECTED.items() for name in names}

@@ -16,6 +16,7 @@ from shared.funding.confirmation import FundingConfirmer
 from shared.funding.refunds import Refunds
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_BATCH_SIZE
+from shared.payouts import Withdrawals
 
 log = get_logger(__name__)
 
@@ -32,6 +33,12 @@ def refunder() -> Refunds:
     return Refunds(context.db(), context.ledger(), context.monnify())
 
 
+def withdrawals() -> Withdrawals:
+    return Withdrawals(
+        context.db(), context.ledger(), context.monnify(), context.settings().payouts
+    )
+
+
 # Its outcome lives on the stored events; no result (nor STARTED state) is kept in Redis,
 # which saves two writes per task, most of them for events an earlier batch settled.
 @celery.task(name="payments.process_event", ignore_result=True)
@@ -45,7 +52,7 @@ def process_event(event_id: str) -> str:
     if not batch:
         return "already handled"
     try:
-        outcomes = events.process_batch(confirmer(), refunder(), batch)
+        outcomes = events.process_batch(confirmer(), refunder(), batch, withdrawals())
     except Exception:
         inbox.release_claims(db, [event["_id"] for event in batch])
         raise
