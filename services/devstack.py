@@ -2,7 +2,8 @@
 
     python -m services.devstack
 
-Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, then the gateway
+Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, runs the
+migrations (`python -m services.manage migrate`), then the gateway
 under gunicorn, one Celery worker per queue (shared/task_queues.py), Celery beat, Flower
 and the Monnify simulator, each in
 its own process group with its output prefixed by its name. Ctrl-C or SIGTERM stops
@@ -97,6 +98,9 @@ def worker_spec(config: LaunchConfig, queue: str, metrics_port: int) -> ProcessS
         metrics_dir=config.data_dir / "metrics" / f"worker-{queue}",
         env={"WORKER_METRICS_PORT": str(metrics_port)},
     )
+
+
+MIGRATE = ProcessSpec("migrate", ("python", "-m", "services.manage", "migrate"))
 
 
 def process_specs(config: LaunchConfig, worker_metrics_port: int) -> list[ProcessSpec]:
@@ -319,6 +323,14 @@ def stop_all(children: list[Child], output: Output) -> None:
             child.process.wait()
 
 
+def run_migrations(env: Mapping[str, str], output: Output) -> None:
+    """What a release does before it rolls out: the services refuse to start without
+    the indexes `manage migrate` builds."""
+    child = spawn(MIGRATE, env, output)
+    if child.process.wait() != 0:
+        raise LaunchError("migrations failed: see the migrate lines above")
+
+
 # ---------------------------------------------------------------- supervision
 
 
@@ -423,6 +435,7 @@ def run(env: Mapping[str, str], output: Output) -> int:
     services: list[Child] = []
     try:
         start_embedded_servers(child_env, config, output, servers)
+        run_migrations(child_env, output)
         for spec in process_specs(config, settings.worker_metrics_port):
             if stop.event.is_set():
                 return 0

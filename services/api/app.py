@@ -13,7 +13,7 @@ from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
 from services.api.metrics import init_metrics
 from services.api.tokens import configure_jwt
-from shared.indexes import ensure_indexes
+from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import check_transactions, get_db
 from shared.settings import Settings, load_settings
@@ -22,7 +22,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
-def create_app(settings: Settings | None = None, *, prepare_database: bool = True) -> Flask:
+def create_app(settings: Settings | None = None, *, check_database: bool = True) -> Flask:
     settings = settings or load_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
 
@@ -53,10 +53,10 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)
 
-    if prepare_database:
+    if check_database:
         db = get_db(settings.database_url)
         check_transactions(db)
-        ensure_indexes(db)
+        require_indexes(db)  # built by `python -m services.manage migrate`, never here
     return app
 
 

@@ -12,8 +12,9 @@ from celery import Celery, Task, signals
 
 from services.worker import context
 from services.worker.schedule import beat_schedule
+from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
-from shared.mongo import require_transactions
+from shared.mongo import check_transactions, startup_db
 from shared.settings import ConfigError
 from shared.task_queues import configure_queues
 
@@ -78,10 +79,13 @@ def _setup_logging(**_kwargs) -> None:
 
 
 @signals.worker_init.connect
-def _require_transactions(**_kwargs) -> None:
-    """Money moves only in transactions: a database that can't run them stops the worker."""
+def _check_database(**_kwargs) -> None:
+    """Money moves only in transactions, and queries need their indexes (built by
+    `python -m services.manage migrate`): a database without either stops the worker."""
     try:
-        require_transactions(_settings.database_url)
+        with startup_db(_settings.database_url) as db:
+            check_transactions(db)
+            require_indexes(db)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
 

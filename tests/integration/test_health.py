@@ -55,7 +55,7 @@ def test_readyz_is_200_when_a_worker_answers(client, celery_worker):
 
 def test_readyz_names_redis_when_it_is_down(settings):
     closed = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    app = create_app(dataclasses.replace(settings, redis_url=closed), prepare_database=False)
+    app = create_app(dataclasses.replace(settings, redis_url=closed), check_database=False)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     body = response.get_json()

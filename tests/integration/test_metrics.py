@@ -113,7 +113,7 @@ def test_forged_signature_and_refused_source_are_counted_apart(client):
     assert value(after, name, reason="source_ip") == value(before, name, reason="source_ip")
 
 
-def test_several_gunicorn_workers_report_one_total(test_env, tmp_path: Path):
+def test_several_gunicorn_workers_report_one_total(test_env, db, tmp_path: Path):
     """Workers recycled every few requests: many processes, some dead, each wrote its
     own samples, and every scrape, whichever worker answers it, adds up all of them."""
     port = free_port()
