@@ -355,17 +355,22 @@ def first_exited(children: list[Child]) -> Child | None:
     return next((child for child in children if child.exited()), None)
 
 
+READINESS_PATHS = ("/readyz", "/readyz/workers")  # the API's own, then every queue's worker
+
+
 def readiness(port: int) -> tuple[bool, str]:
-    try:
-        response = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-    except requests.RequestException as exc:
-        return False, f"API not answering ({type(exc).__name__})"
-    if response.status_code == 200:
-        return True, "ready"
-    try:
-        return False, response.json().get("message", response.text)
-    except ValueError:
-        return False, f"HTTP {response.status_code}"
+    """The whole stack is ready: the API and a worker of every queue."""
+    for path in READINESS_PATHS:
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+        except requests.RequestException as exc:
+            return False, f"API not answering ({type(exc).__name__})"
+        if response.status_code != 200:
+            try:
+                return False, response.json().get("message", response.text)
+            except ValueError:
+                return False, f"HTTP {response.status_code}"
+    return True, "ready"
 
 
 def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> None:
@@ -409,7 +414,7 @@ def supervise(
         if ready:
             print_urls(output, settings, env)
         elif time.monotonic() >= next_report:
-            output.line("devstack", f"waiting for /readyz: {status}")
+            output.line("devstack", f"waiting for readiness: {status}")
             next_report = time.monotonic() + READY_REPORT_INTERVAL_SECONDS
     output.line("devstack", "stopping")
     return 0

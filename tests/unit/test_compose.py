@@ -258,10 +258,12 @@ def test_one_worker_per_queue_in_compose_and_under_make_run(services):
 
 
 def test_each_compose_worker_checks_its_own_node(services):
+    """services.worker.alive QUEUE pings QUEUE@<hostname>: the node `-n QUEUE@%h` names."""
     for name in WORKERS:
-        check = " ".join(services[name]["healthcheck"]["test"])
-        node = _option(services[name]["command"], "-n").replace("%h", "$$HOSTNAME")
-        assert f"inspect ping --destination {node} " in check, name
+        queue = name.removeprefix("worker-")
+        check = services[name]["healthcheck"]["test"]
+        assert check == ["CMD", "python", "-m", "services.worker.alive", queue], name
+        assert _option(services[name]["command"], "-n") == f"{queue}@%h", name
 
 
 def test_the_image_installs_without_dev_extras_and_runs_as_a_user():

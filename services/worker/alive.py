@@ -1,0 +1,57 @@
+"""A worker's liveness check: `python -m services.worker.alive QUEUE` exits 0 when the
+worker named `QUEUE@<this host>` (compose's and Kubernetes' node name) answers a ping.
+
+Run by compose's healthcheck and Kubernetes' liveness probe every few seconds, so it
+imports neither the worker's tasks nor prometheus-client: `celery -A
+services.worker.celery_app inspect ping` did both, and every run left a metrics file in
+the worker's PROMETHEUS_MULTIPROC_DIR (thousands a day).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from celery import Celery
+
+from shared.settings import ConfigError, load_settings
+
+PING_TIMEOUT_SECONDS = 5.0
+
+
+def node_name(queue: str) -> str:
+    """The worker's node name, as `-n QUEUE@%h` sets it."""
+    return f"{queue}@{socket.gethostname()}"
+
+
+def ping(broker_url: str, node: str) -> bool:
+    app = Celery("alive", broker=broker_url)
+    app.conf.broker_connection_retry_on_startup = False
+    with app.connection_for_write() as connection:
+        answers = app.control.ping(
+            destination=[node], timeout=PING_TIMEOUT_SECONDS, connection=connection
+        )
+    return any(node in answer for answer in answers or [])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m services.worker.alive QUEUE", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    node = node_name(argv[0])
+    try:
+        alive = ping(settings.redis_url, node)
+    except Exception as exc:  # the broker is unreachable: not alive, one line saying why
+        print(f"{node}: broker unreachable ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(f"{node}: {'alive' if alive else 'no answer'}")
+    return 0 if alive else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
