@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.resources
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from celery import Celery
 from flower.options import options as flower_options
 
-from services.devstack import LaunchConfig, process_specs
+from services.devstack import MIGRATE, LaunchConfig, process_specs
 from services.monnify_sim.config import SIM_ENV_NAMES
-from shared.settings import load_settings
+from shared.settings import ConfigError, load_settings
 from shared.task_queues import QUEUES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +82,12 @@ def services(compose) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
+APP_IMAGE = "payment-call-system:local"
+
+
 def _app_services(services) -> dict[str, dict[str, Any]]:
     """The services run from this repository's image (not mongo, redis)."""
-    return {name: spec for name, spec in services.items() if "build" in spec}
+    return {name: spec for name, spec in services.items() if spec.get("image") == APP_IMAGE}
 
 
 # ---------------------------------------------------------------- start order
@@ -98,6 +104,10 @@ def test_dependencies_wait_until_healthy(services):
         depends_on = spec.get("depends_on", {})
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for target, condition in depends_on.items():
+            if condition == {"condition": "service_completed_successfully"}:
+                # A one-shot job (the migrations): it must not be restarted once done.
+                assert services[target]["restart"] == "no", f"{name} -> {target}"
+                continue
             assert condition == {"condition": "service_healthy"}, f"{name} -> {target}"
             assert "healthcheck" in services[target], f"{name} waits on {target}, which has none"
 
@@ -105,7 +115,8 @@ def test_dependencies_wait_until_healthy(services):
 def test_every_app_service_waits_for_its_servers(services):
     apps = _app_services(services)
     for name in ("api", "beat", *WORKERS):
-        assert {"mongo", "redis"} <= set(apps[name]["depends_on"]), name
+        assert {"mongo", "redis", "migrate"} <= set(apps[name]["depends_on"]), name
+    assert {"mongo", "redis"} <= set(apps["migrate"]["depends_on"])
     assert "redis" in apps["flower"]["depends_on"]
 
 
@@ -137,12 +148,28 @@ def test_every_environment_name_is_read_by_something(services):
     known = settings_names() | set(READ_BY_GUNICORN_CONFIG) | set(READ_BY_FLOWER)
     known |= READ_BY_SIMULATOR
     for name, spec in services.items():
-        if "build" not in spec:
+        if spec.get("image") != APP_IMAGE:
             assert not spec.get("environment"), f"{name}: image services need no variables"
             continue
         unknown = set(spec["environment"]) - known
         assert not unknown, f"{name} sets {sorted(unknown)}, which nothing reads"
         assert not set(spec["environment"]) & FORBIDDEN_IN_COMPOSE, name
+
+
+# Set per service where they apply, not in the shared block.
+PER_SERVICE_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "WORKER_METRICS_PORT"}
+
+
+def test_every_setting_can_be_passed_through(services, compose):
+    """The other direction: nothing shared/settings.py reads is out of an operator's reach."""
+    shared = set(compose["x-app-environment"])
+    assert settings_names() - PER_SERVICE_SETTINGS <= shared, sorted(
+        settings_names() - PER_SERVICE_SETTINGS - shared
+    )
+    for name in ("api", *WORKERS):
+        assert "PROMETHEUS_MULTIPROC_DIR" in services[name]["environment"], name
+    for name in WORKERS:
+        assert "WORKER_METRICS_PORT" in services[name]["environment"], name
 
 
 def test_allow_listed_names_are_really_read():
@@ -244,11 +271,15 @@ def test_compose_runs_the_same_entry_points_as_make_run(services):
 
 
 def _launched():
+    return [MIGRATE, *_services_launched()]
+
+
+def _services_launched():
     return process_specs(LaunchConfig(Path(".data"), None, None, dict.fromkeys(QUEUES, 1)), 9808)
 
 
 def test_one_worker_per_queue_in_compose_and_under_make_run(services):
-    for specs in (services, {spec.name: {"command": spec.argv} for spec in _launched()}):
+    for specs in (services, {spec.name: {"command": spec.argv} for spec in _services_launched()}):
         workers = {name: spec for name, spec in specs.items() if name.startswith("worker")}
         assert sorted(workers) == sorted(WORKERS)
         for name, spec in workers.items():
@@ -273,3 +304,89 @@ def test_the_image_installs_without_dev_extras_and_runs_as_a_user():
     assert "RUN pip install .\n" in dockerfile and "[dev]" not in dockerfile
     assert "USER" in instructions and instructions.index("USER") > instructions.index("RUN")
     assert "USER root" not in dockerfile
+
+
+# ---------------------------------------------------------------- deployment shape
+
+
+def _compose_spec_schema() -> dict[str, Any]:
+    """The compose-spec JSON schema, as check-jsonschema ships it (a dev dependency)."""
+    schemas = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads((schemas / "compose-spec.json").read_text())
+
+
+def test_the_file_is_valid_compose(compose):
+    """What `docker compose config` checks first, without Docker."""
+    schema = _compose_spec_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [
+        f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(compose)
+    ]
+    assert not errors, errors
+
+
+def test_one_image_built_once_and_run_by_every_app_service(services):
+    built = [name for name, spec in services.items() if "build" in spec]
+    assert built == ["migrate"]
+    assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    for name, spec in _app_services(services).items():
+        if name != "migrate":
+            assert spec["pull_policy"] == "never", f"{name} would try to pull the local image"
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, duration
+    return int(match.group(1))
+
+
+def test_workers_get_time_to_finish_their_tasks_on_stop(services):
+    for name in WORKERS:
+        assert _seconds(services[name]["stop_grace_period"]) >= 30, name
+
+
+def _host_part(port: str) -> str:
+    """The published side of "host_ip:host_port:container_port" (empty when unpublished)."""
+    return port.rsplit(":", 1)[0] if ":" in port else ""
+
+
+def test_services_meant_to_scale_publish_no_single_host_port(services):
+    for name in ("api", *WORKERS):
+        for port in services[name].get("ports", []):
+            host_port = _host_part(port).rsplit(":", 1)[-1]
+            assert "-" in host_port, f"{name}: {port} would stop a second replica from starting"
+
+
+def test_development_tools_listen_on_this_machine_only(services):
+    for name in ("monnify-sim", "flower", "prometheus", "grafana"):
+        for port in services[name]["ports"]:
+            assert _host_part(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_the_simulator_runs_only_under_its_own_profile(services):
+    assert services["monnify-sim"]["profiles"] == ["simulator"]
+
+
+def test_a_jwt_secret_is_required(compose):
+    """Compose refuses to start (`${NAME:?message}`) instead of using the public default."""
+    assert compose["x-app-environment"]["JWT_SECRET"].startswith("${JWT_SECRET:?")
+
+
+def test_production_settings_refuse_compose_default_monnify(compose):
+    """The simulator's address is compose's default: production refuses it."""
+    default = re.fullmatch(
+        r"\$\{MONNIFY_BASE_URL:-(.+)\}", compose["x-app-environment"]["MONNIFY_BASE_URL"]
+    )
+    assert default, "MONNIFY_BASE_URL should default to the simulator"
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "mongodb://mongo:27017/payment_calls",
+        "REDIS_URL": "redis://redis:6379/0",
+        "JWT_SECRET": "k3Y-9xQ_vL2mR7pZ0aW4sT8nB6cJ1fH5",
+        "MONNIFY_API_KEY": "key",
+        "MONNIFY_SECRET_KEY": "secret",
+        "MONNIFY_CONTRACT_CODE": "123",
+        "MONNIFY_BASE_URL": default.group(1),
+    }
+    with pytest.raises(ConfigError, match="simulator"):
+        load_settings(env)
