@@ -1,5 +1,9 @@
-"""A worker's liveness check: `python -m services.worker.alive QUEUE` exits 0 when the
-worker named `QUEUE@<this host>` (compose's and Kubernetes' node name) answers a ping.
+"""Liveness checks for the Celery processes, exit 0 when alive:
+
+    python -m services.worker.alive QUEUE              the worker named QUEUE@<this host>
+                                                       (compose's and Kubernetes' node
+                                                       name) answers a ping
+    python -m services.worker.alive --beat SCHEDULE    beat saved its schedule file lately
 
 Run by compose's healthcheck and Kubernetes' liveness probe every few seconds, so it
 imports neither the worker's tasks nor prometheus-client: `celery -A
@@ -9,14 +13,19 @@ the worker's PROMETHEUS_MULTIPROC_DIR (thousands a day).
 
 from __future__ import annotations
 
+import glob
+import os
 import socket
 import sys
+import time
 
 from celery import Celery
 
 from shared.settings import ConfigError, load_settings
 
 PING_TIMEOUT_SECONDS = 5.0
+# Beat saves its schedule every 3 minutes while jobs run (they run every 30 s or so).
+BEAT_STALE_SECONDS = 600
 
 
 def node_name(queue: str) -> str:
@@ -34,9 +43,19 @@ def ping(broker_url: str, node: str) -> bool:
     return any(node in answer for answer in answers or [])
 
 
+def beat_alive(schedule: str) -> bool:
+    """The schedule file (shelve adds a suffix on some platforms) was saved lately."""
+    saved = [os.path.getmtime(path) for path in glob.glob(f"{glob.escape(schedule)}*")]
+    return bool(saved) and time.time() - max(saved) < BEAT_STALE_SECONDS
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--beat":
+        alive = beat_alive(argv[1])
+        print(f"beat: {'alive' if alive else 'schedule not saved lately'}")
+        return 0 if alive else 1
     if len(argv) != 1:
-        print("usage: python -m services.worker.alive QUEUE", file=sys.stderr)
+        print("usage: python -m services.worker.alive QUEUE | --beat SCHEDULE", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
