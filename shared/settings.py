@@ -299,14 +299,36 @@ def _check_call_settings(calls: CallSettings) -> None:
         )
 
 
+FILE_SUFFIX = "_FILE"
+
+
 class Reader:
-    """Reads variables from an environment mapping, collecting the first error."""
+    """Reads variables from an environment mapping, collecting the first error.
+
+    Any variable may instead name a file holding its value, as `NAME_FILE` (Docker and
+    Kubernetes secrets mounted as files): the secret then never sits in the environment,
+    where `ps e`, `/proc/<pid>/environ` and crash reports can read it."""
 
     def __init__(self, env: Mapping[str, str]):
         self.env = env
 
+    def raw(self, name: str) -> str:
+        value = self.env.get(name, "")
+        path = self.env.get(name + FILE_SUFFIX, "")
+        if not path:
+            return value
+        if value:
+            raise ConfigError(f"set {name} or {name}{FILE_SUFFIX}, not both")
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{name}{FILE_SUFFIX} is malformed: cannot read {path} ({type(exc).__name__})"
+            ) from None
+
     def get(self, name: str, parse: Callable[[str], T], default: str | None) -> T:
-        raw = self.env.get(name, "")
+        raw = self.raw(name)
         if raw == "":
             if default is None:
                 raise ConfigError(f"{name} is required but not set")

@@ -25,7 +25,7 @@ from flower.options import options as flower_options
 from services.devstack import MIGRATE, LaunchConfig, process_specs
 from services.monnify_sim.config import SIM_ENV_NAMES
 from services.worker.alive import BEAT_STALE_SECONDS, beat_alive
-from shared.settings import ConfigError, load_settings
+from shared.settings import FILE_SUFFIX, ConfigError, load_settings
 from shared.task_queues import QUEUES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +70,10 @@ class _RecordingEnv(dict):
 
 
 def settings_names() -> set[str]:
+    """The variables shared/settings.py reads (without their NAME_FILE alternatives)."""
     env = _RecordingEnv()
     load_settings(env)
-    return env.names
+    return {name for name in env.names if not name.endswith(FILE_SUFFIX)}
 
 
 @pytest.fixture(scope="module")
