@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from limits import parse_many
 
 from shared.money import CURRENCY_EXPONENTS, to_minor
+from shared.redis_url import validate_redis_url
 
 T = TypeVar("T")
 
@@ -355,7 +356,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             None if production else _DEV_DATABASE_URL,
         ),
         redis_url=read(
-            "REDIS_URL", _url("redis", "rediss"), None if production else "redis://127.0.0.1:6379/0"
+            "REDIS_URL", validate_redis_url, None if production else "redis://127.0.0.1:6379/0"
         ),
         jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
         access_token_seconds=read("ACCESS_TOKEN_SECONDS", parse_positive_int, "900"),

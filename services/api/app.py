@@ -16,6 +16,7 @@ from services.api.tokens import configure_jwt
 from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import check_transactions, get_db
+from shared.redis_url import limiter_storage
 from shared.settings import Settings, load_settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -24,6 +25,7 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 def create_app(settings: Settings | None = None, *, check_database: bool = True) -> Flask:
     settings = settings or load_settings()
+    limiter_uri, limiter_options = limiter_storage(settings.redis_url)
     configure_logging(json=settings.log_json, level=settings.log_level)
 
     app = Flask(__name__)
@@ -38,7 +40,8 @@ def create_app(settings: Settings | None = None, *, check_database: bool = True)
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_URI=limiter_uri,
+        RATELIMIT_STORAGE_OPTIONS=limiter_options,
         RATELIMIT_KEY_PREFIX="ratelimit",
         RATELIMIT_HEADERS_ENABLED=True,
     )

@@ -21,6 +21,7 @@ import time
 
 from celery import Celery
 
+from shared.redis_url import celery_connection
 from shared.settings import ConfigError, load_settings
 
 PING_TIMEOUT_SECONDS = 5.0
@@ -33,9 +34,11 @@ def node_name(queue: str) -> str:
     return f"{queue}@{socket.gethostname()}"
 
 
-def ping(broker_url: str, node: str) -> bool:
+def ping(redis_url: str, node: str) -> bool:
+    broker_url, sentinel_options = celery_connection(redis_url)
     app = Celery("alive", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = False
+    app.conf.broker_transport_options = sentinel_options
     with app.connection_for_write() as connection:
         answers = app.control.ping(
             destination=[node], timeout=PING_TIMEOUT_SECONDS, connection=connection

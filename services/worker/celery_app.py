@@ -15,6 +15,7 @@ from services.worker.schedule import beat_schedule
 from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import check_transactions, startup_db
+from shared.redis_url import celery_connection
 from shared.settings import ConfigError
 from shared.task_queues import configure_queues
 
@@ -39,10 +40,14 @@ class BaseTask(Task):
         return super().__call__(*args, **kwargs)
 
 
+# REDIS_URL may name Redis Sentinel: Celery then takes sentinel:// URLs and the master's
+# name as a transport option (shared/redis_url.py).
+_redis_url, _sentinel_options = celery_connection(_settings.redis_url)
+
 celery = Celery(
     "payments",
-    broker=_settings.redis_url,
-    backend=_settings.redis_url,
+    broker=_redis_url,
+    backend=_redis_url,
     task_cls=BaseTask,
     include=[
         "services.worker.tasks.ledger",
@@ -70,6 +75,8 @@ celery.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule=beat_schedule(_settings),
 )
+celery.conf.broker_transport_options.update(_sentinel_options)
+celery.conf.result_backend_transport_options = dict(_sentinel_options)
 configure_queues(celery)
 
 
