@@ -32,6 +32,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import MmapedDict
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Created here, before the metrics below write their first file: in a container the
+# directory sits in a fresh tmpfs or emptyDir (/tmp/metrics) that nothing else creates.
+if os.environ.get(MULTIPROC_ENV):
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 
 # ---- HTTP (the gateway) ------------------------------------------------------------
 

@@ -91,3 +91,14 @@ def test_a_live_process_keeps_its_own_file(tmp_path):
     finally:
         live.communicate("")
     assert merge_dead_processes(str(tmp_path)) == 5
+
+
+def test_a_missing_directory_is_created_before_the_first_sample(tmp_path):
+    """Containers mount an empty /tmp: the worker would crash on its first metric."""
+    directory = tmp_path / "tmp" / "metrics"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import shared.metrics"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert any(directory.glob("counter_*.db"))
