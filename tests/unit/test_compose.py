@@ -406,3 +406,17 @@ def test_the_beat_check_reads_the_schedule_file_age(tmp_path):
     stale = time.time() - BEAT_STALE_SECONDS - 1
     os.utime(tmp_path / "celerybeat-schedule.db", (stale, stale))
     assert not beat_alive(str(schedule))
+
+
+def test_prometheus_finds_every_queue_worker_and_alerts_when_one_is_gone():
+    """Scaled replicas are found by DNS; a queue whose every replica is gone has no
+    target left, so the alert must name each queue in an absent()."""
+    config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (discovery,) = jobs["payments-worker"]["dns_sd_configs"]
+    assert sorted(discovery["names"]) == sorted(WORKERS)
+    alerts = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text())
+    rules = {rule["alert"]: rule for group in alerts["groups"] for rule in group["rules"]}
+    (no_worker,) = [rule for rule in rules.values() if 'up{job="payments-worker"' in rule["expr"]]
+    for queue in QUEUES:
+        assert f'absent(up{{job="payments-worker", worker="{queue}"}})' in no_worker["expr"]
