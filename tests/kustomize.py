@@ -18,7 +18,6 @@ CLUSTER_SCOPED = {"Namespace"}
 # patchMergeKey for each); any other list is replaced.
 MERGE_KEYS = {
     "containers": "name",
-    "initContainers": "name",
     "env": "name",
     "volumes": "name",
     "volumeMounts": "mountPath",
@@ -108,7 +107,7 @@ def merge(base: Any, patch: Any, key: str | None = None) -> Any:
 
 
 def pod_spec(resource: Resource) -> dict[str, Any] | None:
-    if resource["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet"):
+    if resource["kind"] in ("Deployment", "Job"):
         return resource["spec"]["template"]["spec"]
     return None
 
