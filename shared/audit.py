@@ -336,15 +336,13 @@ def main(argv: list[str]) -> int:
     """`python -m shared.audit verify`: exit 0 if the chain is intact, 1 if not."""
     from shared.mongo import get_db
     from shared.redis_conn import get_redis
-    from shared.settings import ConfigError, load_settings
+    from shared.settings import settings_or_report
 
     if argv != ["verify"]:
         print("usage: python -m shared.audit verify", file=sys.stderr)
         return 2
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = settings_or_report()
+    if settings is None:
         return 2
     report = verify(get_db(settings.database_url), get_redis(settings.redis_url))
     print(report.describe())

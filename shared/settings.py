@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -420,6 +421,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if production:
         _check_production(settings)
     return settings
+
+
+def settings_or_report() -> Settings | None:
+    """For command-line tools: the settings, or None once the one-line configuration
+    error is on stderr (the tool then exits 2)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def _check_production(settings: Settings) -> None:

@@ -22,7 +22,7 @@ import time
 from celery import Celery
 
 from shared.redis_url import celery_connection
-from shared.settings import ConfigError, load_settings
+from shared.settings import settings_or_report
 
 PING_TIMEOUT_SECONDS = 5.0
 # Beat saves its schedule every 3 minutes while jobs run (they run every 30 s or so).
@@ -60,10 +60,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m services.worker.alive QUEUE | --beat SCHEDULE", file=sys.stderr)
         return 2
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = settings_or_report()
+    if settings is None:
         return 2
     node = node_name(argv[0])
     try:
