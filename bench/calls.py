@@ -38,7 +38,7 @@ import requests
 from bson import ObjectId
 from pymongo.database import Database
 
-from services.devstack import read_launch_config
+from services.devstack import read_launch_config, readiness
 from services.embedded import free_port
 from shared.ledger import Ledger, LedgerReads, check_invariants, wallet_id
 from shared.mongo import get_db
@@ -143,11 +143,8 @@ def wait_ready(stack: Stack) -> None:
     while time.monotonic() < deadline:
         if stack.process.poll() is not None:
             raise SystemExit(f"the stack exited early; see {stack.log}")
-        try:
-            if requests.get(f"{stack.api}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if readiness(int(stack.api.rsplit(":", 1)[1]))[0]:  # the API and every queue's worker
+            return
         time.sleep(0.5)
     raise SystemExit(f"the stack was not ready in {READY_TIMEOUT_SECONDS:.0f} s; see {stack.log}")
 

@@ -2,7 +2,8 @@
 
     python -m services.devstack
 
-Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, then the gateway
+Starts SecantusDB and Valkey when DATABASE_URL / REDIS_URL are unset, runs the
+migrations (`python -m services.manage migrate`), then the gateway
 under gunicorn, one Celery worker per queue (shared/task_queues.py), Celery beat, Flower
 and the Monnify simulator, each in
 its own process group with its output prefixed by its name. Ctrl-C or SIGTERM stops
@@ -97,6 +98,9 @@ def worker_spec(config: LaunchConfig, queue: str, metrics_port: int) -> ProcessS
         metrics_dir=config.data_dir / "metrics" / f"worker-{queue}",
         env={"WORKER_METRICS_PORT": str(metrics_port)},
     )
+
+
+MIGRATE = ProcessSpec("migrate", ("python", "-m", "services.manage", "migrate"))
 
 
 def process_specs(config: LaunchConfig, worker_metrics_port: int) -> list[ProcessSpec]:
@@ -319,6 +323,14 @@ def stop_all(children: list[Child], output: Output) -> None:
             child.process.wait()
 
 
+def run_migrations(env: Mapping[str, str], output: Output) -> None:
+    """What a release does before it rolls out: the services refuse to start without
+    the indexes `manage migrate` builds."""
+    child = spawn(MIGRATE, env, output)
+    if child.process.wait() != 0:
+        raise LaunchError("migrations failed: see the migrate lines above")
+
+
 # ---------------------------------------------------------------- supervision
 
 
@@ -343,17 +355,22 @@ def first_exited(children: list[Child]) -> Child | None:
     return next((child for child in children if child.exited()), None)
 
 
+READINESS_PATHS = ("/readyz", "/readyz/workers")  # the API's own, then every queue's worker
+
+
 def readiness(port: int) -> tuple[bool, str]:
-    try:
-        response = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-    except requests.RequestException as exc:
-        return False, f"API not answering ({type(exc).__name__})"
-    if response.status_code == 200:
-        return True, "ready"
-    try:
-        return False, response.json().get("message", response.text)
-    except ValueError:
-        return False, f"HTTP {response.status_code}"
+    """The whole stack is ready: the API and a worker of every queue."""
+    for path in READINESS_PATHS:
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+        except requests.RequestException as exc:
+            return False, f"API not answering ({type(exc).__name__})"
+        if response.status_code != 200:
+            try:
+                return False, response.json().get("message", response.text)
+            except ValueError:
+                return False, f"HTTP {response.status_code}"
+    return True, "ready"
 
 
 def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> None:
@@ -397,7 +414,7 @@ def supervise(
         if ready:
             print_urls(output, settings, env)
         elif time.monotonic() >= next_report:
-            output.line("devstack", f"waiting for /readyz: {status}")
+            output.line("devstack", f"waiting for readiness: {status}")
             next_report = time.monotonic() + READY_REPORT_INTERVAL_SECONDS
     output.line("devstack", "stopping")
     return 0
@@ -423,6 +440,7 @@ def run(env: Mapping[str, str], output: Output) -> int:
     services: list[Child] = []
     try:
         start_embedded_servers(child_env, config, output, servers)
+        run_migrations(child_env, output)
         for spec in process_specs(config, settings.worker_metrics_port):
             if stop.event.is_set():
                 return 0

@@ -7,6 +7,7 @@
     python -m services.manage audit-verify     (the same as python -m shared.audit verify)
     python -m services.manage audit-reanchor   (after a restore: the head to the chain's end)
     python -m services.manage check-invariants [--full]
+    python -m services.manage migrate          (indexes; run before each release)
 
 The admin role is granted, and users disabled, here and nowhere else (never through the
 public API); each change is recorded as an admin action by `cli:<operating-system user>`.
@@ -24,6 +25,7 @@ from pymongo.database import Database
 
 from shared import audit
 from shared.admin_actions import Effect, record_admin_action
+from shared.indexes import ensure_indexes, missing_indexes
 from shared.ledger import check_invariants, check_recent
 from shared.mongo import get_db, require_transactions
 from shared.redis_conn import get_redis
@@ -55,7 +57,20 @@ def _parser() -> argparse.ArgumentParser:
     invariants.add_argument(
         "--full", action="store_true", help="read the whole ledger in one snapshot instead"
     )
+    commands.add_parser(
+        "migrate",
+        help="build missing indexes, drop retired ones (idempotent; the services refuse to "
+        "start without them)",
+    )
     return parser
+
+
+def migrate(db: Database) -> str:
+    """Bring the database to what this release expects; safe to run any number of times."""
+    missing = missing_indexes(db)
+    ensure_indexes(db)
+    built = ", ".join(missing) or "none"
+    return f"migrated: indexes built: {built}"
 
 
 def report_invariants(db: Database, full: bool, settle_seconds: int) -> int:
@@ -145,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-invariants":
         db = get_db(settings.database_url)
         return report_invariants(db, args.full, settings.invariants_settle_seconds)
+    if args.command == "migrate":
+        print(migrate(get_db(settings.database_url)))
+        return 0
     outcome = _apply(args.command, args.email, settings.database_url, settings.redis_url)
     if outcome is None:
         print(f"no user with email {args.email}", file=sys.stderr)

@@ -349,15 +349,13 @@ def main(argv: list[str]) -> int:
     `python -m shared.audit reanchor`: after a restore, the head moves to the chain's end."""
     from shared.mongo import get_db
     from shared.redis_conn import get_redis
-    from shared.settings import ConfigError, load_settings
+    from shared.settings import settings_or_report
 
     if argv not in (["verify"], ["reanchor"]):
         print("usage: python -m shared.audit verify|reanchor", file=sys.stderr)
         return 2
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = settings_or_report()
+    if settings is None:
         return 2
     command = verify if argv == ["verify"] else reanchor
     report = command(get_db(settings.database_url), get_redis(settings.redis_url))

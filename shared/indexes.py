@@ -1,9 +1,14 @@
-"""Every index the services rely on, created idempotently at start-up."""
+"""Every index the services rely on. `python -m services.manage migrate` builds them
+(idempotently, before a release rolls out); the gateway and workers only check at
+start-up that they exist (`require_indexes`): building one on a large collection would
+outlast gunicorn's worker timeout, and every replica would race to build it."""
 
 from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
+
+from shared.settings import ConfigError
 
 HISTORY_INDEX = "entries_by_wallet_newest"
 CALL_SLOT_INDEX = "calls_open_slot_per_caller"
@@ -162,7 +167,12 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+class IndexesMissing(ConfigError):
+    """The database lacks an index the services rely on: migrations have not run."""
+
+
 def ensure_indexes(db: Database) -> None:
+    """Drop retired indexes and build the missing ones; a no-op when all exist."""
     _drop_retired(db)
     for collection, models in INDEXES.items():
         if models:
@@ -175,3 +185,22 @@ def _drop_retired(db: Database) -> None:
         for name in names:
             if name in existing:
                 db[collection].drop_index(name)
+
+
+def missing_indexes(db: Database) -> list[str]:
+    """`collection.index` for every expected index the database lacks."""
+    missing = []
+    for collection, models in INDEXES.items():
+        existing = db[collection].index_information()
+        names = (model.document["name"] for model in models)
+        missing.extend(f"{collection}.{name}" for name in names if name not in existing)
+    return missing
+
+
+def require_indexes(db: Database) -> None:
+    """Start-up check: raise IndexesMissing naming what is missing (one line)."""
+    missing = missing_indexes(db)
+    if missing:
+        raise IndexesMissing(
+            f"indexes missing: {', '.join(missing)}; run `python -m services.manage migrate`"
+        )

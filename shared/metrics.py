@@ -12,8 +12,12 @@ they stay right even when no task runs to update them.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import (
@@ -24,8 +28,14 @@ from prometheus_client import (
     Histogram,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Created here, before the metrics below write their first file: in a container the
+# directory sits in a fresh tmpfs or emptyDir (/tmp/metrics) that nothing else creates.
+if os.environ.get(MULTIPROC_ENV):
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 
 # ---- HTTP (the gateway) ------------------------------------------------------------
 
@@ -126,8 +136,113 @@ def registry() -> CollectorRegistry:
     if directory is None:
         return REGISTRY
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected, path=directory)
+    collected.register(MergingCollector(directory))
     return collected
+
+
+class MergingCollector:
+    """Every process's samples, after folding the files of exited ones into the archive,
+    so the directory holds files of live processes only (plus one archive per kind)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.collector = multiprocess.MultiProcessCollector(None, path=directory)
+
+    def collect(self) -> Iterator[Metric]:
+        merge_dead_processes(self.directory)
+        with _directory_lock(self.directory, fcntl.LOCK_SH):
+            metrics = list(self.collector.collect())
+        yield from metrics
+
+
+# ---- the multi-process directory's files -------------------------------------------
+#
+# prometheus-client writes one file per process and kind (counter_<pid>.db,
+# gauge_<mode>_<pid>.db, ...) and never removes them: recycled gunicorn workers and
+# replaced Celery pool processes would grow the directory (and every scrape's work)
+# without bound. An exited process's files are folded into one `<kind>_archive.db`,
+# which the collector reads like any other: counters and histograms keep their totals.
+
+ARCHIVE = "archive"
+_PROCESS_FILE = re.compile(r"^(?P<kind>counter|histogram|summary|gauge_[a-z]+)_(?P<pid>\d+)\.db$")
+_LOCK_FILE = ".merge.lock"
+
+
+def _combine(kind: str, old: tuple[float, float], new: tuple[float, float]) -> tuple[float, float]:
+    """Two processes' (value, timestamp) of one sample, as the collector would add them."""
+    if kind == "gauge_max":
+        return max(old, new)
+    if kind == "gauge_min":
+        return min(old, new)
+    if kind == "gauge_mostrecent":
+        return max(old, new, key=lambda sample: sample[1])
+    return old[0] + new[0], 0.0
+
+
+def _is_process_gauge(kind: str) -> bool:
+    """Gauges of one process's own state (live*, all): meaningless once it has exited."""
+    return kind == "gauge_all" or kind.startswith("gauge_live")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _directory_lock(directory: str, operation: int) -> Iterator[None]:
+    """Merges take it exclusively, collections shared: no scrape sees a sample twice."""
+    with open(os.path.join(directory, _LOCK_FILE), "a") as lock:
+        fcntl.flock(lock, operation)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _dead_files(directory: str) -> dict[str, list[Path]]:
+    """Files of exited processes, by kind."""
+    dead: dict[str, list[Path]] = {}
+    for path in Path(directory).glob("*.db"):
+        match = _PROCESS_FILE.match(path.name)
+        if match and not _alive(int(match["pid"])):
+            dead.setdefault(match["kind"], []).append(path)
+    return dead
+
+
+def _fold(kind: str, files: list[Path], archive: Path) -> None:
+    """Add the files' samples to the archive's, then remove the files."""
+    values: dict[str, tuple[float, float]] = {}
+    for path in ([archive] if archive.exists() else []) + files:
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(path)):
+            sample = (value, timestamp)
+            values[key] = _combine(kind, values[key], sample) if key in values else sample
+    merged = MmapedDict(str(archive))
+    try:
+        for key, (value, timestamp) in values.items():
+            merged.write_value(key, value, timestamp)
+    finally:
+        merged.close()
+    for path in files:
+        path.unlink()
+
+
+def merge_dead_processes(directory: str) -> int:
+    """Fold the files of exited processes into the archive; returns how many went."""
+    with _directory_lock(directory, fcntl.LOCK_EX):
+        dead = _dead_files(directory)
+        for kind, files in dead.items():
+            if _is_process_gauge(kind):
+                for path in files:
+                    path.unlink()
+            else:
+                _fold(kind, files, Path(directory) / f"{kind}_{ARCHIVE}.db")
+    return sum(len(files) for files in dead.values())
 
 
 def reset_directory(path: str) -> None:
@@ -137,6 +252,8 @@ def reset_directory(path: str) -> None:
 
 
 def mark_process_dead(pid: int) -> None:
-    """A process exited: drop its live-gauge files (counters stay, as they must)."""
-    if multiprocess_dir() is not None:
+    """A process exited: drop its live-gauge files, fold its counters into the archive."""
+    directory = multiprocess_dir()
+    if directory is not None:
         multiprocess.mark_process_dead(pid)
+        merge_dead_processes(directory)

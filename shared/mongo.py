@@ -10,6 +10,7 @@ import functools
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pymongo import MongoClient, ReturnDocument
@@ -122,7 +123,14 @@ def check_transactions(db: Database) -> None:
         ) from exc
 
 
-def require_transactions(url: str) -> None:
-    """Start-up check on a throwaway client, so no connection crosses a later fork."""
+@contextmanager
+def startup_db(url: str) -> Iterator[Database]:
+    """The database on a throwaway client, for start-up checks: no connection may cross
+    a later fork."""
     with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
-        check_transactions(client.get_default_database(DEFAULT_DATABASE))
+        yield client.get_default_database(DEFAULT_DATABASE)
+
+
+def require_transactions(url: str) -> None:
+    with startup_db(url) as db:
+        check_transactions(db)

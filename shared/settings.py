@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,7 @@ from cryptography.fernet import Fernet
 from limits import parse_many
 
 from shared.money import CURRENCY_EXPONENTS, to_minor
+from shared.redis_url import validate_redis_url
 
 T = TypeVar("T")
 
@@ -387,14 +389,36 @@ def _parse_nuban(raw: str) -> str:
     return raw
 
 
+FILE_SUFFIX = "_FILE"
+
+
 class Reader:
-    """Reads variables from an environment mapping, collecting the first error."""
+    """Reads variables from an environment mapping, collecting the first error.
+
+    Any variable may instead name a file holding its value, as `NAME_FILE` (Docker and
+    Kubernetes secrets mounted as files): the secret then never sits in the environment,
+    where `ps e`, `/proc/<pid>/environ` and crash reports can read it."""
 
     def __init__(self, env: Mapping[str, str]):
         self.env = env
 
+    def raw(self, name: str) -> str:
+        value = self.env.get(name, "")
+        path = self.env.get(name + FILE_SUFFIX, "")
+        if not path:
+            return value
+        if value:
+            raise ConfigError(f"set {name} or {name}{FILE_SUFFIX}, not both")
+        try:
+            with open(path, encoding="utf-8") as file:
+                return file.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{name}{FILE_SUFFIX} is malformed: cannot read {path} ({type(exc).__name__})"
+            ) from None
+
     def get(self, name: str, parse: Callable[[str], T], default: str | None) -> T:
-        raw = self.env.get(name, "")
+        raw = self.raw(name)
         if raw == "":
             if default is None:
                 raise ConfigError(f"{name} is required but not set")
@@ -421,7 +445,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             None if production else _DEV_DATABASE_URL,
         ),
         redis_url=read(
-            "REDIS_URL", _url("redis", "rediss"), None if production else "redis://127.0.0.1:6379/0"
+            "REDIS_URL", validate_redis_url, None if production else "redis://127.0.0.1:6379/0"
         ),
         jwt_secret=read("JWT_SECRET", str, None if production else DEFAULT_JWT_SECRET),
         access_token_seconds=read("ACCESS_TOKEN_SECONDS", parse_positive_int, "900"),
@@ -503,6 +527,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if production:
         _check_production(settings)
     return settings
+
+
+def settings_or_report() -> Settings | None:
+    """For command-line tools: the settings, or None once the one-line configuration
+    error is on stderr (the tool then exits 2)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def _check_production(settings: Settings) -> None:

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from services.embedded import EmbeddedServer, free_port, start_mongo, start_redis
-from shared.indexes import ensure_indexes
+from services.manage import migrate
 from shared.mongo import get_db
 from shared.settings import Settings, load_settings
 from shared.tracing import configure_tracing
@@ -129,7 +129,7 @@ def settings(test_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="session")
 def db(settings: Settings):
     database = get_db(settings.database_url)
-    ensure_indexes(database)
+    migrate(database)  # as a release does before its services start
     return database
 
 

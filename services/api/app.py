@@ -15,9 +15,10 @@ from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
 from services.api.metrics import init_metrics
 from services.api.tokens import configure_jwt
-from shared.indexes import ensure_indexes
+from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
 from shared.mongo import check_transactions, get_db
+from shared.redis_url import limiter_storage
 from shared.settings import Settings, load_settings
 from shared.tracing import configure_tracing
 
@@ -25,8 +26,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
-def create_app(settings: Settings | None = None, *, prepare_database: bool = True) -> Flask:
+def create_app(settings: Settings | None = None, *, check_database: bool = True) -> Flask:
     settings = settings or load_settings()
+    limiter_uri, limiter_options = limiter_storage(settings.redis_url)
     configure_logging(json=settings.log_json, level=settings.log_level)
     configure_tracing(
         "payments-api", settings.otel_exporter_otlp_endpoint, settings.otel_traces_sample_ratio
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        RATELIMIT_STORAGE_URI=settings.redis_url,
+        RATELIMIT_STORAGE_URI=limiter_uri,
+        RATELIMIT_STORAGE_OPTIONS=limiter_options,
         RATELIMIT_KEY_PREFIX="ratelimit",
         RATELIMIT_HEADERS_ENABLED=True,
     )
@@ -63,10 +66,10 @@ def create_app(settings: Settings | None = None, *, prepare_database: bool = Tru
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)
 
-    if prepare_database:
+    if check_database:
         db = get_db(settings.database_url)
         check_transactions(db)
-        ensure_indexes(db)
+        require_indexes(db)  # built by `python -m services.manage migrate`, never here
     return app
 
 

@@ -10,16 +10,18 @@ from celery import Celery
 
 from services.api.context import settings
 from shared.logs import current_request_id, get_logger
+from shared.redis_url import celery_connection
 from shared.task_queues import configure_queues
 
 log = get_logger(__name__)
 
 
 @cache
-def _client(broker_url: str) -> Celery:
+def _client(redis_url: str) -> Celery:
+    broker_url, sentinel_options = celery_connection(redis_url)
     app = Celery("gateway", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = False
-    app.conf.broker_transport_options = {"max_retries": 1}
+    app.conf.broker_transport_options = {"max_retries": 1, **sentinel_options}
     configure_queues(app)  # the worker's routes: a task lands on the queue its workers read
     return app
 

@@ -12,8 +12,10 @@ from celery import Celery, Task, signals
 
 from services.worker import context
 from services.worker.schedule import beat_schedule
+from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
-from shared.mongo import require_transactions
+from shared.mongo import check_transactions, startup_db
+from shared.redis_url import celery_connection
 from shared.settings import ConfigError
 from shared.task_queues import configure_queues
 from shared.tracing import configure_tracing
@@ -44,10 +46,14 @@ class BaseTask(Task):
         return super().__call__(*args, **kwargs)
 
 
+# REDIS_URL may name Redis Sentinel: Celery then takes sentinel:// URLs and the master's
+# name as a transport option (shared/redis_url.py).
+_redis_url, _sentinel_options = celery_connection(_settings.redis_url)
+
 celery = Celery(
     "payments",
-    broker=_settings.redis_url,
-    backend=_settings.redis_url,
+    broker=_redis_url,
+    backend=_redis_url,
     task_cls=BaseTask,
     include=[
         "services.worker.tasks.ledger",
@@ -76,6 +82,8 @@ celery.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule=beat_schedule(_settings),
 )
+celery.conf.broker_transport_options.update(_sentinel_options)
+celery.conf.result_backend_transport_options = dict(_sentinel_options)
 configure_queues(celery)
 
 
@@ -85,10 +93,13 @@ def _setup_logging(**_kwargs) -> None:
 
 
 @signals.worker_init.connect
-def _require_transactions(**_kwargs) -> None:
-    """Money moves only in transactions: a database that can't run them stops the worker."""
+def _check_database(**_kwargs) -> None:
+    """Money moves only in transactions, and queries need their indexes (built by
+    `python -m services.manage migrate`): a database without either stops the worker."""
     try:
-        require_transactions(_settings.database_url)
+        with startup_db(_settings.database_url) as db:
+            check_transactions(db)
+            require_indexes(db)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
 

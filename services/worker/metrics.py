@@ -18,14 +18,13 @@ import redis
 from celery import Celery
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from shared import audit
 from shared.calls.model import OPEN
 from shared.logs import get_logger
-from shared.metrics import multiprocess_dir
+from shared.metrics import MergingCollector, multiprocess_dir
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
 from shared.settings import Settings
@@ -84,7 +83,7 @@ def worker_registry(settings: Settings, app: Celery) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir()
     if directory is not None:
-        MultiProcessCollector(registry, path=directory)
+        registry.register(MergingCollector(directory))  # also folds exited pool processes' files
     else:
         registry.register(REGISTRY)  # this process's own samples only
     redis_client, db = get_redis(settings.redis_url), get_db(settings.database_url)

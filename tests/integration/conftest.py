@@ -100,7 +100,7 @@ def sim(harness: SimHarness, receiver: WebhookReceiver) -> SimHarness:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(test_env):
+def celery_worker(test_env, db):
     """A real Celery worker, in this process on threads, consuming from the session's
     Redis (Redash's way of testing tasks): tasks run as they do in production."""
     os.environ.update(test_env)

@@ -128,20 +128,23 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
 
 
 def _wait_ready(stack: Launched) -> None:
-    """/readyz is 200 only when Mongo, transactions, Redis and a worker all answer."""
+    """/readyz (Mongo, transactions, Redis) and /readyz/workers (a worker of every queue)."""
     last: dict = {}
 
     def ready() -> bool:
         assert stack.process.poll() is None, f"launcher exited early:\n{stack.log_tail()}"
-        try:
-            response = requests.get(f"http://127.0.0.1:{stack.port}/readyz", timeout=5)
-        except requests.RequestException:
-            return False
-        last.update(status=response.status_code, body=response.text[:500])
-        return response.status_code == 200
+        for path in ("/readyz", "/readyz/workers"):
+            try:
+                response = requests.get(f"http://127.0.0.1:{stack.port}{path}", timeout=5)
+            except requests.RequestException:
+                return False
+            last.update(path=path, status=response.status_code, body=response.text[:500])
+            if response.status_code != 200:
+                return False
+        return True
 
     assert _wait_for(ready, READY_WITHIN_SECONDS), (
-        f"/readyz not 200 within {READY_WITHIN_SECONDS}s; last answer {last}\n{stack.log_tail()}"
+        f"readiness not 200 within {READY_WITHIN_SECONDS}s; last answer {last}\n{stack.log_tail()}"
     )
 
 

@@ -82,7 +82,7 @@ def gateway_without_queue(app, settings):
     """A second gateway whose broker is unreachable (its Redis for rate limits and the
     token blocklist too: the webhook route needs neither)."""
     unreachable = dataclasses.replace(settings, redis_url="redis://127.0.0.1:9/0")
-    server = ServerThread(create_app(unreachable, prepare_database=False), free_port())
+    server = ServerThread(create_app(unreachable, check_database=False), free_port())
     yield server.url
     server.stop()
 

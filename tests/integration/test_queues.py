@@ -32,7 +32,7 @@ def broker_url(servers) -> str:
 
 
 @pytest.fixture()
-def workers(test_env, broker_url, tmp_path: Path) -> Iterator[dict[str, Child]]:
+def workers(test_env, db, broker_url, tmp_path: Path) -> Iterator[dict[str, Child]]:
     """The calls and payments workers, as the launcher runs them, one process each."""
     config = LaunchConfig(tmp_path, None, None, dict.fromkeys(QUEUES, 1))
     specs = {spec.name: spec for spec in process_specs(config, 0)}

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.resources
 import importlib.util
+import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from celery import Celery
 from flower.options import options as flower_options
 
-from services.devstack import LaunchConfig, process_specs
+from services.devstack import MIGRATE, LaunchConfig, process_specs
 from services.monnify_sim.config import SIM_ENV_NAMES
-from shared.settings import load_settings
+from services.worker.alive import BEAT_STALE_SECONDS, beat_alive
+from shared.settings import FILE_SUFFIX, ConfigError, load_settings
 from shared.task_queues import QUEUES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,9 +70,10 @@ class _RecordingEnv(dict):
 
 
 def settings_names() -> set[str]:
+    """The variables shared/settings.py reads (without their NAME_FILE alternatives)."""
     env = _RecordingEnv()
     load_settings(env)
-    return env.names
+    return {name for name in env.names if not name.endswith(FILE_SUFFIX)}
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +86,12 @@ def services(compose) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
+APP_IMAGE = "payment-call-system:local"
+
+
 def _app_services(services) -> dict[str, dict[str, Any]]:
     """The services run from this repository's image (not mongo, redis)."""
-    return {name: spec for name, spec in services.items() if "build" in spec}
+    return {name: spec for name, spec in services.items() if spec.get("image") == APP_IMAGE}
 
 
 # ---------------------------------------------------------------- start order
@@ -90,7 +100,8 @@ def _app_services(services) -> dict[str, dict[str, Any]]:
 def test_every_service_has_a_healthcheck_or_waits_on_healthy_ones(services):
     for name, spec in services.items():
         assert "healthcheck" in spec or spec.get("depends_on"), name
-        assert not spec.get("healthcheck", {}).get("disable"), name
+        if spec.get("restart") != "no":  # a one-shot job (migrate) has nothing to check
+            assert not spec.get("healthcheck", {}).get("disable"), name
 
 
 def test_dependencies_wait_until_healthy(services):
@@ -98,6 +109,10 @@ def test_dependencies_wait_until_healthy(services):
         depends_on = spec.get("depends_on", {})
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for target, condition in depends_on.items():
+            if condition == {"condition": "service_completed_successfully"}:
+                # A one-shot job (the migrations): it must not be restarted once done.
+                assert services[target]["restart"] == "no", f"{name} -> {target}"
+                continue
             assert condition == {"condition": "service_healthy"}, f"{name} -> {target}"
             assert "healthcheck" in services[target], f"{name} waits on {target}, which has none"
 
@@ -105,7 +120,8 @@ def test_dependencies_wait_until_healthy(services):
 def test_every_app_service_waits_for_its_servers(services):
     apps = _app_services(services)
     for name in ("api", "beat", *WORKERS):
-        assert {"mongo", "redis"} <= set(apps[name]["depends_on"]), name
+        assert {"mongo", "redis", "migrate"} <= set(apps[name]["depends_on"]), name
+    assert {"mongo", "redis"} <= set(apps["migrate"]["depends_on"])
     assert "redis" in apps["flower"]["depends_on"]
 
 
@@ -137,12 +153,28 @@ def test_every_environment_name_is_read_by_something(services):
     known = settings_names() | set(READ_BY_GUNICORN_CONFIG) | set(READ_BY_FLOWER)
     known |= READ_BY_SIMULATOR
     for name, spec in services.items():
-        if "build" not in spec:
+        if spec.get("image") != APP_IMAGE:
             assert not spec.get("environment"), f"{name}: image services need no variables"
             continue
         unknown = set(spec["environment"]) - known
         assert not unknown, f"{name} sets {sorted(unknown)}, which nothing reads"
         assert not set(spec["environment"]) & FORBIDDEN_IN_COMPOSE, name
+
+
+# Set per service where they apply, not in the shared block.
+PER_SERVICE_SETTINGS = {"PROMETHEUS_MULTIPROC_DIR", "WORKER_METRICS_PORT"}
+
+
+def test_every_setting_can_be_passed_through(services, compose):
+    """The other direction: nothing shared/settings.py reads is out of an operator's reach."""
+    shared = set(compose["x-app-environment"])
+    assert settings_names() - PER_SERVICE_SETTINGS <= shared, sorted(
+        settings_names() - PER_SERVICE_SETTINGS - shared
+    )
+    for name in ("api", *WORKERS):
+        assert "PROMETHEUS_MULTIPROC_DIR" in services[name]["environment"], name
+    for name in WORKERS:
+        assert "WORKER_METRICS_PORT" in services[name]["environment"], name
 
 
 def test_allow_listed_names_are_really_read():
@@ -244,11 +276,15 @@ def test_compose_runs_the_same_entry_points_as_make_run(services):
 
 
 def _launched():
+    return [MIGRATE, *_services_launched()]
+
+
+def _services_launched():
     return process_specs(LaunchConfig(Path(".data"), None, None, dict.fromkeys(QUEUES, 1)), 9808)
 
 
 def test_one_worker_per_queue_in_compose_and_under_make_run(services):
-    for specs in (services, {spec.name: {"command": spec.argv} for spec in _launched()}):
+    for specs in (services, {spec.name: {"command": spec.argv} for spec in _services_launched()}):
         workers = {name: spec for name, spec in specs.items() if name.startswith("worker")}
         assert sorted(workers) == sorted(WORKERS)
         for name, spec in workers.items():
@@ -257,17 +293,130 @@ def test_one_worker_per_queue_in_compose_and_under_make_run(services):
             assert _option(list(spec["command"]), "-n") == f"{queue}@%h", name
 
 
+def test_every_app_service_overrides_the_image_healthcheck(services):
+    """The image's HEALTHCHECK asks the API's port; any other service answering it
+    would be reported unhealthy."""
+    for name, spec in _app_services(services).items():
+        assert "healthcheck" in spec, name
+    beat = services["beat"]
+    schedule = _option(beat["command"], "--schedule")
+    assert beat["healthcheck"]["test"][-2:] == ["--beat", schedule]
+
+
 def test_each_compose_worker_checks_its_own_node(services):
+    """services.worker.alive QUEUE pings QUEUE@<hostname>: the node `-n QUEUE@%h` names."""
     for name in WORKERS:
-        check = " ".join(services[name]["healthcheck"]["test"])
-        node = _option(services[name]["command"], "-n").replace("%h", "$$HOSTNAME")
-        assert f"inspect ping --destination {node} " in check, name
+        queue = name.removeprefix("worker-")
+        check = services[name]["healthcheck"]["test"]
+        assert check == ["CMD", "python", "-m", "services.worker.alive", queue], name
+        assert _option(services[name]["command"], "-n") == f"{queue}@%h", name
 
 
-def test_the_image_installs_without_dev_extras_and_runs_as_a_user():
-    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
-    instructions = [line.split()[0] for line in dockerfile.splitlines() if line[:1].isupper()]
-    assert "FROM python:3.11-slim" in dockerfile
-    assert "RUN pip install .\n" in dockerfile and "[dev]" not in dockerfile
-    assert "USER" in instructions and instructions.index("USER") > instructions.index("RUN")
-    assert "USER root" not in dockerfile
+# ---------------------------------------------------------------- deployment shape
+
+
+def _compose_spec_schema() -> dict[str, Any]:
+    """The compose-spec JSON schema, as check-jsonschema ships it (a dev dependency)."""
+    schemas = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads((schemas / "compose-spec.json").read_text())
+
+
+def test_the_file_is_valid_compose(compose):
+    """What `docker compose config` checks first, without Docker."""
+    schema = _compose_spec_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [
+        f"{list(error.absolute_path)}: {error.message}" for error in validator.iter_errors(compose)
+    ]
+    assert not errors, errors
+
+
+def test_one_image_built_once_and_run_by_every_app_service(services):
+    built = [name for name, spec in services.items() if "build" in spec]
+    assert built == ["migrate"]
+    assert services["migrate"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    for name, spec in _app_services(services).items():
+        if name != "migrate":
+            assert spec["pull_policy"] == "never", f"{name} would try to pull the local image"
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, duration
+    return int(match.group(1))
+
+
+def test_workers_get_time_to_finish_their_tasks_on_stop(services):
+    for name in WORKERS:
+        assert _seconds(services[name]["stop_grace_period"]) >= 30, name
+
+
+def _host_part(port: str) -> str:
+    """The published side of "host_ip:host_port:container_port" (empty when unpublished)."""
+    return port.rsplit(":", 1)[0] if ":" in port else ""
+
+
+def test_services_meant_to_scale_publish_no_single_host_port(services):
+    for name in ("api", *WORKERS):
+        for port in services[name].get("ports", []):
+            host_port = _host_part(port).rsplit(":", 1)[-1]
+            assert "-" in host_port, f"{name}: {port} would stop a second replica from starting"
+
+
+def test_development_tools_listen_on_this_machine_only(services):
+    for name in ("monnify-sim", "flower", "prometheus", "grafana"):
+        for port in services[name]["ports"]:
+            assert _host_part(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_the_simulator_runs_only_under_its_own_profile(services):
+    assert services["monnify-sim"]["profiles"] == ["simulator"]
+
+
+def test_a_jwt_secret_is_required(compose):
+    """Compose refuses to start (`${NAME:?message}`) instead of using the public default."""
+    assert compose["x-app-environment"]["JWT_SECRET"].startswith("${JWT_SECRET:?")
+
+
+def test_production_settings_refuse_compose_default_monnify(compose):
+    """The simulator's address is compose's default: production refuses it."""
+    default = re.fullmatch(
+        r"\$\{MONNIFY_BASE_URL:-(.+)\}", compose["x-app-environment"]["MONNIFY_BASE_URL"]
+    )
+    assert default, "MONNIFY_BASE_URL should default to the simulator"
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "mongodb://mongo:27017/payment_calls",
+        "REDIS_URL": "redis://redis:6379/0",
+        "JWT_SECRET": "k3Y-9xQ_vL2mR7pZ0aW4sT8nB6cJ1fH5",
+        "MONNIFY_API_KEY": "key",
+        "MONNIFY_SECRET_KEY": "secret",
+        "MONNIFY_CONTRACT_CODE": "123",
+        "MONNIFY_BASE_URL": default.group(1),
+    }
+    with pytest.raises(ConfigError, match="simulator"):
+        load_settings(env)
+
+
+def test_the_beat_check_reads_the_schedule_file_age(tmp_path):
+    schedule = tmp_path / "celerybeat-schedule"
+    assert not beat_alive(str(schedule))
+    (tmp_path / "celerybeat-schedule.db").write_bytes(b"")
+    assert beat_alive(str(schedule))
+    stale = time.time() - BEAT_STALE_SECONDS - 1
+    os.utime(tmp_path / "celerybeat-schedule.db", (stale, stale))
+    assert not beat_alive(str(schedule))
+
+
+def test_prometheus_finds_every_queue_worker_and_alerts_when_one_is_gone():
+    """Scaled replicas are found by DNS; a queue whose every replica is gone has no
+    target left, so the alert must name each queue in an absent()."""
+    config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (discovery,) = jobs["payments-worker"]["dns_sd_configs"]
+    assert sorted(discovery["names"]) == sorted(WORKERS)
+    alerts = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text())
+    rules = {rule["alert"]: rule for group in alerts["groups"] for rule in group["rules"]}
+    (no_worker,) = [rule for rule in rules.values() if 'up{job="payments-worker"' in rule["expr"]]
+    for queue in QUEUES:
+        assert f'absent(up{{job="payments-worker", worker="{queue}"}})' in no_worker["expr"]

@@ -239,3 +239,42 @@ def test_kyc_keys_rotate_and_reserved_account_banks_parse():
     assert settings.kyc_encryption_keys == (new, old)
     assert settings.reserved_account_banks == ("035", "50515")
     assert load_settings({}).reserved_account_banks == ()
+
+
+# --- NAME_FILE: secrets mounted as files (Docker secrets, Kubernetes Secret volumes) ---
+
+
+def _secret_files(tmp_path, **values: str) -> dict[str, str]:
+    env = {}
+    for name, value in values.items():
+        path = tmp_path / name
+        path.write_text(value + "\n")  # as `echo value > file` leaves it
+        env[f"{name}_FILE"] = str(path)
+    return env
+
+
+def test_secrets_are_read_from_the_files_named_by_name_file(tmp_path):
+    secrets = {name: PRODUCTION[name] for name in ("JWT_SECRET", "DATABASE_URL", "REDIS_URL")}
+    env = {k: v for k, v in PRODUCTION.items() if k not in secrets}
+    settings = load_settings(env | _secret_files(tmp_path, **secrets))
+    assert settings.jwt_secret == STRONG_SECRET
+    assert settings.database_url == PRODUCTION["DATABASE_URL"]
+    assert settings.redis_url == PRODUCTION["REDIS_URL"]
+
+
+def test_a_value_from_a_file_is_validated_like_any_other(tmp_path):
+    env = {**PRODUCTION, "JWT_SECRET": ""} | _secret_files(tmp_path, JWT_SECRET="short")
+    assert _error(env).startswith("JWT_SECRET must be a random secret")
+
+
+def test_name_and_name_file_together_are_refused(tmp_path):
+    env = PRODUCTION | _secret_files(tmp_path, JWT_SECRET=STRONG_SECRET)
+    assert _error(env) == "set JWT_SECRET or JWT_SECRET_FILE, not both"
+
+
+def test_an_unreadable_secret_file_is_named_without_any_content(tmp_path):
+    missing = tmp_path / "nowhere"
+    env = {**PRODUCTION, "JWT_SECRET": "", "JWT_SECRET_FILE": str(missing)}
+    assert _error(env) == (
+        f"JWT_SECRET_FILE is malformed: cannot read {missing} (FileNotFoundError)"
+    )
