@@ -29,7 +29,7 @@ def render(app: Flask) -> str:
 def _app() -> Flask:
     """The app as `make run` builds it, without touching a database: the document
     depends on no server."""
-    return create_app(prepare_database=False)
+    return create_app(check_database=False)
 
 
 def main(argv: list[str] | None = None) -> int:

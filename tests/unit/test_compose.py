@@ -393,6 +393,8 @@ def test_production_settings_refuse_compose_default_monnify(compose):
         "MONNIFY_SECRET_KEY": "secret",
         "MONNIFY_CONTRACT_CODE": "123",
         "MONNIFY_BASE_URL": default.group(1),
+        "MONNIFY_WALLET_ACCOUNT_NUMBER": "3934178936",
+        "KYC_ENCRYPTION_KEY": "cHJvZHVjdGlvbi1reWMta2V5LWZvci10ZXN0cy0zMmI=",
     }
     with pytest.raises(ConfigError, match="simulator"):
         load_settings(env)

@@ -28,7 +28,7 @@ LIST_OPERATIONS = [
 @pytest.fixture(scope="module")
 def served() -> str:
     settings = load_settings({"APP_ENV": "test", "LOG_JSON": "true"})
-    return render(create_app(settings, prepare_database=False))
+    return render(create_app(settings, check_database=False))
 
 
 @pytest.fixture(scope="module")
