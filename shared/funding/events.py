@@ -21,12 +21,12 @@ from shared.funding.confirmation import Answer, FundingConfirmer, Notice, Unknow
 from shared.funding.refunds import Refunds, UnknownRefund
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_FAILURES
+from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
 
 log = get_logger(__name__)
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
-MAX_RETRY_DELAY_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -129,5 +129,5 @@ def retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:
     deadline = inbox.window_start(event) + timedelta(seconds=window_seconds)
     if datetime.now(UTC) >= deadline:
         return None
-    delay = min(MAX_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
+    delay = min(MAX_TASK_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
     return delay / 2 + random.uniform(0, delay / 2)

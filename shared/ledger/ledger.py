@@ -68,6 +68,7 @@ from shared.ledger.accounts import (
 from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
+from shared.metrics import LEDGER_BUSY
 from shared.mongo import get_db, in_chunks, update_and_read
 from shared.redis_conn import get_redis
 from shared.settings import Settings
@@ -727,7 +728,9 @@ class Ledger:
                     if not _is_transient(exc):
                         raise
                     if attempt == MAX_ATTEMPTS:
-                        log.error("ledger_retries_exhausted", key=key, op=op)
+                        # The caller retries a Conflict: a warning and a count, not an error.
+                        log.warning("ledger_retries_exhausted", key=key, op=op)
+                        LEDGER_BUSY.labels(op).inc()
                         raise Conflict("The wallet is busy; retry shortly") from exc
                     time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt))
         raise AssertionError("unreachable")
