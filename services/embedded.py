@@ -91,9 +91,15 @@ def _start(
 
 
 def start_mongo(
-    data_dir: Path | None, port: int | None = None, *, stdout=None, database: str = "payment_calls"
+    data_dir: Path | None,
+    port: int | None = None,
+    *,
+    stdout=None,
+    database: str = "payment_calls",
+    test_commands: bool = False,
 ) -> EmbeddedServer:
-    """SecantusDB on loopback; data_dir None keeps everything in memory (tests)."""
+    """SecantusDB on loopback; data_dir None keeps everything in memory (tests).
+    `test_commands` enables configureFailPoint (bench/chaos.py's database faults)."""
     port = port or free_port()
     storage = ":memory:" if data_dir is None else str(data_dir)
     if data_dir is not None:
@@ -108,6 +114,7 @@ def start_mongo(
         storage,
         "--log-level",
         "WARNING",
+        *(["--enable-test-commands"] if test_commands else []),
     ]
     url = f"mongodb://127.0.0.1:{port}/{database}?replicaSet=secantus"
 
