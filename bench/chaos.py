@@ -178,8 +178,11 @@ class Chaos:
         if not processes:
             return
         victim = random.choice(processes)
-        # suppress: it may have died on its own meanwhile.
-        with self.log.fault(name, _cmdline(victim)[-40:]), suppress(psutil.NoSuchProcess):
+        command = _cmdline(victim)
+        if not command:
+            return  # already gone (a pool process the parent is replacing)
+        # suppress: it may die on its own meanwhile.
+        with self.log.fault(name, command[-40:]), suppress(psutil.NoSuchProcess):
             victim.send_signal(signal.SIGKILL)
 
     def kill_pool_process(self) -> None:
@@ -507,18 +510,34 @@ def delivery_attempts(simulator: str) -> Counter:
     return Counter(str(a.get("status", a.get("error"))) for d in deliveries for a in d["attempts"])
 
 
-def wait_converged(read: Callable[[], Books]) -> tuple[Books, float | None]:
-    """Poll the books until they balance; returns them and when that was (None: never)."""
+def _pending(books: Books) -> dict[str, int]:
+    return {
+        "uncredited": len(books.uncredited),
+        "unsettledCalls": len(books.unsettled()),
+        "balanceMismatches": len(books.mismatches),
+    }
+
+
+def wait_converged(
+    read: Callable[[], Books], since: float
+) -> tuple[Books, float | None, list[dict[str, Any]]]:
+    """Poll the books until they balance. Returns them, when that was (None: never), and
+    what was still pending each time it changed (seconds after `since`)."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_SECONDS
+    trace: list[dict[str, Any]] = []
     while True:
         try:
             books = read()
         except pymongo.errors.PyMongoError:
             books = None  # the database is still recovering; ask again
-        if books is not None and converged(books):
-            return books, time.monotonic()
+        if books is not None:
+            pending = _pending(books)
+            if not trace or {k: v for k, v in trace[-1].items() if k != "at"} != pending:
+                trace.append({"at": round(time.monotonic() - since, 1), **pending})
+            if converged(books):
+                return books, time.monotonic(), trace
         if time.monotonic() >= deadline:
-            return books or read(), None
+            return books or read(), None, trace
         time.sleep(POLL_SECONDS)
 
 
@@ -560,7 +579,9 @@ def measure(
             thread.join()
     last_fault = faults.last_end or time.monotonic()
 
-    books, at = wait_converged(lambda: read_books(db, drive.fundings, paying, earning, settings))
+    books, at, trace = wait_converged(
+        lambda: read_books(db, drive.fundings, paying, earning, settings), last_fault
+    )
     acked = acknowledged(drive.simulator, drive.fundings) if drive.simulator else set()
     references = [f.transaction_reference for f in drive.fundings]
     credits = entries_per_reference(db, "credit", references)
@@ -596,6 +617,8 @@ def measure(
         "converged": at is not None,
         "convergenceSeconds": None if at is None else round(max(0.0, at - last_fault), 1),
         "convergenceTargetSeconds": target,
+        # What was still pending, each time that changed, in seconds after the last fault.
+        "convergenceTrace": trace,
         "http": {
             "answers": dict(drive.statuses),
             "http5xxDuringFaults": drive.during_faults["5xx"],
