@@ -395,6 +395,9 @@ class Books:
     calls: list[dict[str, Any]]
     captured: set[str]  # call ids with their capture entry
     holds: dict[str, dict[str, Any]]
+    # Open holds of calls never recorded (the initiate died between its hold and its
+    # insert, and could not give the hold back): held, not lost, until they expire.
+    stranded: list[dict[str, Any]]
     mismatches: list[str]
 
     def unsettled(self) -> list[dict[str, Any]]:
@@ -428,19 +431,31 @@ def read_books(
         for chunk in in_chunks(hold_ids)
         for hold in db.holds.find({"_id": {"$in": chunk}})
     }
+    stranded = stranded_holds(db, callers, set(hold_ids))
     expected = expected_balances(fundings, calls, settings)
     reads = LedgerReads(db)
     mismatches = []
     for party in [*callers, *receivers]:
         wallet = reads.wallet(wallet_id(party.user_id, "NGN"))
         want = expected.get(party.user_id, 0)
-        if (wallet.balance, wallet.held) != (want, 0):
+        held = sum(int(h["amount"]) for h in stranded if h["account"] == wallet.account)
+        if (wallet.balance, wallet.held) != (want, held):
             mismatches.append(
                 f"{wallet.account}: balance {wallet.balance} held {wallet.held}, "
-                f"expected {want} held 0"
+                f"expected {want} held {held}"
             )
     uncredited = set(credit_keys.values()) - credited
-    return Books(credited, uncredited, calls, captured, holds, mismatches)
+    return Books(credited, uncredited, calls, captured, holds, stranded, mismatches)
+
+
+def stranded_holds(db: Database, callers: list[Party], recorded: set[str]) -> list[dict[str, Any]]:
+    """Open call holds of the callers' wallets that belong to no recorded call."""
+    wallets = {wallet_id(c.user_id, "NGN") for c in callers}
+    return [
+        hold
+        for hold in db.holds.find({"status": "open"})
+        if hold["account"] in wallets and hold["_id"] not in recorded
+    ]
 
 
 def entries_per_reference(db: Database, kind: str, references: list[str]) -> Counter:
@@ -610,6 +625,10 @@ def measure(
         "callsCapturedTwice": sorted(r for r, n in captures.items() if n > 1),
         "callsUnsettled": [str(c["_id"]) for c in books.unsettled()],
         "callsCutOff": len(cut_off),
+        "strandedHolds": [
+            {"hold": h["_id"], "amount": int(h["amount"]), "expiresAt": h["expiresAt"].isoformat()}
+            for h in books.stranded
+        ],
         "endReasons": dict(Counter(c.get("endReason") or "open" for c in books.calls)),
         "costVsHeldProblems": cost_vs_held(books),
         "balanceMismatches": books.mismatches,
@@ -661,7 +680,8 @@ def summary(report: dict[str, Any]) -> str:
             f"webhooks acknowledged, {report['fundingsCredited']} credited, "
             f"{report['lost']} lost, {len(report['creditedTwice'])} credited twice",
             f"calls: {report['callsStarted']} started, {report['callsSettledOnce']} settled "
-            f"once, {report['callsCutOff']} cut off, {len(report['callsUnsettled'])} unsettled",
+            f"once, {report['callsCutOff']} cut off, {len(report['callsUnsettled'])} unsettled, "
+            f"{len(report['strandedHolds'])} holds of unrecorded calls left to expire",
             f"balances: {len(report['balanceMismatches'])} mismatches; cost vs held: "
             f"{len(report['costVsHeldProblems'])} problems; invariant violations: "
             f"{len(report['invariantViolations'])}",
