@@ -636,6 +636,7 @@ def measure(
         "converged": at is not None,
         "convergenceSeconds": None if at is None else round(max(0.0, at - last_fault), 1),
         "convergenceTargetSeconds": target,
+        "convergedWithinTarget": at is not None and at - last_fault <= target,
         # What was still pending, each time that changed, in seconds after the last fault.
         "convergenceTrace": trace,
         "http": {
@@ -645,6 +646,7 @@ def measure(
         },
         "webhookAttempts": dict(delivery_attempts(drive.simulator)) if drive.simulator else {},
         "faults": dict(faults.counts),
+        "launcherRestarts": launcher_restarts(stack.log),
         "faultTimeline": sorted(faults.timeline, key=lambda f: f["at"]),
         "config": {
             "env": CHAOS_ENV,
@@ -655,6 +657,16 @@ def measure(
             "cpuCount": os.cpu_count(),
         },
     }
+
+
+def launcher_restarts(log: Path) -> dict[str, int]:
+    """The processes the launcher restarted, from its log lines ("<name> restarted")."""
+    restarted: Counter = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        words = line.split("| ", 1)
+        if words[0].strip() == "devstack" and len(words) == 2 and " restarted (pid " in words[1]:
+            restarted[words[1].split()[0]] += 1
+    return dict(restarted)
 
 
 def failures(report: dict[str, Any]) -> list[str]:
@@ -688,7 +700,7 @@ def summary(report: dict[str, Any]) -> str:
             f"converged {report['convergenceSeconds']} s after the last fault "
             f"(target {report['convergenceTargetSeconds']} s); "
             f"5xx during faults: {report['http']['http5xxDuringFaults']}",
-            f"faults: {faults}",
+            f"faults: {faults}; restarted by the launcher: {report['launcherRestarts']}",
         ]
     )
 

@@ -33,10 +33,13 @@ UNMATCHED = "unmatched"  # names no funding or refund of ours: kept for review
 UNCONFIRMED = "unconfirmed"  # Monnify's status API never confirmed it: reconciliation's
 FAILED = "failed"  # processing kept failing: reconciliation's, or an admin requeue
 REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
-# Longer than a batch can take with Monnify slow (each look-up has its own timeouts and
-# retries): a claim that outlives its batch lets a second worker in, and the ledger's
-# idempotency keys, not the claim, keep that harmless.
-CLAIM_SECONDS = 300
+# Longer than a batch takes unless Monnify is slow. A claim that outlives its batch lets
+# a second worker in, and the ledger's idempotency keys, not the claim, keep that
+# harmless; a claim that outlives a dead worker (its parent killed, Redis restarted: the
+# task is not handed out again until the broker's visibility timeout) holds its events
+# back, so it is kept short: with the requeue job they are sent again within about
+# INBOX_REQUEUE_AFTER_SECONDS (default 60) plus its 30 s period (bench/chaos.py).
+CLAIM_SECONDS = 60
 # `batch` names the claim; a settled event keeps it, to show what it was confirmed with.
 _UNCLAIM = {"batch": "", "claimedUntil": ""}
 

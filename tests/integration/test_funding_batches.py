@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from shared.funding import inbox
 from shared.indexes import ensure_indexes
+from shared.settings import load_settings
 from tests.integration.funding_support import (
     credit_entries,
     funding_record,
@@ -86,6 +87,12 @@ def test_a_task_run_again_after_its_process_died_takes_its_batch_back_at_once(in
         inbox_db, [inbox.finish_update(e, inbox.PROCESSED) for e in (first, second)]
     )
     assert inbox.claim_batch(inbox_db, first, 10, batch="task-1") == []  # settled: nothing
+
+
+def test_a_dead_workers_claim_lapses_by_the_time_the_requeue_job_sends_its_events():
+    """A task lost with its worker's parent (or with Redis) is handed out again only after
+    the broker's visibility timeout; until its claim lapses, the requeue job skips it."""
+    assert load_settings({}).inbox_requeue_after_seconds >= inbox.CLAIM_SECONDS
 
 
 def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(
