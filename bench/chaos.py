@@ -70,6 +70,7 @@ from bench.calls import (
     wait_ready,
     worker_concurrency,
 )
+from bench.payments import Funding
 from services.embedded import EmbeddedServer, start_mongo
 from shared.calls.rating import split_cost
 from shared.funding.confirmation import credit_key
@@ -101,14 +102,6 @@ CHAOS_ENV = {
     "SIM_WEBHOOK_RETRY_SECONDS": "5",
     "SIM_WEBHOOK_MAX_TRIES": "100",
 }
-
-
-@dataclass(frozen=True)
-class Funding:
-    user_id: str
-    payment_reference: str
-    transaction_reference: str
-    amount_minor: int
 
 
 # ---------------------------------------------------------------- faults
@@ -642,6 +635,7 @@ def measure(
         "http": {
             "answers": dict(drive.statuses),
             "http5xxDuringFaults": drive.during_faults["5xx"],
+            "gateway500Causes": gateway_500_causes(stack.log),
             "duringFaults": dict(drive.during_faults),
         },
         "webhookAttempts": dict(delivery_attempts(drive.simulator)) if drive.simulator else {},
@@ -667,6 +661,15 @@ def launcher_restarts(log: Path) -> dict[str, int]:
         if words[0].strip() == "devstack" and len(words) == 2 and " restarted (pid " in words[1]:
             restarted[words[1].split()[0]] += 1
     return dict(restarted)
+
+
+def gateway_500_causes(log: Path) -> dict[str, int]:
+    """The exception types behind the gateway's 500s (its `unhandled_error` lines)."""
+    causes: Counter = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if "unhandled_error" in line and "error_type=" in line:
+            causes[line.split("error_type=", 1)[1].split()[0]] += 1
+    return dict(causes)
 
 
 def failures(report: dict[str, Any]) -> list[str]:
