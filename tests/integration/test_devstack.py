@@ -232,6 +232,13 @@ def _restarted(stack: Launched, marker: str, old_pid: int) -> psutil.Process:
     return found[-1]
 
 
+def _logged(stack: Launched, text: str) -> bool:
+    """The launcher wrote `text` (its restart line follows the new process's start)."""
+    return _wait_for(
+        lambda: text in stack.log_path.read_text(errors="replace"), ANSWER_WITHIN_SECONDS
+    )
+
+
 def test_a_killed_worker_is_restarted_and_the_stack_stays_up(launched: Launched):
     _wait_ready(launched)
     worker = _process(launched, " -Q calls ")
@@ -262,7 +269,7 @@ def test_a_killed_embedded_redis_comes_back_on_its_port(launched: Launched):
     server.kill()
 
     _restarted(launched, "valkey-server", server.pid)
-    assert "redis restarted" in launched.log_path.read_text(errors="replace")
+    assert _logged(launched, "redis restarted")
     _wait_ready(launched, RECOVER_WITHIN_SECONDS)  # the services reconnect to the same URL
     assert (launched.data_dir / "redis" / "appendonlydir").is_dir()
 
