@@ -99,8 +99,11 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- the stack
 
 
-def start_stack(workdir: Path, extra_env: Mapping[str, str] | None = None) -> Stack:
-    """The launcher on free ports; `extra_env` overrides settings for every service."""
+def start_stack(
+    workdir: Path, extra_env: Mapping[str, str] | None = None, database_url: str | None = None
+) -> Stack:
+    """The launcher on free ports; `extra_env` overrides settings for every service.
+    With `database_url` the services use that database instead of an embedded one."""
     port, mongo_port, redis_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -119,7 +122,9 @@ def start_stack(workdir: Path, extra_env: Mapping[str, str] | None = None) -> St
         **(extra_env or {}),
     }
     for name in ("DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)  # always our own embedded servers
+        env.pop(name, None)  # always our own servers
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     log = workdir / "devstack.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -132,7 +137,7 @@ def start_stack(workdir: Path, extra_env: Mapping[str, str] | None = None) -> St
     return Stack(
         process,
         f"http://127.0.0.1:{port}",
-        f"mongodb://127.0.0.1:{mongo_port}/payment_calls?replicaSet=secantus",
+        database_url or f"mongodb://127.0.0.1:{mongo_port}/payment_calls?replicaSet=secantus",
         f"redis://127.0.0.1:{redis_port}/0",
         log,
     )

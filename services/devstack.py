@@ -7,8 +7,12 @@ migrations (`python -m services.manage migrate`), then the gateway
 under gunicorn, one Celery worker per queue (shared/task_queues.py), Celery beat, Flower
 and the Monnify simulator, each in
 its own process group with its output prefixed by its name. Ctrl-C or SIGTERM stops
-every child (SIGTERM to each group, SIGKILL after a grace period) and then the servers;
-a child that dies on its own brings the whole stack down with a non-zero exit.
+every child (SIGTERM to each group, SIGKILL after a grace period) and then the servers.
+
+A supervisor: a process that dies on its own (a service, or an embedded server) is
+restarted after an exponential backoff, each restart logged; one that dies
+RESTART_LIMIT times within RESTART_WINDOW_SECONDS brings the whole stack down with a
+non-zero exit, since restarting it again would only hide the fault.
 
 Launcher-only variables (the services never read them): DEVSTACK_DATA_DIR,
 EMBEDDED_MONGO_PORT, EMBEDDED_REDIS_PORT, WORKER_CALLS_CONCURRENCY,
@@ -24,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +36,13 @@ from typing import IO
 
 import requests
 
-from services.embedded import EmbeddedServerError, start_mongo, start_redis
+from services.embedded import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    free_port,
+    start_mongo,
+    start_redis,
+)
 from shared.metrics import MULTIPROC_ENV, reset_directory
 from shared.settings import ConfigError, Settings, load_settings
 from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES
@@ -43,6 +53,12 @@ NAME_WIDTH = len("worker-housekeeping") + 1
 STOP_GRACE_SECONDS = 15.0
 SUPERVISE_INTERVAL_SECONDS = 0.5
 READY_REPORT_INTERVAL_SECONDS = 15.0
+# Restarts: 1 s, 2 s, 4 s, ... up to 30 s after each crash; the fifth crash within two
+# minutes stops the stack (a process that can't stay up needs a person, not a loop).
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 120.0
 CELERY = ("celery", "-A", "services.worker.celery_app")
 # Development defaults; the README documents them. Never printed by the launcher.
 DEV_DEFAULTS = {
@@ -284,22 +300,47 @@ def _interrupts_blocked() -> Iterator[None]:
 
 
 def start_embedded_servers(
-    env: dict[str, str], config: LaunchConfig, output: Output, started: list[Child]
+    env: dict[str, str], config: LaunchConfig, output: Output, started: list[Supervised]
 ) -> None:
     """Start the servers that DATABASE_URL / REDIS_URL don't name, exporting their URLs.
-    Appends each to `started` as soon as it runs, so a later failure still stops it."""
-    with _interrupts_blocked():
-        if not env.get("DATABASE_URL"):
-            mongo_dir = config.data_dir / "mongo"
-            server = start_mongo(mongo_dir, config.mongo_port, stdout=subprocess.PIPE)
-            started.append(_adopt(server.name, server.process, output))
-            env["DATABASE_URL"] = server.url
-            output.line("devstack", f"embedded SecantusDB at {server.url} (data in {mongo_dir})")
-        if not env.get("REDIS_URL"):
-            server = start_redis(config.redis_port, stdout=subprocess.PIPE)
-            started.append(_adopt(server.name, server.process, output))
-            env["REDIS_URL"] = server.url
-            output.line("devstack", f"embedded Valkey at {server.url}")
+    Appends each to `started` as soon as it runs, so a later failure still stops it. A
+    restart reuses the port (every service has the URL) and the data folder."""
+    if not env.get("DATABASE_URL"):
+        mongo_dir = config.data_dir / "mongo"
+        mongo_port = config.mongo_port or free_port()
+        url = _supervise_server(
+            lambda: start_mongo(mongo_dir, mongo_port, stdout=subprocess.PIPE), output, started
+        )
+        env["DATABASE_URL"] = url
+        output.line("devstack", f"embedded SecantusDB at {url} (data in {mongo_dir})")
+    if not env.get("REDIS_URL"):
+        redis_dir = config.data_dir / "redis"
+        redis_port = config.redis_port or free_port()
+        url = _supervise_server(
+            lambda: start_redis(redis_port, stdout=subprocess.PIPE, data_dir=redis_dir),
+            output,
+            started,
+        )
+        env["REDIS_URL"] = url
+        output.line("devstack", f"embedded Valkey at {url} (append-only file in {redis_dir})")
+
+
+def _supervise_server(
+    start: Callable[[], EmbeddedServer], output: Output, started: list[Supervised]
+) -> str:
+    """Start an embedded server and keep it supervised; returns its URL."""
+    url = ""
+
+    def begin() -> Child:
+        nonlocal url
+        with _interrupts_blocked():
+            server = start()
+        url = server.url
+        return _adopt(server.name, server.process, output)
+
+    child = begin()
+    started.append(Supervised(child.name, begin, child))
+    return url
 
 
 def _adopt(name: str, process: subprocess.Popen, output: Output) -> Child:
@@ -351,8 +392,61 @@ class StopRequest:
         return self.event.wait(seconds)
 
 
-def first_exited(children: list[Child]) -> Child | None:
-    return next((child for child in children if child.exited()), None)
+@dataclass
+class Supervised:
+    """A process the launcher keeps running: how to start it, its current run, the times
+    it crashed lately, and when it is due to start again after one."""
+
+    name: str
+    start: Callable[[], Child]
+    child: Child | None
+    crashes: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+
+    def tend(self, output: Output, now: float) -> bool:
+        """Notice a crash, or restart after one once its backoff is over. False when it
+        keeps crashing and the stack must stop."""
+        if self.restart_at is not None:
+            return self._restart(output, now) if now >= self.restart_at else True
+        if self.child is None or not self.child.exited():
+            return True
+        code = self.child.process.returncode
+        # What is left of its group (a killed celery parent's pool, gunicorn's workers)
+        # goes with it, as a supervisor's killasgroup does.
+        self.child.signal(signal.SIGKILL)
+        return self._crashed(output, now, f"exited unexpectedly (code {code})")
+
+    def _crashed(self, output: Output, now: float, what: str) -> bool:
+        self.crashes = [t for t in self.crashes if now - t < RESTART_WINDOW_SECONDS] + [now]
+        count = len(self.crashes)
+        if count >= RESTART_LIMIT:
+            output.line(
+                "devstack",
+                f"{self.name} {what}: {count} crashes in {RESTART_WINDOW_SECONDS:.0f}s; stopping",
+            )
+            return False
+        delay = min(RESTART_BACKOFF_SECONDS * 2 ** (count - 1), RESTART_BACKOFF_MAX_SECONDS)
+        output.line(
+            "devstack",
+            f"{self.name} {what}; restarting in {delay:.0f}s "
+            f"(crash {count} of {RESTART_LIMIT} allowed in {RESTART_WINDOW_SECONDS:.0f}s)",
+        )
+        self.restart_at = now + delay
+        return True
+
+    def _restart(self, output: Output, now: float) -> bool:
+        self.restart_at = None
+        try:
+            self.child = self.start()
+        except (OSError, EmbeddedServerError) as exc:
+            self.child = None
+            return self._crashed(output, now, f"failed to start ({exc})")
+        output.line("devstack", f"{self.name} restarted (pid {self.child.process.pid})")
+        return True
+
+
+def running(entries: list[Supervised]) -> list[Child]:
+    return [entry.child for entry in entries if entry.child is not None]
 
 
 READINESS_PATHS = ("/readyz", "/readyz/workers")  # the API's own, then every queue's worker
@@ -393,20 +487,19 @@ def print_urls(output: Output, settings: Settings, env: Mapping[str, str]) -> No
 
 
 def supervise(
-    children: list[Child],
+    entries: list[Supervised],
     stop: StopRequest,
     settings: Settings,
     env: Mapping[str, str],
     output: Output,
 ) -> int:
-    """Wait for readiness, then for Ctrl-C / SIGTERM (exit 0) or a child's death (exit 1)."""
+    """Wait for readiness, then for Ctrl-C / SIGTERM (exit 0), restarting what crashes,
+    or for a process that keeps crashing (exit 1)."""
     ready = False
     next_report = time.monotonic() + READY_REPORT_INTERVAL_SECONDS
     while not stop.wait(SUPERVISE_INTERVAL_SECONDS):
-        dead = first_exited(children)
-        if dead is not None:
-            code = dead.process.returncode
-            output.line("devstack", f"{dead.name} exited unexpectedly (code {code}); stopping")
+        now = time.monotonic()
+        if not all(entry.tend(output, now) for entry in entries):
             return 1
         if ready:
             continue
@@ -436,20 +529,27 @@ def run(env: Mapping[str, str], output: Output) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     stop = StopRequest()
     stop.install()
-    servers: list[Child] = []
-    services: list[Child] = []
+    servers: list[Supervised] = []
+    services: list[Supervised] = []
     try:
         start_embedded_servers(child_env, config, output, servers)
         run_migrations(child_env, output)
         for spec in process_specs(config, settings.worker_metrics_port):
             if stop.event.is_set():
                 return 0
-            services.append(spawn(spec, child_env, output))
+            services.append(_supervise_service(spec, child_env, output))
         return supervise(services + servers, stop, settings, child_env, output)
     finally:
-        stop_all(services, output)
-        stop_all(servers, output)
+        stop_all(running(services), output)
+        stop_all(running(servers), output)
         output.line("devstack", "stopped")
+
+
+def _supervise_service(spec: ProcessSpec, env: Mapping[str, str], output: Output) -> Supervised:
+    def start() -> Child:
+        return spawn(spec, env, output)
+
+    return Supervised(spec.name, start, start())
 
 
 def main() -> int:

@@ -125,25 +125,45 @@ def start_mongo(
     return _start("mongo", command, url, ping, stdout)
 
 
-def start_redis(port: int | None = None, *, stdout=None) -> EmbeddedServer:
-    """Valkey on loopback, nothing persisted."""
-    port = port or free_port()
-    command = [
+def redis_command(port: int, data_dir: Path | None) -> list[str]:
+    """Valkey's command line. With a data folder it keeps an append-only file there,
+    fsynced every second, so queued tasks survive a restart of the server (losing at most
+    the last second's writes); without one (tests) nothing is persisted."""
+    if data_dir is None:
+        persistence = ["--save", "", "--appendonly", "no"]
+    else:
+        persistence = [
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ]
+    return [
         _valkey_binary(),
         "--bind",
         "127.0.0.1",
         "--port",
         str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
+        *persistence,
         "--loglevel",
         "warning",
     ]
+
+
+def start_redis(
+    port: int | None = None, *, stdout=None, data_dir: Path | None = None
+) -> EmbeddedServer:
+    """Valkey on loopback; data_dir None persists nothing (tests)."""
+    port = port or free_port()
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
     url = f"redis://127.0.0.1:{port}/0"
 
     def ping() -> None:
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
 
-    return _start("redis", command, url, ping, stdout)
+    return _start("redis", redis_command(port, data_dir), url, ping, stdout)

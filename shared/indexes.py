@@ -147,6 +147,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("paymentReference", ASCENDING), ("status", ASCENDING)], name="events_by_funding"
         ),
+        # A task run again after its process was killed takes its batch back.
+        IndexModel([("batch", ASCENDING), ("status", ASCENDING)], name="events_by_batch"),
     ],
     # The chain's order: two sealers can never both append the same seq.
     "audit": [IndexModel([("seq", ASCENDING)], unique=True, name="audit_seq_unique")],

@@ -92,6 +92,14 @@ CONFIRMATION_BATCH_SIZE = Histogram(
 WEBHOOKS_REJECTED = Counter(
     "webhooks_rejected_total", "Webhook posts refused, by reason", ["reason"]
 )
+# Not an error: the caller gets Conflict ("busy; retry shortly") and tries again (a task
+# with backoff, a client on its 409). A rising rate means a hot wallet; a task that runs
+# out of its own retries is logged as an error by Celery.
+LEDGER_BUSY = Counter(
+    "ledger_busy_total",
+    "Ledger operations answered busy after their transaction retries ran out, by operation",
+    ["op"],
+)
 CALLS_CUT_OFF = Counter("calls_cut_off_total", "Calls ended because the caller's money ran out")
 RECONCILIATION_DISCREPANCIES = Counter(
     "reconciliation_discrepancies_total",

@@ -34,6 +34,9 @@ MIN_PRODUCTION_SECRET_LENGTH = 32
 MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS = 8
 _SIMULATOR_HOSTS = ("localhost", "monnify-sim", "0.0.0.0")
 ENVIRONMENTS = ("development", "test", "production")
+# The longest a webhook event waits between two tries (shared/funding/events.py); the
+# broker's visibility timeout must outlast it.
+MAX_TASK_RETRY_DELAY_SECONDS = 300
 _DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"
 
 
@@ -112,6 +115,7 @@ class Settings:
     confirmation_retry_window_seconds: int
     reconcile_pending_after_seconds: int
     inbox_requeue_after_seconds: int
+    broker_visibility_timeout_seconds: int
     reconcile_interval_seconds: int
     reconcile_credited_lookback_seconds: int
     reconcile_credited_every_seconds: int
@@ -495,6 +499,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "RECONCILE_PENDING_AFTER_SECONDS", parse_positive_int, "900"
         ),
         inbox_requeue_after_seconds=read("INBOX_REQUEUE_AFTER_SECONDS", parse_positive_int, "60"),
+        # A task taken by a worker that died unacknowledged goes back to its queue this
+        # long after it was taken (Redis transport); see _check_visibility_timeout.
+        broker_visibility_timeout_seconds=read(
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS", parse_positive_int, "360"
+        ),
         reconcile_interval_seconds=read("RECONCILE_INTERVAL_SECONDS", parse_positive_int, "60"),
         # Monnify sends no reversal event: credits this recent are re-checked this often.
         reconcile_credited_lookback_seconds=read(
@@ -524,6 +533,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if settings.min_funding_minor > settings.max_amount_minor:
         raise ConfigError("MIN_FUNDING_AMOUNT must not exceed MAX_AMOUNT")
+    _check_visibility_timeout(settings)
     if production:
         _check_production(settings)
     return settings
@@ -537,6 +547,20 @@ def settings_or_report() -> Settings | None:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return None
+
+
+def _check_visibility_timeout(settings: Settings) -> None:
+    """With the Redis transport a worker holds a task due later (a countdown or eta)
+    unacknowledged until it runs; one held past the visibility timeout is handed to
+    another worker as well. So the timeout must outlast the longest delay a task is
+    scheduled with: a call's renewal (under one hold block ahead) and a webhook event's
+    retry (MAX_TASK_RETRY_DELAY_SECONDS)."""
+    longest = max(settings.calls.hold_block_seconds, MAX_TASK_RETRY_DELAY_SECONDS)
+    if settings.broker_visibility_timeout_seconds <= longest:
+        raise ConfigError(
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed CALL_HOLD_BLOCK_SECONDS and "
+            f"{MAX_TASK_RETRY_DELAY_SECONDS} (the longest retry delay of a webhook event)"
+        )
 
 
 def _check_production(settings: Settings) -> None:

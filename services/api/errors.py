@@ -2,7 +2,8 @@
 "details"?}, `code` being one of shared.errors.ErrorCode.
 
 Never an HTML page, never a stack trace. Unexpected exceptions are logged with their
-trace and answered with a generic 500 message.
+trace and answered with a generic 500 message; Redis or MongoDB out of reach (a restart,
+a stall, an election) is a 503 the client may retry, logged as a warning.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from marshmallow import Schema, fields, validate
+from pymongo.errors import ConnectionFailure, PyMongoError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import DomainError, ErrorCode
@@ -112,7 +116,26 @@ def _handle_http_exception(exc: HTTPException) -> Response:
     return response
 
 
+OUTAGE_RETRY_AFTER_SECONDS = 1
+
+
+def _is_outage(exc: Exception) -> bool:
+    """A server we depend on is out of reach or asks for a retry: not our bug."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionFailure):
+        return True
+    return isinstance(exc, PyMongoError) and any(
+        exc.has_error_label(label) for label in ("TransientTransactionError", "RetryableWriteError")
+    )
+
+
 def _handle_unexpected(exc: Exception) -> tuple[Response, int]:
+    if _is_outage(exc):
+        log.warning("dependency_unavailable", error_type=type(exc).__name__)
+        response, status = error_response(
+            503, "A service the API depends on is unavailable; retry shortly"
+        )
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response, status
     log.exception("unhandled_error", error_type=type(exc).__name__)
     return error_response(500, "Internal server error; the request was not completed")
 

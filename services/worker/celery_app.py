@@ -75,8 +75,10 @@ celery.conf.update(
     worker_send_task_events=True,
     task_send_sent_event=True,
     broker_connection_retry_on_startup=True,
-    # Longer than any countdown we schedule, so a delayed task is not redelivered early.
-    broker_transport_options={"visibility_timeout": 3600},
+    # A task a dead worker took comes back after this long (not Redis' default hour);
+    # longer than any countdown we schedule, so a delayed task is not redelivered early
+    # (shared/settings.py checks it).
+    broker_transport_options={"visibility_timeout": _settings.broker_visibility_timeout_seconds},
     timezone="UTC",
     enable_utc=True,
     worker_hijack_root_logger=False,

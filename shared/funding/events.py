@@ -23,13 +23,13 @@ from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_FAILURES
 from shared.payouts import UnknownWithdrawal, Withdrawals
 from shared.payouts.withdrawals import OPEN as OPEN_WITHDRAWAL
+from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
 
 log = get_logger(__name__)
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
 DISBURSEMENT_EVENTS = ("SUCCESSFUL_DISBURSEMENT", "FAILED_DISBURSEMENT", "REVERSED_DISBURSEMENT")
-MAX_RETRY_DELAY_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -167,5 +167,5 @@ def retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:
     deadline = inbox.window_start(event) + timedelta(seconds=window_seconds)
     if datetime.now(UTC) >= deadline:
         return None
-    delay = min(MAX_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
+    delay = min(MAX_TASK_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
     return delay / 2 + random.uniform(0, delay / 2)

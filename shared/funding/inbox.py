@@ -3,7 +3,10 @@ so nothing Monnify was told we received can be lost. Processing happens in a tas
 
 A task claims the events waiting together (its own and others already due, `claim_batch`)
 so a burst is processed in batches; the claim is a lease, so events whose worker died
-go back to waiting when it runs out, and the requeue job sends them again.
+go back to waiting when it runs out, and the requeue job sends them again. A batch is
+named by its task: when the task's worker process is killed mid-batch, the broker hands
+the same task out again at once, and it takes its batch back instead of waiting out the
+lease.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ UNCONFIRMED = "unconfirmed"  # Monnify's status API never confirmed it: reconcil
 FAILED = "failed"  # processing kept failing: reconciliation's, or an admin requeue
 REVIEW_STATUSES = (MALFORMED, IGNORED, UNMATCHED, UNCONFIRMED, FAILED)
 STATUSES = (RECEIVED, PROCESSED, *REVIEW_STATUSES)
-# Longer than a batch can take with Monnify slow (each look-up has its own timeouts and
-# retries): a claim that outlives its batch lets a second worker in, and the ledger's
-# idempotency keys, not the claim, keep that harmless.
-CLAIM_SECONDS = 300
+# Longer than a batch takes unless Monnify is slow. A claim that outlives its batch lets
+# a second worker in, and the ledger's idempotency keys, not the claim, keep that
+# harmless; a claim that outlives a dead worker (its parent killed, Redis restarted: the
+# task is not handed out again until the broker's visibility timeout) holds its events
+# back, so it is kept short: with the requeue job they are sent again within about
+# INBOX_REQUEUE_AFTER_SECONDS (default 60) plus its 30 s period (bench/chaos.py).
+CLAIM_SECONDS = 60
 # `batch` names the claim; a settled event keeps it, to show what it was confirmed with.
 _UNCLAIM = {"batch": "", "claimedUntil": ""}
 
@@ -118,21 +124,32 @@ def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEve
     return StoredEvent(existing["_id"], True, existing["status"] == RECEIVED)
 
 
-def claim_batch(db: Database, event_id: ObjectId, limit: int) -> list[dict[str, Any]]:
+def claim_batch(
+    db: Database, event_id: ObjectId, limit: int, batch: str | None = None
+) -> list[dict[str, Any]]:
     """Claim this event if it still waits, with the oldest other waiting events that are
     due, up to `limit` in all; returns what this call claimed. An event another batch
     took (most of a burst's tasks) costs one look-up by _id: every waiting event still
-    has a task of its own coming (or a retry, or the requeue job), so none is left."""
+    has a task of its own coming (or a retry, or the requeue job), so none is left.
+
+    `batch` names the claim (the task's id): events an earlier run of the same task
+    claimed and left waiting (it was killed) are taken back first, whatever their lease."""
     now = datetime.now(UTC)
+    lease = {
+        "batch": batch or str(ObjectId()),
+        "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS),
+    }
+    if batch is not None:
+        mine = {"batch": batch, "status": RECEIVED}
+        if db.webhook_events.update_many(mine, {"$set": lease}).modified_count:
+            return list(db.webhook_events.find(mine))
     waiting = {"status": RECEIVED, "claimedUntil": {"$not": {"$gt": now}}}
     if db.webhook_events.find_one({"_id": event_id, **waiting}, {"_id": 1}) is None:
         return []
     others = islice((e["_id"] for e in _due(db, now) if e["_id"] != event_id), limit - 1)
     ids = [event_id, *others]
-    batch = ObjectId()
-    lease = {"batch": batch, "claimedUntil": now + timedelta(seconds=CLAIM_SECONDS)}
     db.webhook_events.update_many({**waiting, "_id": {"$in": ids}}, {"$set": lease})
-    return list(db.webhook_events.find({"_id": {"$in": ids}, "batch": batch}))
+    return list(db.webhook_events.find({"_id": {"$in": ids}, "batch": lease["batch"]}))
 
 
 def release_claims(db: Database, event_ids: list[ObjectId]) -> None:

@@ -73,6 +73,7 @@ from shared.ledger.accounts import (
 from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
+from shared.metrics import LEDGER_BUSY
 from shared.mongo import get_db, in_chunks, update_and_read
 from shared.redis_conn import get_redis
 from shared.settings import Settings
@@ -789,7 +790,9 @@ class Ledger:
             replay = self._replay(key, fingerprint)
             if replay is not None:
                 return replay
-        log.error("ledger_retries_exhausted", key=key, op=op)
+        # The caller retries a Conflict: a warning and a count, not an error.
+        log.warning("ledger_retries_exhausted", key=key, op=op)
+        LEDGER_BUSY.labels(op).inc()
         raise Conflict("The wallet is busy; retry shortly", code=ErrorCode.BUSY) from exc
 
     def _attempt(self, key: str, op: str, fingerprint: str, work: _Work) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import psutil
 import pytest
 import requests
 
+from services.devstack import RESTART_LIMIT
 from services.embedded import free_port
 
 pytestmark = pytest.mark.stack
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.stack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_WITHIN_SECONDS = 30.0  # the issue's promise for `make run`
 ANSWER_WITHIN_SECONDS = 30.0
+# After a restart: the celery workers reconnect to Redis with their own backoff.
+RECOVER_WITHIN_SECONDS = 120.0
 EXIT_WITHIN_SECONDS = 60.0  # the launcher's own grace period is 15 s per stage
 FLOWER_AUTH = ("devstack-test", "devstack-test-password")
 # Variables that would make the launcher use outside servers or other ports.
@@ -127,7 +130,7 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
         stack.process.wait(EXIT_WITHIN_SECONDS)
 
 
-def _wait_ready(stack: Launched) -> None:
+def _wait_ready(stack: Launched, seconds: float = READY_WITHIN_SECONDS) -> None:
     """/readyz (Mongo, transactions, Redis) and /readyz/workers (a worker of every queue)."""
     last: dict = {}
 
@@ -143,8 +146,8 @@ def _wait_ready(stack: Launched) -> None:
                 return False
         return True
 
-    assert _wait_for(ready, READY_WITHIN_SECONDS), (
-        f"readiness not 200 within {READY_WITHIN_SECONDS}s; last answer {last}\n{stack.log_tail()}"
+    assert _wait_for(ready, seconds), (
+        f"readiness not 200 within {seconds}s; last answer {last}\n{stack.log_tail()}"
     )
 
 
@@ -208,17 +211,86 @@ def test_make_run_serves_then_ctrl_c_leaves_nothing_running(launched: Launched):
     assert not left, f"left running after Ctrl-C:\n{_command_lines(left)}"
 
 
-def test_a_child_dying_stops_the_whole_stack_with_an_error(launched: Launched):
-    _wait_ready(launched)
-    worker = next(
-        proc for proc in launched.descendants() if " -Q calls " in " ".join(proc.cmdline())
+def _process(stack: Launched, marker: str) -> psutil.Process | None:
+    """The launcher's own child (not a fork of one) whose command line holds `marker`."""
+    for proc in psutil.Process(stack.process.pid).children():
+        try:
+            if marker in " ".join(proc.cmdline()) and _alive(proc):
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _restarted(stack: Launched, marker: str, old_pid: int) -> psutil.Process:
+    found: list[psutil.Process] = []
+
+    def back() -> bool:
+        proc = _process(stack, marker)
+        if proc is not None and proc.pid != old_pid:
+            found.append(proc)
+        return bool(found)
+
+    assert _wait_for(back, ANSWER_WITHIN_SECONDS), f"{marker} not restarted\n{stack.log_tail()}"
+    return found[-1]
+
+
+def _logged(stack: Launched, text: str) -> bool:
+    """The launcher wrote `text` (its restart line follows the new process's start)."""
+    return _wait_for(
+        lambda: text in stack.log_path.read_text(errors="replace"), ANSWER_WITHIN_SECONDS
     )
-    os.killpg(os.getpgid(worker.pid), signal.SIGKILL)
+
+
+def test_a_killed_worker_is_restarted_and_the_stack_stays_up(launched: Launched):
+    _wait_ready(launched)
+    worker = _process(launched, " -Q calls ")
+    assert worker is not None
+    pool = worker.children()
+    worker.kill()  # the celery parent only, as the OOM killer would
+
+    again = _restarted(launched, " -Q calls ", worker.pid)
+    assert launched.process.poll() is None, launched.log_tail()
+    assert "worker-calls exited unexpectedly (code -9); restarting" in launched.log_tail()
+    assert f"worker-calls restarted (pid {again.pid})" in launched.log_path.read_text(
+        errors="replace"
+    )
+    # The dead parent's pool went with it, as a supervisor's killasgroup does.
+    assert _wait_for(lambda: not any(_alive(proc) for proc in pool), ANSWER_WITHIN_SECONDS)
+    _wait_ready(launched, RECOVER_WITHIN_SECONDS)
+
+    launched.process.send_signal(signal.SIGINT)
+    assert launched.process.wait(EXIT_WITHIN_SECONDS) == 0, launched.log_tail()
+    left = launched.started_processes()
+    assert not left, f"left running after Ctrl-C:\n{_command_lines(left)}"
+
+
+def test_a_killed_embedded_redis_comes_back_on_its_port(launched: Launched):
+    _wait_ready(launched)
+    server = _process(launched, "valkey-server")
+    assert server is not None
+    server.kill()
+
+    _restarted(launched, "valkey-server", server.pid)
+    assert _logged(launched, "redis restarted")
+    _wait_ready(launched, RECOVER_WITHIN_SECONDS)  # the services reconnect to the same URL
+    assert (launched.data_dir / "redis" / "appendonlydir").is_dir()
+
+
+def test_a_process_that_keeps_crashing_stops_the_stack_with_an_error(launched: Launched):
+    _wait_ready(launched)
+    pid = 0
+    for _ in range(RESTART_LIMIT):
+        simulator = _restarted(launched, "services.monnify_sim", pid)
+        pid = simulator.pid
+        simulator.kill()
 
     assert launched.process.wait(EXIT_WITHIN_SECONDS) == 1, launched.log_tail()
-    assert "worker-calls exited unexpectedly" in launched.log_tail()
+    assert f"monnify-sim exited unexpectedly (code -9): {RESTART_LIMIT} crashes in" in (
+        launched.log_tail()
+    )
     left = launched.started_processes()
-    assert not left, f"left running after the worker died:\n{_command_lines(left)}"
+    assert not left, f"left running after giving up:\n{_command_lines(left)}"
 
 
 def _launch_and_wait(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from shared.funding import inbox
 from shared.indexes import ensure_indexes
+from shared.settings import load_settings
 from tests.integration.funding_support import (
     credit_entries,
     funding_record,
@@ -69,6 +70,29 @@ def test_a_lapsed_claim_or_a_released_one_can_be_claimed_again(inbox_db):
 
     assert {event["_id"] for event in again} == {lapsed, released}
     assert inbox.events_to_requeue(inbox_db, 0) == []  # claimed: not the requeue job's
+
+
+def test_a_task_run_again_after_its_process_died_takes_its_batch_back_at_once(inbox_db):
+    """The broker hands a task killed mid-batch out again (acks_late, reject on worker
+    lost); its events are still under the dead run's lease, which only it may skip."""
+    first, second = store(inbox_db, "FND-first"), store(inbox_db, "FND-second")
+    claimed = inbox.claim_batch(inbox_db, first, 10, batch="task-1")  # then killed
+    assert {event["_id"] for event in claimed} == {first, second}
+
+    assert inbox.claim_batch(inbox_db, second, 10, batch="task-2") == []  # another task
+    again = inbox.claim_batch(inbox_db, first, 10, batch="task-1")
+
+    assert {event["_id"] for event in again} == {first, second}
+    inbox.write_updates(
+        inbox_db, [inbox.finish_update(e, inbox.PROCESSED) for e in (first, second)]
+    )
+    assert inbox.claim_batch(inbox_db, first, 10, batch="task-1") == []  # settled: nothing
+
+
+def test_a_dead_workers_claim_lapses_by_the_time_the_requeue_job_sends_its_events():
+    """A task lost with its worker's parent (or with Redis) is handed out again only after
+    the broker's visibility timeout; until its claim lapses, the requeue job skips it."""
+    assert load_settings({}).inbox_requeue_after_seconds >= inbox.CLAIM_SECONDS
 
 
 def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(

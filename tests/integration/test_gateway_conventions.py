@@ -4,11 +4,14 @@ exceptions answer in that shape too; request ids are accepted or generated and e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
+from services.api.app import create_app
+from services.embedded import free_port
 from shared.errors import ErrorCode
 from tests.integration.conftest import unique_email
 
@@ -198,6 +201,20 @@ def test_unexpected_exception_is_a_bare_500(client, monkeypatch, unchanged):
     assert "hunter2" not in text and "RuntimeError" not in text and "explode" not in text
     assert error["message"] == "Internal server error; the request was not completed"
     assert response.headers["X-Request-ID"] == "trace-500"
+
+
+def test_redis_out_of_reach_is_a_503_to_retry_not_a_500(settings, db, unchanged):
+    """Redis restarting or stalled: nothing listens on its port for a moment."""
+    down = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = create_app(down).test_client()
+
+    response = client.post(
+        "/auth/signup", json={"email": unique_email(), "password": GOOD_PASSWORD}
+    )
+
+    error = _assert_error(response, 503)
+    assert error["message"] == "A service the API depends on is unavailable; retry shortly"
+    assert response.headers["Retry-After"] == "1"
 
 
 # --- request ids ------------------------------------------------------------------------

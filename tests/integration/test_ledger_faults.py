@@ -17,12 +17,14 @@ from typing import Any
 import pymongo
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from shared.errors import Conflict
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, SystemAccount, system_account_id
-from shared.ledger.accounts import open_account
+from shared.ledger.accounts import ACCOUNTS, open_account
 from shared.ledger.ledger import _Transaction
 from shared.ledger.locks import lock_key
+from shared.logs import configure_logging
 from tests.integration.ledger_support import (
     account_state,
     assert_ledger_healthy,
@@ -34,6 +36,7 @@ from tests.integration.ledger_support import (
     new_key,
     postings_total,
 )
+from tests.integration.log_capture import capture_logs
 
 CHILD_REPORT_TIMEOUT = 60
 
@@ -300,3 +303,25 @@ def test_writes_failing_transiently_for_seconds_delay_a_debit_without_failing_it
     assert account_state(db, wallet)["balance"] == 700
     assert db.entries.count_documents({"key": key}) == 1
     assert_ledger_healthy(db)
+
+
+def test_a_wallet_busy_past_the_retries_is_a_warning_and_counted_not_an_error(db, redis_client):
+    """The caller retries a busy answer (a task with backoff, a client on its 409), so
+    running out of the ledger's own retries is logged as a warning and counted."""
+    configure_logging(json=True, level="INFO")  # the services' own lines, as they write them
+    ledger = Ledger(db, redis_client, lock_wait=5.0, retry_seconds=0.5)
+    wallet, key = funded_wallet(ledger, 1_000), new_key("busy")
+    before = REGISTRY.get_sample_value("ledger_busy_total", {"op": "debit"}) or 0.0
+
+    # Another writer's open transaction owns the wallet's document for the whole call.
+    with db.client.start_session() as session, session.start_transaction():
+        db[ACCOUNTS].update_one({"_id": wallet}, {"$set": {"busyTest": 1}}, session=session)
+        with capture_logs() as logs, pytest.raises(Conflict) as refused:
+            ledger.debit(key, wallet, 300)
+        session.abort_transaction()
+
+    assert is_busy(refused.value)
+    [line] = [line for line in logs.lines() if line.get("event") == "ledger_retries_exhausted"]
+    assert line["level"] == "warning", line
+    assert REGISTRY.get_sample_value("ledger_busy_total", {"op": "debit"}) == before + 1
+    assert nothing_recorded_for(db, key)

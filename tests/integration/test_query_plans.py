@@ -278,7 +278,7 @@ def test_users_and_the_webhook_inbox(planned):
         find_active_user(db, str(user["_id"]))
         stored = inbox.store_event(db, raw, verified_by="test", source_ip=None)
         inbox.store_event(db, raw, verified_by="test", source_ip=None)  # delivered twice
-        inbox.claim_batch(db, stored.event_id, 50)
+        inbox.claim_batch(db, stored.event_id, 50, batch="task-id")
         inbox.write_updates(db, [inbox.finish_update(stored.event_id, inbox.PROCESSED)])
         inbox.events_to_requeue(db, 60)
 

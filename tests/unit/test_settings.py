@@ -119,6 +119,7 @@ MALFORMED = [
     ("CONFIRMATION_RETRY_WINDOW_SECONDS", "0"),
     ("RECONCILE_PENDING_AFTER_SECONDS", "x"),
     ("INBOX_REQUEUE_AFTER_SECONDS", "-1"),
+    ("BROKER_VISIBILITY_TIMEOUT_SECONDS", "0"),
     ("CALL_BILLING_INCREMENT_SECONDS", "0"),
     ("PLATFORM_FEE_PERCENT", "101"),
     ("KYC_ENCRYPTION_KEY", "not-a-fernet-key"),
@@ -159,6 +160,30 @@ def test_withdrawal_limits_out_of_order_are_refused(limits):
 def test_minimum_funding_above_the_maximum_is_refused():
     message = _error({"MIN_FUNDING_AMOUNT": "500", "MAX_AMOUNT": "100"})
     assert "MIN_FUNDING_AMOUNT" in message and "MAX_AMOUNT" in message
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        # Not above the longest retry delay of a webhook event.
+        {"BROKER_VISIBILITY_TIMEOUT_SECONDS": "300"},
+        # Not above a call's hold block, which its renewal is scheduled within.
+        {"BROKER_VISIBILITY_TIMEOUT_SECONDS": "400", "CALL_HOLD_BLOCK_SECONDS": "600"},
+    ],
+)
+def test_a_visibility_timeout_shorter_than_a_scheduled_delay_is_refused(env):
+    message = _error(env)
+    assert message.startswith("BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed"), message
+
+
+def test_the_visibility_timeout_is_minutes_not_redis_default_hour():
+    assert load_settings({}).broker_visibility_timeout_seconds == 360
+    assert (
+        load_settings(
+            {"BROKER_VISIBILITY_TIMEOUT_SECONDS": "301"}
+        ).broker_visibility_timeout_seconds
+        == 301
+    )
 
 
 def test_production_loads_with_everything_set():

@@ -48,7 +48,9 @@ def process_event(event_id: str) -> str:
     theirs done). Each event that Monnify has not settled is tried again on its own."""
     oid = ObjectId(event_id)
     db = context.db()
-    batch = inbox.claim_batch(db, oid, BATCH_SIZE)
+    # Named by the task's id: delivered again after its process was killed mid-batch
+    # (acks_late, reject on worker lost), it takes that batch back at once.
+    batch = inbox.claim_batch(db, oid, BATCH_SIZE, process_event.request.id)
     if not batch:
         return "already handled"
     try:
