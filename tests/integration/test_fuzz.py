@@ -45,6 +45,10 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+# The session runs one worker for every queue, not a `<queue>@host` node per queue, so the
+# workers' readiness answers its documented 503; it is checked against the document only.
+WORKER_READINESS = "/readyz/workers"
+
 # The event stream's body lasts as long as its token: one that expires in a moment ends
 # it (with its `expired` event), so the stream is fuzzed like any route.
 STREAM_TOKEN_SECONDS = 1
@@ -123,6 +127,7 @@ def test_every_operation_answers_as_documented(api_schema, bearer, label, mode, 
         suppress_health_check=list(HealthCheck),
     )
     def answers_as_documented(case) -> None:
-        case.call_and_validate(headers=bearer(path), checks=CHECKS)
+        checks = CHECKS[1:] if path == WORKER_READINESS else CHECKS
+        case.call_and_validate(headers=bearer(path), checks=checks)
 
     answers_as_documented()

@@ -1,5 +1,6 @@
 """A Python client generated from the committed document (openapi-python-client) runs a
-short journey against the session's gateway over HTTP: what a client developer gets
+short journey, and then the README walkthrough's (signup to a settled call), against
+the session's gateway over HTTP: what a client developer gets
 from the repository works, bearer tokens included, where the document asks for them."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.api.openapi import COMMITTED
-from tests.integration.funding_support import unique_email
+from tests.integration.funding_support import pay, unique_email, wait_for
 
 PACKAGE = "payment_calls_client"
 
@@ -70,3 +71,41 @@ def test_a_generated_client_signs_up_logs_in_reads_the_balance_and_funds(generat
     funding = wallet["fund"].sync(client=user, body=models.FundRequest(amount=1234.56))
     assert isinstance(funding, models.FundResponse), funding
     assert funding.amount == 1234.56 and funding.checkout_url.startswith("http")
+
+
+def test_a_generated_client_runs_the_readme_walkthrough(generated, gateway, monnify_sim):
+    """Sign up a caller and a receiver, fund the caller (paid at the simulator, which posts
+    the signed webhook), set a rate, call, hang up, and see it in both histories."""
+    auth, wallet = _module("api.auth.auth_signup"), _module("api.wallet.wallet_balance")
+    calls = {name: _module(f"api.calls.calls_{name}") for name in ("initiate", "end", "history")}
+    models = _module("models")
+    anonymous = generated.Client(base_url=gateway, raise_on_unexpected_status=True)
+
+    def signed_up() -> tuple[object, str]:
+        credentials = models.Credentials(email=unique_email(), password="password123")
+        tokens = auth.sync(client=anonymous, body=credentials)
+        client = generated.AuthenticatedClient(base_url=gateway, token=tokens.access_token)
+        return client, tokens.user.id
+
+    (caller, _), (receiver, receiver_id) = signed_up(), signed_up()
+    funding = _module("api.wallet.wallet_fund").sync(
+        client=caller, body=models.FundRequest(amount=5000)
+    )
+    pay(monnify_sim, {"transactionReference": funding.transaction_reference})
+    wait_for(lambda: wallet.sync(client=caller).balance, lambda balance: balance == 5000)
+
+    rate = _module("api.users.users_put_rate").sync(
+        client=receiver, body=models.Rate(rate_per_minute=60)
+    )
+    assert rate.rate_per_minute == 60
+    started = calls["initiate"].sync(
+        client=caller, body=models.InitiateCall(receiver_id=receiver_id)
+    )
+    assert isinstance(started, models.CallStarted), started
+    ended = calls["end"].sync(started.call_id, client=caller)
+    assert isinstance(ended, models.CallEnded) and ended.end_reason == "caller_hangup"
+
+    history = calls["history"].sync(client=caller)
+    assert [call.call_id for call in history][:1] == [started.call_id]
+    earned = wait_for(lambda: wallet.sync(client=receiver).balance, lambda balance: balance > 0)
+    assert earned < ended.cost  # the cost less the platform's share
