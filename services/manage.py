@@ -20,6 +20,7 @@ import getpass
 import sys
 
 import redis
+from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
@@ -30,7 +31,7 @@ from shared.ledger import check_invariants, check_recent
 from shared.mongo import get_db, require_transactions
 from shared.redis_conn import get_redis
 from shared.settings import ConfigError, load_settings
-from shared.users import set_disabled, set_role
+from shared.users import mark_disabled, publish_disabled, set_role
 
 ROLE_BY_COMMAND = {"grant-admin": "admin", "revoke-admin": "user"}
 DISABLED_BY_COMMAND = {"disable-user": True, "enable-user": False}
@@ -117,9 +118,19 @@ def change_role(db: Database, command: str, email: str) -> bool:
 def change_disabled(db: Database, redis_client: redis.Redis, command: str, email: str) -> bool:
     """Disable or enable the user; False if no user has this email."""
     disabled = DISABLED_BY_COMMAND[command]
-    if not set_disabled(db, redis_client, email, disabled):
+    changed: list[ObjectId] = []
+
+    def effect(session: ClientSession) -> None:
+        user_id = mark_disabled(db, email, disabled, session=session)
+        if user_id is None:
+            raise _NoSuchUser
+        changed.append(user_id)
+
+    try:
+        _record(db, command, email, {"disabled": disabled}, effect)
+    except _NoSuchUser:
         return False
-    _record(db, command, email, {"disabled": disabled})
+    publish_disabled(redis_client, changed[0], disabled)  # once the change has committed
     return True
 
 

@@ -82,20 +82,36 @@ def set_role(db: Database, email: str, role: str, *, session: ClientSession | No
 
 
 def set_disabled(db: Database, redis_client: redis.Redis, email: str, disabled: bool) -> bool:
-    """Disable (or enable) the user with this email; False if there is none. Mongo, the
-    truth, first; if the Redis write then fails this raises, and running the command
-    again finishes it (meanwhile the routes that read the user already see Mongo)."""
-    user = db.users.find_one_and_update(
-        {"email": email.strip().lower()}, {"$set": {"disabled": disabled}}, {"_id": 1}
-    )
-    if user is None:
+    """Disable (or enable) the user with this email; False if there is none."""
+    user_id = mark_disabled(db, email, disabled)
+    if user_id is None:
         return False
-    marker = DISABLED_MARKER + str(user["_id"])
+    publish_disabled(redis_client, user_id, disabled)
+    return True
+
+
+def mark_disabled(
+    db: Database, email: str, disabled: bool, *, session: ClientSession | None = None
+) -> ObjectId | None:
+    """The truth, in Mongo (in the caller's transaction, if any): the user's id, or None
+    if no user has this email. `publish_disabled` then tells the token checks."""
+    user = db.users.find_one_and_update(
+        {"email": email.strip().lower()},
+        {"$set": {"disabled": disabled}},
+        {"_id": 1},
+        session=session,
+    )
+    return None if user is None else user["_id"]
+
+
+def publish_disabled(redis_client: redis.Redis, user_id: ObjectId, disabled: bool) -> None:
+    """The marker every token check reads. If this write fails the command raises, and
+    running it again finishes it (meanwhile the routes that read the user see Mongo)."""
+    marker = DISABLED_MARKER + str(user_id)
     if disabled:
         redis_client.set(marker, 1)
     else:
         redis_client.delete(marker)
-    return True
 
 
 def sync_disabled_markers(db: Database, redis_client: redis.Redis) -> None:

@@ -12,9 +12,10 @@ import requests
 from bson import ObjectId
 from pymongo.errors import OperationFailure
 
-from services.manage import change_role
+from services.manage import change_disabled, change_role
 from shared import audit
 from shared.ledger.accounts import set_restricted, wallet_id
+from shared.users import DISABLED_MARKER
 from tests.integration.funding_support import (
     notification,
     pay,
@@ -201,4 +202,16 @@ def test_a_role_change_whose_record_fails_is_not_made(gateway, db, audit_outbox_
     with pytest.raises(OperationFailure):
         change_role(db, "grant-admin", user.email)
     assert db.users.find_one({"email": user.email})["role"] == "user"
+    assert db.admin_actions.count_documents({"target": user.email}) == 0
+
+
+def test_disabling_a_user_whose_record_fails_is_not_done(
+    gateway, db, redis_client, audit_outbox_fails
+):
+    user = signup(gateway)
+    with pytest.raises(OperationFailure):
+        change_disabled(db, redis_client, "disable-user", user.email)
+    assert db.users.find_one({"email": user.email}).get("disabled") is not True
+    assert not redis_client.exists(DISABLED_MARKER + user.id)  # tokens still work
+    assert user.get("/auth/me").status_code == 200
     assert db.admin_actions.count_documents({"target": user.email}) == 0
