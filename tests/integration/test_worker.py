@@ -3,6 +3,7 @@ one run at a time."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
@@ -61,3 +62,27 @@ def test_invariant_task_reports_a_tampered_balance(settings, db, celery_worker):
                 "actual": 5001} in report  # fmt: skip
     finally:
         db.accounts.update_one({"_id": account}, {"$inc": {"balance": -1}})
+
+
+def test_a_periodic_run_keeps_its_short_lock_for_as_long_as_it_goes(
+    celery_worker, redis_client, monkeypatch
+):
+    """The lock lives only seconds (a run killed with its process frees it that soon) and
+    the run renews it while it goes: a second run meanwhile still skips."""
+    from services.worker import periodic  # after celery_worker set the env
+
+    monkeypatch.setattr(periodic, "LOCK_SECONDS", 0.3)
+    monkeypatch.setattr(periodic, "RENEW_EVERY_SECONDS", 0.1)
+    name = f"test.long_job.{ObjectId()}"
+    second: list[object] = []
+
+    def long_job() -> str:
+        time.sleep(0.6)  # twice the lock's life
+        second.append(periodic.run_alone(name, lambda: "ran twice"))
+        time.sleep(0.3)
+        return "done"
+
+    assert periodic.run_alone(name, long_job) == "done"
+    assert second == [None]  # skipped: the first run still held its lock
+    assert not redis_client.exists(periodic.LOCK_PREFIX + name)  # released at the end
+    assert periodic.run_alone(name, lambda: "again") == "again"
