@@ -13,7 +13,6 @@ import sys
 import threading
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -24,8 +23,7 @@ from shared import audit
 from shared.admin_actions import record_admin_action
 from shared.indexes import ensure_indexes
 from shared.ledger import InsufficientFunds, Ledger, journal, wallet_id
-
-AUDIT_REDIS_DB = 7
+from tests.server_urls import redis_database, with_database
 
 
 @pytest.fixture()
@@ -35,7 +33,7 @@ def isolated(db, settings):
     database = db.client[name]
     ensure_indexes(database)
     # The URL's own db number would win over a db= argument.
-    redis_client = redis.Redis.from_url(_with_path(settings.redis_url, str(AUDIT_REDIS_DB)))
+    redis_client = redis.Redis.from_url(redis_database(settings.redis_url, "audit"))
     redis_client.delete(audit.HEAD_KEY, audit.SEALER_LOCK)
     yield database, redis_client
     db.client.drop_database(name)
@@ -219,16 +217,12 @@ def _wallet() -> str:
     return wallet_id(ObjectId(), "NGN")
 
 
-def _with_path(url: str, path: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{path}"))
-
-
 def _cli(isolated, servers, command: str = "verify") -> subprocess.CompletedProcess:
     database, _ = isolated
     env = {
         "APP_ENV": "test",
-        "DATABASE_URL": _with_path(servers["database_url"], database.name),
-        "REDIS_URL": _with_path(servers["redis_url"], str(AUDIT_REDIS_DB)),
+        "DATABASE_URL": with_database(servers["database_url"], database.name),
+        "REDIS_URL": redis_database(servers["redis_url"], "audit"),
     }
     return subprocess.run(
         [sys.executable, "-m", "shared.audit", command],

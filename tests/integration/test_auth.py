@@ -10,7 +10,6 @@ import random
 import threading
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt as pyjwt
 import pytest
@@ -23,6 +22,7 @@ from services.api.app import create_app
 from shared.errors import ErrorCode
 from shared.users import set_disabled
 from tests.integration.conftest import unique_email
+from tests.server_urls import redis_database
 
 PASSWORD = "correct horse battery"
 
@@ -368,8 +368,7 @@ def test_logout_all_with_a_refresh_token_works_too(client, signup):
 @pytest.fixture(scope="module")
 def own_redis_app(settings):
     """An app over a Redis database of its own, which a test may flush."""
-    parts = urlsplit(settings.redis_url)
-    url = urlunsplit(parts._replace(path="/9"))
+    url = redis_database(settings.redis_url, "auth")
     app = create_app(dataclasses.replace(settings, redis_url=url))
     return app, redis.Redis.from_url(url)
 

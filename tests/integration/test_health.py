@@ -8,17 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from services.api.app import create_app
 from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES
-
-
-def _redis_url_with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{db}"))
+from tests.server_urls import redis_database
 
 
 def test_healthz_is_200(client):
@@ -32,7 +27,7 @@ def app_without_worker(settings):
     """The app over the session's Mongo and Redis, but with its queue in a Redis database
     no worker consumes (the session may run an in-process worker on the default one)."""
     return create_app(
-        dataclasses.replace(settings, redis_url=_redis_url_with_db(settings.redis_url, 13))
+        dataclasses.replace(settings, redis_url=redis_database(settings.redis_url, "health"))
     )
 
 

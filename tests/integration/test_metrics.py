@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -33,8 +32,7 @@ from tests.integration.metrics_support import (
     value,
     wait_until_answering,
 )
-
-ISOLATED_REDIS_DB = 5
+from tests.server_urls import redis_database
 
 
 def test_requests_are_counted_by_route_template_never_the_raw_path(client, signup):
@@ -152,7 +150,7 @@ _HEALTHZ = {"route": "/healthz", "method": "GET", "status": "200"}
 def isolated_redis_url(servers) -> str:
     """A Redis database of the test's own: a second worker on the session's queue would
     take other tests' tasks."""
-    url = urlunsplit(urlsplit(servers["redis_url"])._replace(path=f"/{ISOLATED_REDIS_DB}"))
+    url = redis_database(servers["redis_url"], "metrics")
     redis.Redis.from_url(url).flushdb()
     return url
 

@@ -9,12 +9,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pymongo
 import pytest
 
 from shared.indexes import INDEXES, missing_indexes
+from tests.server_urls import with_database
 
 MIGRATE = [sys.executable, "-m", "services.manage", "migrate"]
 
@@ -23,8 +23,7 @@ MIGRATE = [sys.executable, "-m", "services.manage", "migrate"]
 def fresh_database(test_env) -> Iterator[tuple[dict[str, str], pymongo.database.Database]]:
     """An environment naming a database nothing has touched yet, and that database."""
     name = f"migrations_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(test_env["DATABASE_URL"])
-    url = urlunsplit(parts._replace(path=f"/{name}"))
+    url = with_database(test_env["DATABASE_URL"], name)
     env = {**os.environ, **test_env, "DATABASE_URL": url}
     with pymongo.MongoClient(url) as client:
         yield env, client[name]

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from bson import Int64, ObjectId
@@ -40,6 +39,7 @@ from shared.monnify.client import MonnifyClient
 from shared.payouts import WithdrawalRequest, Withdrawals
 from shared.payouts.withdrawals import FAILED, PENDING
 from shared.users import create_user, find_active_user
+from tests.server_urls import redis_database
 
 FILLER = int(os.environ.get("QUERY_PLAN_FILLER", "5000"))
 MOST_EXAMINED = 100  # documents one query of these paths may look at
@@ -170,17 +170,13 @@ def _names_documents_by_id(selector: dict[str, Any]) -> bool:
 # ---- the paths ------------------------------------------------------------------------
 
 
-QUERY_PLANS_REDIS_DB = 8
-
-
 @pytest.fixture(scope="module")
 def ledger(planned, servers) -> Ledger:
     import redis
 
     db, _ = planned
     # A Redis database of its own: the audit head it seals must not be the session's.
-    url = urlsplit(servers["redis_url"])._replace(path=f"/{QUERY_PLANS_REDIS_DB}")
-    client = redis.Redis.from_url(urlunsplit(url))
+    client = redis.Redis.from_url(redis_database(servers["redis_url"], "query_plans"))
     client.flushdb()
     return Ledger(db, client)
 

@@ -8,7 +8,6 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -19,14 +18,14 @@ from services.api.queue import _client as gateway_client
 from services.devstack import Child, LaunchConfig, Output, process_specs, spawn, stop_all
 from shared.task_queues import CALLS, PAYMENTS, QUEUES, configure_queues
 from tests.integration.calls_support import wait_until
+from tests.server_urls import redis_database
 
-ISOLATED_REDIS_DB = 6  # not the session worker's queues: it would drain them all
 FLOOD = 300
 
 
 @pytest.fixture()
 def broker_url(servers) -> str:
-    url = urlunsplit(urlsplit(servers["redis_url"])._replace(path=f"/{ISOLATED_REDIS_DB}"))
+    url = redis_database(servers["redis_url"], "queues")
     redis.Redis.from_url(url).flushdb()
     return url
 

@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from tests.server_urls import redis_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def _healthcheck(service: str) -> list[str]:
 
 def _env(test_env: dict[str, str], metrics_dir: Path) -> dict[str, str]:
     # Its own Redis database: no other worker of the session answers there.
-    redis_url = urlunsplit(urlsplit(test_env["REDIS_URL"])._replace(path="/12"))
+    redis_url = redis_database(test_env["REDIS_URL"], "worker_liveness")
     env = {**os.environ, **test_env, "REDIS_URL": redis_url}
     # `python` is the image's interpreter in a container; this test's one here.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
