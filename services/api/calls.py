@@ -14,7 +14,7 @@ from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
-from shared.calls import CallContext, Followup, sessions
+from shared.calls import CallContext, Followup, service
 from shared.errors import ErrorCode, InvalidRequest
 from shared.schemas.calls import (
     CallEndedSchema,
@@ -60,7 +60,7 @@ def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
 def initiate(body: dict):
     """Start a call at the receiver's rate; funds for its first block are reserved now."""
     ctx = _calls()
-    started = sessions.initiate(
+    started = service.initiate(
         ctx, current_user["_id"], body["receiverId"], body.get("costPerMinute")
     )
     _schedule(ctx, started.followups)
@@ -74,7 +74,7 @@ def initiate(body: dict):
 def end(call_id: str):
     """End the call (caller or receiver); every end of one call answers the same."""
     ctx = _calls()
-    result, followups = sessions.end(ctx, _call_id(call_id), current_user["_id"])
+    result, followups = service.end(ctx, _call_id(call_id), current_user["_id"])
     _schedule(ctx, followups)
     return result
 
@@ -87,7 +87,7 @@ def end(call_id: str):
 def history(query: dict):
     """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
     limit = query["limit"]
-    page, cursor = sessions.history(
+    page, cursor = service.history(
         _calls(), current_user["_id"], query.get("role"), limit, query.get("cursor")
     )
     return page, 200, next_link(cursor)
@@ -99,4 +99,4 @@ def history(query: dict):
 @blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
 def get_call(call_id: str):
     """One of your calls; any other id is not found."""
-    return sessions.get_call(_calls(), _call_id(call_id), current_user["_id"])
+    return service.get_call(_calls(), _call_id(call_id), current_user["_id"])

@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
 from shared import live_events
-from shared.calls import CallContext, billing, reservations, sessions
+from shared.calls import CallContext, renewals, reservations, service
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.threads import run_threads
@@ -221,7 +221,7 @@ def test_the_sweeper_settles_a_call_whose_renewals_never_ran(calls, db, party, c
     """The worker 'died': the call was started without enqueuing its renewal."""
     funded = 100_000
     caller, receiver = party(funded), party()
-    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])  # started.followups deliberately dropped
     time.sleep(2 + 2 + 0.5)  # past the reservation and the sweeper's grace
 
@@ -235,18 +235,18 @@ def test_the_sweeper_settles_a_call_whose_renewals_never_ran(calls, db, party, c
 def test_renewal_and_settlement_run_twice_do_the_work_once(calls, db, party):
     funded = 100_000
     caller, receiver = party(funded), party()
-    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])
 
-    first = billing.renew(calls, call_id, 2)
-    second = billing.renew(calls, call_id, 2)  # redelivered
+    first = renewals.renew(calls, call_id, 2)
+    second = renewals.renew(calls, call_id, 2)  # redelivered
 
     assert first == second and first[0].kwargs == {"call_id": call_id, "reserved_seconds": 4}
     assert int(hold_of(db, call_id)["amount"]) == DEFAULT.cost(4)
     assert wallet(db, caller.wallet)["held"] == DEFAULT.cost(4)
-    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
-    billing.settle_call(calls, call_id)
-    billing.settle_call(calls, call_id)
+    service.end(calls, ObjectId(call_id), ObjectId(caller.id))
+    renewals.settle_call(calls, call_id)
+    renewals.settle_call(calls, call_id)
     assert_settled_exactly_once(db, call_id, caller, receiver, funded)
 
 
@@ -256,32 +256,32 @@ def test_a_call_reaching_the_maximum_duration_is_cut_off_there(settings, db, par
     )
     funded = 100_000
     caller, receiver = party(funded), party()
-    started = sessions.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])
     assert started.max_duration_seconds == 3
 
-    (step,) = billing.renew(short, call_id, 2)
+    (step,) = renewals.renew(short, call_id, 2)
 
     assert step.task == "calls.cut_off"
     assert call_doc(db, call_id)["finalReason"] == "max_duration"
     assert step.eta == call_doc(db, call_id)["startedAt"] + timedelta(seconds=3)
-    assert billing.cut_off(short, call_id) == [step]  # too early: comes back at the second
+    assert renewals.cut_off(short, call_id) == [step]  # too early: comes back at the second
     time.sleep(max((step.eta - short.clock()).total_seconds(), 0) + 0.05)
-    assert billing.cut_off(short, call_id) == []
+    assert renewals.cut_off(short, call_id) == []
     call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     assert call["endReason"] == "max_duration" and int(call["cost"]) == DEFAULT.cost(3)
 
 
 def test_a_live_calls_hold_outlives_expire_holds(calls, db, ledger, party):
     caller, receiver = party(100_000), party()
-    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])
 
     ledger.expire_holds(now=started.call["startedAt"] + timedelta(seconds=120))
 
     assert hold_of(db, call_id)["status"] == "open"
-    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
-    billing.settle_call(calls, call_id)
+    service.end(calls, ObjectId(call_id), ObjectId(caller.id))
+    renewals.settle_call(calls, call_id)
     assert hold_of(db, call_id)["status"] == "captured"
 
 
@@ -298,7 +298,7 @@ def test_ended_calls_answer_the_same_after_settlement(client, db, party, celery_
 
 def _initiate_outcome(calls: CallContext, caller, receiver) -> int:
     try:
-        sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+        service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
         return 201
     except DomainError as exc:
         return exc.status
@@ -310,7 +310,7 @@ def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
 ):
     """A lost Redis lock (expired, evicted) must not let initiates exceed the limit or
     the balance: the lock only keeps the race rare."""
-    monkeypatch.setattr(sessions, "_caller_lock", lambda *_: nullcontext())
+    monkeypatch.setattr(service, "_caller_lock", lambda *_: nullcontext())
     caller = party(funded)
     receivers = [party() for _ in range(8)]
 
@@ -323,8 +323,8 @@ def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
     assert state["held"] == sum(int(hold_of(db, str(c["_id"]))["amount"]) for c in open_calls)
     assert state["available"] >= 0
     for call in open_calls:
-        sessions.end(calls, call["_id"], ObjectId(caller.id))
-        billing.settle_call(calls, str(call["_id"]))
+        service.end(calls, call["_id"], ObjectId(caller.id))
+        renewals.settle_call(calls, str(call["_id"]))
     assert_ledger_healthy(db)
 
 
@@ -335,10 +335,10 @@ def test_a_call_that_cannot_be_recorded_gives_its_hold_back(calls, db, party, mo
     def lost(*_):
         raise AutoReconnect("the database went away after the hold")
 
-    monkeypatch.setattr(sessions, "_insert_in_free_slot", lost)
+    monkeypatch.setattr(service, "_insert_in_free_slot", lost)
 
     with pytest.raises(AutoReconnect):
-        sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+        service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
 
     assert db.calls.count_documents({"callerId": ObjectId(caller.id)}) == 0
     (hold,) = db.holds.find({"account": caller.wallet})
@@ -353,8 +353,8 @@ def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(calls
     funded = 100_000
     caller, receiver = party(funded), party()
     tariff = Tariff(5000, 0, 1)
-    call = sessions._new_call(calls, ObjectId(caller.id), ObjectId(receiver.id), tariff)
-    sessions._reserve_first_block(calls, call, tariff)
+    call = service._new_call(calls, ObjectId(caller.id), ObjectId(receiver.id), tariff)
+    service._reserve_first_block(calls, call, tariff)
     expiry = hold_of(db, str(call["_id"]))["expiresAt"]
 
     calls.ledger.expire_holds(now=expiry)
@@ -373,18 +373,18 @@ def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_sett
     setting says by then."""
     funded = 100_000
     caller, receiver = party(funded), party()
-    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])
     repriced = CallContext.from_settings(
         replace(settings, calls=replace(settings.calls, platform_fee_percent=Decimal(50)))
     )
     time.sleep(1.1)
-    sessions.end(calls, ObjectId(call_id), ObjectId(caller.id))
+    service.end(calls, ObjectId(call_id), ObjectId(caller.id))
 
-    billing.settle_call(repriced, call_id)
+    renewals.settle_call(repriced, call_id)
     assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     db.calls.update_one({"_id": ObjectId(call_id)}, {"$set": {"settled": False}})
-    billing.settle_call(calls, call_id)
+    renewals.settle_call(calls, call_id)
 
     call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     assert call["platformFeeBasisPoints"] == 2000
@@ -395,7 +395,7 @@ def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
 ):
     """Renewals racing on one call each read it unwarned; the first to mark it publishes."""
     caller, receiver = party(450), party()  # 5 s: not low at the start
-    started = sessions.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     unwarned = call_doc(db, str(started.call["_id"]))
     assert "lowFundsWarnedAt" not in unwarned
 
@@ -407,8 +407,8 @@ def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
 
     assert states == ["low_funds"]
     assert "lowFundsWarnedAt" in call_doc(db, str(started.call["_id"]))
-    sessions.end(calls, started.call["_id"], ObjectId(caller.id))
-    billing.settle_call(calls, str(started.call["_id"]))
+    service.end(calls, started.call["_id"], ObjectId(caller.id))
+    renewals.settle_call(calls, str(started.call["_id"]))
 
 
 def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
@@ -420,7 +420,7 @@ def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
     config = replace(settings.calls, hold_block_seconds=6, low_funds_warning_seconds=3)
     short = CallContext.from_settings(replace(settings, calls=config))
     caller, receiver = party(DEFAULT.cost(6)), party()
-    started = sessions.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
+    started = service.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id, start = str(started.call["_id"]), started.call["startedAt"]
 
     def at(seconds: int) -> CallContext:
@@ -430,15 +430,15 @@ def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
     assert (warn_step.task, warn_step.eta) == ("calls.renew", start + timedelta(seconds=3))
     assert "lowFundsWarnedAt" not in call_doc(db, call_id)
     with live_events.subscribe(redis_client, receiver.id) as events:
-        (last_chance,) = billing.renew(at(3), call_id, 6)
+        (last_chance,) = renewals.renew(at(3), call_id, 6)
         warning = events.next_event(timeout=5)
     assert warning["data"]["state"] == "low_funds" and warning["data"]["secondsLeft"] == 3
     assert (last_chance.task, last_chance.eta) == ("calls.renew", start + timedelta(seconds=5))
     assert "finalReason" not in call_doc(db, call_id)
 
-    (cut_off,) = billing.renew(at(5), call_id, 6)
+    (cut_off,) = renewals.renew(at(5), call_id, 6)
 
     assert (cut_off.task, cut_off.eta) == ("calls.cut_off", start + timedelta(seconds=6))
     assert call_doc(db, call_id)["finalReason"] == "insufficient_funds"
-    sessions.end(short, ObjectId(call_id), ObjectId(caller.id))
-    billing.settle_call(short, call_id)
+    service.end(short, ObjectId(call_id), ObjectId(caller.id))
+    renewals.settle_call(short, call_id)

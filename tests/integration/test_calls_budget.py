@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
-from shared.calls import CallContext, billing, sessions
+from shared.calls import CallContext, renewals, service
 from shared.ledger import Ledger
 from shared.mongo import find_and_modify_uses_indexes
 
@@ -99,18 +99,18 @@ def test_a_call_costs_its_budget_of_mongo_commands(counted, party):
     ctx, commands = counted
     caller, receiver = party(100_000), party()
     caller_id, receiver_id = ObjectId(caller.id), ObjectId(receiver.id)
-    started: list[sessions.Initiated] = []
+    started: list[service.Initiated] = []
 
     spent = {
         "initiate": commands.during(
-            lambda: started.append(sessions.initiate(ctx, caller_id, receiver_id, None))
+            lambda: started.append(service.initiate(ctx, caller_id, receiver_id, None))
         )
     }
     call_id = started[0].call["_id"]
-    spent["end"] = commands.during(lambda: sessions.end(ctx, call_id, caller_id))
-    spent["settle"] = commands.during(lambda: billing.settle_call(ctx, str(call_id)))
+    spent["end"] = commands.during(lambda: service.end(ctx, call_id, caller_id))
+    spent["settle"] = commands.during(lambda: renewals.settle_call(ctx, str(call_id)))
     spent["renewal of an ended call"] = commands.during(
-        lambda: billing.renew(ctx, str(call_id), started[0].call["reservedSeconds"])
+        lambda: renewals.renew(ctx, str(call_id), started[0].call["reservedSeconds"])
     )
 
     fam = find_and_modify_uses_indexes(ctx.db.client)

@@ -24,7 +24,7 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
 from shared import audit, auth_sessions
-from shared.calls import CallContext, billing, sessions
+from shared.calls import CallContext, renewals, service
 from shared.errors import Unauthorized
 from shared.funding import fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
@@ -249,18 +249,18 @@ def test_a_call_from_start_to_settlement(planned, calls):
     db, recorder = planned
     caller, receiver = funded(calls.ledger), funded(calls.ledger)
     caller_id, receiver_id = (ObjectId(w.split(":")[1]) for w in (caller, receiver))
-    started: list[sessions.Initiated] = []
+    started: list[service.Initiated] = []
 
     def a_call() -> None:
-        started.append(sessions.initiate(calls, caller_id, receiver_id, None))
+        started.append(service.initiate(calls, caller_id, receiver_id, None))
         call_id = started[-1].call["_id"]
-        billing.renew(calls, str(call_id), started[-1].call["reservedSeconds"])
-        sessions.end(calls, call_id, receiver_id)
-        billing.settle_call(calls, str(call_id))
-        sessions.get_call(calls, call_id, caller_id)
-        _page, cursor = sessions.history(calls, caller_id, None, 1, None)
-        sessions.history(calls, caller_id, "caller", 1, cursor)
-        billing.sweep(calls)
+        renewals.renew(calls, str(call_id), started[-1].call["reservedSeconds"])
+        service.end(calls, call_id, receiver_id)
+        renewals.settle_call(calls, str(call_id))
+        service.get_call(calls, call_id, caller_id)
+        _page, cursor = service.history(calls, caller_id, None, 1, None)
+        service.history(calls, caller_id, "caller", 1, cursor)
+        renewals.sweep(calls)
 
     assert_served_by_indexes(db, sent_by(recorder, a_call))
 

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.calls import CallContext, Followup, billing
+from shared.calls import CallContext, Followup, renewals
 from shared.errors import Conflict
 
 # Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
@@ -32,19 +32,19 @@ def _schedule(followups: list[Followup]) -> None:
 
 @celery.task(name="calls.renew", **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
-    _schedule(billing.renew(_calls(), call_id, reserved_seconds))
+    _schedule(renewals.renew(_calls(), call_id, reserved_seconds))
 
 
 @celery.task(name="calls.cut_off", **PER_CALL)
 def cut_off(call_id: str) -> None:
-    _schedule(billing.cut_off(_calls(), call_id))
+    _schedule(renewals.cut_off(_calls(), call_id))
 
 
 @celery.task(name="calls.settle", **PER_CALL)
 def settle(call_id: str) -> None:
-    billing.settle_call(_calls(), call_id)
+    renewals.settle_call(_calls(), call_id)
 
 
 @periodic("calls.sweep")
 def sweep() -> int:
-    return billing.sweep(_calls())
+    return renewals.sweep(_calls())
