@@ -1,10 +1,7 @@
-"""Ending a call exactly once, and settling its cost from the hold exactly once.
-
-Ending is one conditional update on `status`: however many ends, cut-offs and sweeps
-race, one wins and the others read its result. A participant hanging up before the
-call's paidUntil (the common end) is that one update and nothing else. Settling is one
-ledger capture under the key `call:<id>:capture`, which pays the receiver and the
-platform fee in the same entry and releases the rest of the hold; a repeat replays it.
+"""Ending a call exactly once: one conditional update on `status`. However many ends,
+cut-offs and sweeps race, one wins and the others read its result. A participant
+hanging up before the call's paidUntil (the common end) is that one update and nothing
+else. The ended call's cost is captured afterwards (settlement.py).
 """
 
 from __future__ import annotations
@@ -16,19 +13,8 @@ from bson import ObjectId
 
 from shared import live_events
 from shared.calls.context import CallContext
-from shared.calls.model import (
-    ENDED,
-    INSUFFICIENT_FUNDS,
-    OPEN,
-    RATING_FIELDS,
-    fee_percent_of,
-    rated,
-    rating,
-)
-from shared.calls.rating import split_cost
+from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, rated, rating
 from shared.calls.reservations import reserved_seconds
-from shared.errors import NotFound
-from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
 from shared.logs import get_logger
 from shared.metrics import CALLS_CUT_OFF
 from shared.mongo import update_and_read
@@ -101,51 +87,3 @@ def _announce_end(ctx: CallContext, ended: dict[str, Any]) -> None:
         CALLS_CUT_OFF.inc()
     state = live_events.CALL_CUT_OFF if cut_off else live_events.CALL_ENDED
     live_events.publish_call(ctx.redis, ended, state)
-
-
-def settle(ctx: CallContext, call: dict[str, Any], now: datetime) -> None:
-    """Capture an ended call's cost from its hold, split between the receiver and the
-    platform, and release the rest; then store the rating with `settled`. Safe to run
-    any number of times."""
-    if call["status"] != ENDED or call.get("settled"):
-        return
-    call = rated(call)
-    entry_id = _capture(ctx, call)
-    ctx.db.calls.update_one(
-        {"_id": call["_id"], "settled": False},
-        {
-            "$set": {
-                **{field: call[field] for field in RATING_FIELDS},
-                "settled": True,
-                "settledAt": now,
-                "entryId": entry_id,
-            }
-        },
-    )
-
-
-def _capture(ctx: CallContext, call: dict[str, Any]) -> str | None:
-    currency = call["currency"]
-    fee_percent = fee_percent_of(call, ctx.config.platform_fee_percent)
-    earned, fee = split_cost(int(call["cost"]), fee_percent)
-    shares = [
-        (wallet_id(call["receiverId"], currency), earned),
-        (system_account_id(SystemAccount.PLATFORM_REVENUE, currency), fee),
-    ]
-    try:
-        result = ctx.ledger.capture(
-            f"call:{call['_id']}:capture",
-            call["holdId"],
-            int(call["cost"]),
-            [(account, amount) for account, amount in shares if amount],
-            account=call["account"],
-            reference=f"call:{call['_id']}",
-            description=f"Call {call['_id']}",
-        )
-    except (NotFound, HoldNotOpen):
-        # Gone or released behind the call's back: a call is recorded only once its hold
-        # is placed, and expiry comes long after settlement, so this should not happen.
-        # The money is with the caller and nothing can be captured. Loud, not retried.
-        log.error("call_hold_closed_before_settlement", call_id=str(call["_id"]))
-        return None
-    return result.entry_id

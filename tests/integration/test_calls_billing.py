@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
 from shared import live_events
-from shared.calls import CallContext, renewals, reservations, service
+from shared.calls import CallContext, renewals, reservations, service, settlement
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.threads import run_threads
@@ -245,8 +245,8 @@ def test_renewal_and_settlement_run_twice_do_the_work_once(calls, db, party):
     assert int(hold_of(db, call_id)["amount"]) == DEFAULT.cost(4)
     assert wallet(db, caller.wallet)["held"] == DEFAULT.cost(4)
     service.end(calls, ObjectId(call_id), ObjectId(caller.id))
-    renewals.settle_call(calls, call_id)
-    renewals.settle_call(calls, call_id)
+    settlement.settle_call(calls, call_id)
+    settlement.settle_call(calls, call_id)
     assert_settled_exactly_once(db, call_id, caller, receiver, funded)
 
 
@@ -281,7 +281,7 @@ def test_a_live_calls_hold_outlives_expire_holds(calls, db, ledger, party):
 
     assert hold_of(db, call_id)["status"] == "open"
     service.end(calls, ObjectId(call_id), ObjectId(caller.id))
-    renewals.settle_call(calls, call_id)
+    settlement.settle_call(calls, call_id)
     assert hold_of(db, call_id)["status"] == "captured"
 
 
@@ -324,7 +324,7 @@ def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
     assert state["available"] >= 0
     for call in open_calls:
         service.end(calls, call["_id"], ObjectId(caller.id))
-        renewals.settle_call(calls, str(call["_id"]))
+        settlement.settle_call(calls, str(call["_id"]))
     assert_ledger_healthy(db)
 
 
@@ -381,10 +381,10 @@ def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_sett
     time.sleep(1.1)
     service.end(calls, ObjectId(call_id), ObjectId(caller.id))
 
-    renewals.settle_call(repriced, call_id)
+    settlement.settle_call(repriced, call_id)
     assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     db.calls.update_one({"_id": ObjectId(call_id)}, {"$set": {"settled": False}})
-    renewals.settle_call(calls, call_id)
+    settlement.settle_call(calls, call_id)
 
     call = assert_settled_exactly_once(db, call_id, caller, receiver, funded)
     assert call["platformFeeBasisPoints"] == 2000
@@ -408,7 +408,7 @@ def test_the_low_funds_warning_is_published_once_however_many_renewals_race(
     assert states == ["low_funds"]
     assert "lowFundsWarnedAt" in call_doc(db, str(started.call["_id"]))
     service.end(calls, started.call["_id"], ObjectId(caller.id))
-    renewals.settle_call(calls, str(started.call["_id"]))
+    settlement.settle_call(calls, str(started.call["_id"]))
 
 
 def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
@@ -441,4 +441,4 @@ def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
     assert (cut_off.task, cut_off.eta) == ("calls.cut_off", start + timedelta(seconds=6))
     assert call_doc(db, call_id)["finalReason"] == "insufficient_funds"
     service.end(short, ObjectId(call_id), ObjectId(caller.id))
-    renewals.settle_call(short, call_id)
+    settlement.settle_call(short, call_id)

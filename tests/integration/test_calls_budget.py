@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
-from shared.calls import CallContext, renewals, service
+from shared.calls import CallContext, renewals, service, settlement
 from shared.ledger import Ledger
 from shared.mongo import find_and_modify_uses_indexes
 
@@ -108,7 +108,7 @@ def test_a_call_costs_its_budget_of_mongo_commands(counted, party):
     }
     call_id = started[0].call["_id"]
     spent["end"] = commands.during(lambda: service.end(ctx, call_id, caller_id))
-    spent["settle"] = commands.during(lambda: renewals.settle_call(ctx, str(call_id)))
+    spent["settle"] = commands.during(lambda: settlement.settle_call(ctx, str(call_id)))
     spent["renewal of an ended call"] = commands.during(
         lambda: renewals.renew(ctx, str(call_id), started[0].call["reservedSeconds"])
     )

@@ -24,7 +24,7 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
 from shared import audit, auth_sessions
-from shared.calls import CallContext, renewals, service
+from shared.calls import CallContext, renewals, service, settlement, sweeper
 from shared.errors import Unauthorized
 from shared.funding import fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
@@ -256,11 +256,11 @@ def test_a_call_from_start_to_settlement(planned, calls):
         call_id = started[-1].call["_id"]
         renewals.renew(calls, str(call_id), started[-1].call["reservedSeconds"])
         service.end(calls, call_id, receiver_id)
-        renewals.settle_call(calls, str(call_id))
+        settlement.settle_call(calls, str(call_id))
         service.get_call(calls, call_id, caller_id)
         _page, cursor = service.history(calls, caller_id, None, 1, None)
         service.history(calls, caller_id, "caller", 1, cursor)
-        renewals.sweep(calls)
+        sweeper.sweep(calls)
 
     assert_served_by_indexes(db, sent_by(recorder, a_call))
 

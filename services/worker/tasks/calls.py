@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.calls import CallContext, Followup, renewals
+from shared.calls import CallContext, Followup, renewals, settlement, sweeper
 from shared.errors import Conflict
 
 # Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
@@ -42,9 +42,9 @@ def cut_off(call_id: str) -> None:
 
 @celery.task(name="calls.settle", **PER_CALL)
 def settle(call_id: str) -> None:
-    renewals.settle_call(_calls(), call_id)
+    settlement.settle_call(_calls(), call_id)
 
 
 @periodic("calls.sweep")
 def sweep() -> int:
-    return renewals.sweep(_calls())
+    return sweeper.sweep(_calls())
