@@ -97,5 +97,12 @@ def current_request_id() -> str | None:
     return structlog.contextvars.get_contextvars().get("request_id")
 
 
+def task_headers() -> dict[str, str | None]:
+    """Message headers for a task enqueued now: the current request id, which the worker
+    binds back onto the task's log lines (services/worker/celery_app.py), so work that
+    enqueues more work keeps the id of the request that started it."""
+    return {"request_id": current_request_id()}
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)

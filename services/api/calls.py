@@ -1,6 +1,8 @@
 """Calls: initiate (the first hold is placed here, synchronously), end, history, one call.
 
-Renewals, the cut-off and settlement run in the worker; this module only enqueues them."""
+Renewals, the cut-off and settlement run in the worker; this module only enqueues them.
+A broker failure must not undo a call already started or ended: the follow-up is left
+to the sweeper (`send_task_or_leave`)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from marshmallow import ValidationError
 from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
-from services.api.queue import enqueue_or_leave
-from shared.calls import CallContext, Followup, service
+from services.api.queue import send_task_or_leave
+from shared.calls import CallContext, service
+from shared.calls.followups import schedule
 from shared.errors import ErrorCode, InvalidRequest
 from shared.schemas.calls import (
     CallEndedSchema,
@@ -41,15 +44,6 @@ def _call_id(raw: str) -> ObjectId:
         ) from None
 
 
-def _schedule(ctx: CallContext, followups: list[Followup]) -> None:
-    """Enqueue what the worker does next. A broker failure must not undo a call that
-    is already started or ended: the sweeper picks such calls up."""
-    now = ctx.clock()
-    for step in followups:
-        countdown = max((step.eta - now).total_seconds(), 0)
-        enqueue_or_leave(step.task, countdown=countdown, **step.kwargs)
-
-
 @blp.route("/initiate", methods=["POST"])
 @blp.token_required()
 @blp.arguments(InitiateCallSchema)
@@ -63,7 +57,7 @@ def initiate(body: dict):
     started = service.initiate(
         ctx, current_user["_id"], body["receiverId"], body.get("costPerMinute")
     )
-    _schedule(ctx, started.followups)
+    schedule(send_task_or_leave, started.followups)
     return started.view()
 
 
@@ -75,7 +69,7 @@ def end(call_id: str):
     """End the call (caller or receiver); every end of one call answers the same."""
     ctx = _calls()
     result, followups = service.end(ctx, _call_id(call_id), current_user["_id"])
-    _schedule(ctx, followups)
+    schedule(send_task_or_leave, followups)
     return result
 
 

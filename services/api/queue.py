@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 
 from services.api.context import settings
-from shared.logs import current_request_id, get_logger
+from shared.logs import get_logger, task_headers
 from shared.redis_url import celery_connection
 from shared.task_queues import configure_queues
 
@@ -30,24 +30,21 @@ def celery_client() -> Celery:
     return _client(settings().redis_url)
 
 
-def enqueue(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> str:
-    """Send a task; raises kombu/redis errors if the broker is unreachable."""
-    result = celery_client().send_task(
-        task_name,
-        kwargs=kwargs,
-        countdown=countdown,
-        headers={"request_id": current_request_id()},
-        retry=False,
-    )
-    return result.id
+def enqueue_or_leave(task_name: str, **kwargs: Any) -> bool:
+    """Send a task, carrying the request id, whose work is already recorded in MongoDB
+    (see `send_task_or_leave`)."""
+    return send_task_or_leave(task_name, kwargs=kwargs, headers=task_headers())
 
 
-def enqueue_or_leave(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> bool:
-    """Send a task whose work is already recorded in MongoDB; if the broker is down, log
-    it and carry on: a beat job (inbox requeue, call sweeper) sends it later."""
+def send_task_or_leave(name: str, **options: Any) -> bool:
+    """Celery's `send_task` for work already recorded in MongoDB. The broker is not
+    retried (a request does not wait for it): if it is down, log it and carry on, a beat
+    job (inbox requeue, call sweeper) sends it later."""
     try:
-        enqueue(task_name, countdown=countdown, **kwargs)
+        celery_client().send_task(name, retry=False, **options)
     except Exception as exc:  # any broker failure: the stored record is the guarantee
-        log.warning("enqueue_failed", task=task_name, error=type(exc).__name__, arguments=kwargs)
+        log.warning(
+            "enqueue_failed", task=name, error=type(exc).__name__, arguments=options.get("kwargs")
+        )
         return False
     return True

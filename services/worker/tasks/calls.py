@@ -11,7 +11,8 @@ from redis.exceptions import RedisError
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.calls import CallContext, Followup, renewals, settlement, sweeper
+from shared.calls import CallContext, renewals, settlement, sweeper
+from shared.calls.followups import schedule
 from shared.errors import Conflict
 
 # Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
@@ -25,19 +26,14 @@ def _calls() -> CallContext:
     return CallContext.from_settings(context.settings())
 
 
-def _schedule(followups: list[Followup]) -> None:
-    for step in followups:
-        celery.send_task(step.task, kwargs=step.kwargs, eta=step.eta)
-
-
 @celery.task(name="calls.renew", **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
-    _schedule(renewals.renew(_calls(), call_id, reserved_seconds))
+    schedule(celery.send_task, renewals.renew(_calls(), call_id, reserved_seconds))
 
 
 @celery.task(name="calls.cut_off", **PER_CALL)
 def cut_off(call_id: str) -> None:
-    _schedule(renewals.cut_off(_calls(), call_id))
+    schedule(celery.send_task, renewals.cut_off(_calls(), call_id))
 
 
 @celery.task(name="calls.settle", **PER_CALL)
