@@ -13,6 +13,7 @@ from services.worker.celery_app import celery
 from services.worker.periodic import periodic
 from shared.calls import CallContext, renewals, settlement, sweeper
 from shared.calls.followups import schedule
+from shared.calls.model import CUT_OFF_TASK, RENEW_TASK, SETTLE_TASK, SWEEP_TASK
 from shared.errors import Conflict
 
 # Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
@@ -26,21 +27,21 @@ def _calls() -> CallContext:
     return CallContext.from_settings(context.settings())
 
 
-@celery.task(name="calls.renew", **PER_CALL)
+@celery.task(name=RENEW_TASK, **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
     schedule(celery.send_task, renewals.renew(_calls(), call_id, reserved_seconds))
 
 
-@celery.task(name="calls.cut_off", **PER_CALL)
+@celery.task(name=CUT_OFF_TASK, **PER_CALL)
 def cut_off(call_id: str) -> None:
     schedule(celery.send_task, renewals.cut_off(_calls(), call_id))
 
 
-@celery.task(name="calls.settle", **PER_CALL)
+@celery.task(name=SETTLE_TASK, **PER_CALL)
 def settle(call_id: str) -> None:
     settlement.settle_call(_calls(), call_id)
 
 
-@periodic("calls.sweep")
+@periodic(SWEEP_TASK)
 def sweep() -> int:
     return sweeper.sweep(_calls())
