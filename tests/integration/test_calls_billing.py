@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 from bson import ObjectId
+from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect
 
 from shared import live_events
@@ -328,14 +329,30 @@ def test_without_the_caller_lock_the_slot_index_and_ledger_still_hold(
     assert_ledger_healthy(db)
 
 
+class _Killed(BaseException):
+    """The gateway's process dying: nothing of it runs afterwards."""
+
+
+def _killed(*_args, **_kwargs):
+    raise _Killed
+
+
+def _recording_a_call_raises(monkeypatch, error: BaseException) -> None:
+    """Inserting a call raises `error`; every other insert goes through."""
+    insert_one = Collection.insert_one
+
+    def insert(collection: Collection, document, *args, **kwargs):
+        if collection.name == "calls":
+            raise error
+        return insert_one(collection, document, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "insert_one", insert)
+
+
 def test_a_call_that_cannot_be_recorded_gives_its_hold_back(calls, db, party, monkeypatch):
     funded = 100_000
     caller, receiver = party(funded), party()
-
-    def lost(*_):
-        raise AutoReconnect("the database went away after the hold")
-
-    monkeypatch.setattr(service, "_insert_in_free_slot", lost)
+    _recording_a_call_raises(monkeypatch, AutoReconnect("the database went away after the hold"))
 
     with pytest.raises(AutoReconnect):
         service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
@@ -347,19 +364,24 @@ def test_a_call_that_cannot_be_recorded_gives_its_hold_back(calls, db, party, mo
     assert_ledger_healthy(db)
 
 
-def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(calls, db, party):
+def test_a_hold_left_by_a_gateway_killed_before_recording_its_call_expires(
+    calls, db, party, monkeypatch
+):
     """The gateway died between placing the first hold and recording the call: no call
     exists, and the hold gives the money back when it expires, billing nothing."""
     funded = 100_000
     caller, receiver = party(funded), party()
-    tariff = Tariff(5000, 0, 1)
-    call = service._new_call(calls, ObjectId(caller.id), ObjectId(receiver.id), tariff)
-    service._reserve_first_block(calls, call, tariff)
-    expiry = hold_of(db, str(call["_id"]))["expiresAt"]
+    with monkeypatch.context() as dying, pytest.raises(_Killed):
+        _recording_a_call_raises(dying, _Killed())
+        dying.setattr(calls.ledger, "release", _killed)  # nor does it give the hold back
+        service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
+    assert db.calls.count_documents({"callerId": ObjectId(caller.id)}) == 0
+    (hold,) = db.holds.find({"account": caller.wallet})
+    call_id = hold["_id"].removeprefix("call:")
 
-    calls.ledger.expire_holds(now=expiry)
+    calls.ledger.expire_holds(now=hold["expiresAt"])
 
-    assert hold_of(db, str(call["_id"]))["status"] == "expired"
+    assert hold_of(db, call_id)["status"] == "expired"
     assert wallet(db, caller.wallet) == {"balance": funded, "held": 0, "available": funded}
     assert_ledger_healthy(db)
 
