@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+from shared.calls.model import RENEW_TASK
+from tests.integration.calls_support import end_call
 from tests.integration.funding_support import notification, pay, post_signed, signup, wait_for
 from tests.integration.log_capture import capture_logs
 from tests.span_recorder import SPANS
@@ -49,6 +51,31 @@ def test_a_task_enqueued_without_a_request_id_logs_under_its_own_task_id(celery_
         # Celery logs the success line just after it stores the result.
         traced = wait_for(logs.lines, lambda lines: _succeeded(lines, result.id))
     assert _succeeded(traced, result.id)["request_id"] == result.id
+
+
+def test_a_calls_renewals_log_under_the_request_that_started_it(client, party, celery_worker):
+    """The gateway enqueues a call's first renewal and the worker each one after it:
+    every one carries the id of the request that initiated the call."""
+    caller, receiver = party(100_000), party()
+    request_id = f"call-{uuid.uuid4().hex}"
+    with capture_logs() as logs:
+        headers = {**caller.headers, "X-Request-ID": request_id}
+        started = client.post("/calls/initiate", json={"receiverId": receiver.id}, headers=headers)
+        assert started.status_code == 201, started.get_json()
+        # 2-second blocks renewed a second before they end (tests/conftest.py): the
+        # second renewal is one the worker enqueued.
+        wait_for(logs.lines, lambda lines: len(_renewals(lines, request_id)) >= 2)
+        end_call(client, caller, started.get_json()["callId"])
+
+
+def _renewals(lines: list[dict], request_id: str) -> list[dict]:
+    return [
+        line
+        for line in lines
+        if line.get("request_id") == request_id
+        and line["event"].startswith(f"Task {RENEW_TASK}[")
+        and "succeeded" in line["event"]
+    ]
 
 
 def _succeeded(lines: list[dict], task_id: str) -> dict | None:
