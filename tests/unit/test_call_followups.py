@@ -43,4 +43,3 @@ def test_each_follow_up_is_sent_at_its_time_with_the_request_id():
         ),
         (SETTLE_TASK, {"kwargs": {"call_id": "c2"}, "eta": AT, "headers": headers}),
     ]
-
