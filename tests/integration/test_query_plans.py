@@ -26,7 +26,7 @@ from pymongo.database import Database
 from shared import audit, auth_sessions
 from shared.calls import CallContext, billing, sessions
 from shared.errors import Unauthorized
-from shared.funding import fundings, inbox, reconciliation, reserved_accounts
+from shared.funding import daily_report, fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
 from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
@@ -417,9 +417,9 @@ def test_the_daily_reports_fundings(planned):
     references = {moved["transactionReference"], *(f"MNFY|none-{n}" for n in range(IN_CHUNK))}
 
     def report_reads() -> None:
-        found = reconciliation._fundings_of_the_day(db, start, end, references)
+        found = daily_report._fundings_of_the_day(db, start, end, references)
         assert {created["_id"], moved["_id"], flagged["_id"]} <= {f["_id"] for f in found}
-        reconciliation._ledger_net(db, moved)
+        daily_report.ledger_net(db, moved)
 
     assert_served_by_indexes(db, sent_by(recorder, report_reads))
 

@@ -13,6 +13,7 @@ from services.worker.celery_app import celery
 from services.worker.periodic import periodic
 from shared.funding import events, inbox, reconciliation
 from shared.funding.confirmation import FundingConfirmer
+from shared.funding.daily_report import reconcile_day, report_summary
 from shared.funding.refunds import Refunds
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_BATCH_SIZE
@@ -108,11 +109,11 @@ def daily_report(day: str | None = None) -> dict[str, Any]:
     Monnify's view of that day's fundings, and check the ledger's invariants."""
     report_day = date.fromisoformat(day) if day else (datetime.now(UTC) - timedelta(days=1)).date()
     current = context.settings()
-    report = reconciliation.daily_report(
+    report = reconcile_day(
         context.db(),
         context.monnify(),
         report_day,
         settle_seconds=current.invariants_settle_seconds,
         refund_review_after_seconds=current.refund_review_after_seconds,
     )
-    return reconciliation.report_summary(report)
+    return report_summary(report)
