@@ -11,12 +11,13 @@ from typing import Any
 from bson import Int64
 from pymongo.database import Database
 
+from shared.funding.fundings import transaction_at_monnify
 from shared.funding.refunds import overdue_refunds
+from shared.funding.repository import FundingRepository
 from shared.ledger import LedgerReads, SystemAccount, check_recent, system_account_id
 from shared.logs import get_logger
 from shared.metrics import RECONCILIATION_DISCREPANCIES
 from shared.money import CURRENCY_EXPONENTS
-from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyError, MonnifyNotFound
 from shared.monnify.models import PaymentStatus, RefundStatus
@@ -58,7 +59,9 @@ def reconcile_day(
     start = datetime.combine(day, time.min, UTC)
     end = start + timedelta(days=1)
     movements = _clearing_movements(db, start, end)
-    fundings = _fundings_of_the_day(db, start, end, {reference for reference, _ in movements})
+    # Created that day, moved through clearing that day, or flagged that day.
+    moved = {reference for reference, _ in movements}
+    fundings = FundingRepository(db).of_the_day(start, end, moved)
     discrepancies: list[Discrepancy] = []
     totals: dict[str, dict[str, int]] = {}
     unchecked = 0
@@ -102,36 +105,11 @@ def _clearing_movements(db: Database, start: datetime, end: datetime) -> list[tu
     return [(reference, {"net": net, "currency": c}) for reference, (net, c) in nets.items()]
 
 
-def _fundings_of_the_day(
-    db: Database, start: datetime, end: datetime, references: set[str]
-) -> list[dict[str, Any]]:
-    """Fundings created that day, moved through clearing that day, or flagged that day:
-    one index-served query each (an $or would walk the collection on the embedded
-    server), merged by _id."""
-    in_day = {"$gte": start, "$lt": end}
-    found: dict[str, dict[str, Any]] = {}
-    for funding in db.fundings.find({"createdAt": in_day}):  # fundings_by_creation
-        found.setdefault(funding["_id"], funding)
-    # The sparse unique transactionReference index, in $in chunks.
-    for chunk in in_chunks(sorted(references)):
-        for funding in db.fundings.find({"transactionReference": {"$in": chunk}}):
-            found.setdefault(funding["_id"], funding)
-    # Flagged ones among those updated that day (fundings_by_update): the embedded server
-    # answers a condition on `discrepancy` ($exists, or a range) with a scan.
-    for funding in db.fundings.find({"updatedAt": in_day}):
-        if "discrepancy" in funding:
-            found.setdefault(funding["_id"], funding)
-    return list(found.values())
-
-
 def _monnify_expected(db: Database, monnify: MonnifyClient, funding: dict[str, Any]) -> int | None:
     """What Monnify says the wallet should have got net: the amount paid (nothing once
     reversed) less refunds it completed. None if Monnify could not be asked."""
     try:
-        if funding.get("transactionReference"):
-            transaction = monnify.get_transaction(funding["transactionReference"])
-        else:
-            transaction = monnify.get_transaction_by_payment_reference(funding["_id"])
+        transaction = transaction_at_monnify(monnify, funding)
     except MonnifyNotFound:
         return 0  # never created at Monnify: nothing was paid
     except MonnifyError as exc:

@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.database import Database
 
 from shared.errors import DomainError
-from shared.funding import fundings as f
-from shared.funding import inbox, reserved_accounts
+from shared.funding import fundings, inbox, refunds, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Outcome
 from shared.funding.refunds import Refunds, overdue_refunds
+from shared.funding.repository import Change, FundingRepository
 from shared.logs import get_logger
 from shared.metrics import REFUNDS_OVERDUE
 from shared.monnify.errors import MonnifyError, MonnifyNotFound
@@ -35,7 +34,7 @@ BATCH = 200
 _OPEN_FIELDS = {"_id": 1, "status": 1, "reconciledAt": 1}
 _RECHECK_FIELDS = {"_id": 1, "status": 1, "confirmedAt": 1}
 _NEVER = datetime.min.replace(tzinfo=UTC)
-_CLOSED = (f.EXPIRED, f.FAILED)
+_CLOSED = (fundings.EXPIRED, fundings.FAILED)
 
 
 @dataclass
@@ -58,13 +57,16 @@ class Reconciler:
         self.db = db
         self.confirmer = confirmer
         self.refunder = refunder
+        self.fundings = FundingRepository(db)
 
     def settle_open_fundings(self, older_than_seconds: int) -> Tally:
         """Confirm fundings still open after `older_than_seconds`, least recently checked
         first."""
         cutoff = _now() - timedelta(seconds=older_than_seconds)
         candidates = [
-            funding for status in f.OPEN_STATUSES for funding in self._open_since(status, cutoff)
+            funding
+            for status in fundings.OPEN_STATUSES
+            for funding in self.fundings.open_since(status, cutoff, _OPEN_FIELDS, BATCH)
         ]
         # Ordered here: a sort on reconciledAt, outside (status, createdAt), would walk
         # the collection on the embedded server.
@@ -72,7 +74,7 @@ class Reconciler:
         tally = Tally()
         for funding in candidates[:BATCH]:
             self._check(funding, tally)
-            self._mark_checked(funding["_id"])
+            self.fundings.mark_checked(funding["_id"])
         _log_pass(tally)
         return tally
 
@@ -82,20 +84,13 @@ class Reconciler:
         `every_seconds` while it was confirmed within `lookback_seconds`."""
         now = _now()
         lookback = timedelta(seconds=lookback_seconds)
-        # Served by the sparse recheckAt index, which holds only what may come due, so a
-        # run reads what is due and nothing else.
-        due = (
-            self.db.fundings.find({"recheckAt": {"$lte": now}}, _RECHECK_FIELDS)
-            .sort("recheckAt", ASCENDING)
-            .limit(BATCH)
-        )
         tally = Tally()
-        for funding in list(due):
+        for funding in self.fundings.due_for_recheck(now, _RECHECK_FIELDS, BATCH):
             if not _within_lookback(funding, now - lookback):
-                self._stop_rechecking(funding["_id"])
+                self.fundings.stop_rechecking(funding["_id"])
                 continue
             self._check(funding, tally)
-            self._mark_checked(funding["_id"])
+            self.fundings.mark_checked(funding["_id"])
             self._schedule_recheck(funding, now + timedelta(seconds=every_seconds), lookback)
         _log_pass(tally)
         return tally
@@ -116,7 +111,7 @@ class Reconciler:
                 continue
             for payment_reference in reserved_accounts.record_transfers(self.db, scan.transfers):
                 self._check({"_id": payment_reference}, tally)
-                self._mark_checked(payment_reference)
+                self.fundings.mark_checked(payment_reference)
             reserved_accounts.finish_scan(self.db, account, scan)
         _log_pass(tally)
         return tally
@@ -133,8 +128,8 @@ class Reconciler:
                 tally.errors += 1
                 log.warning("refund_poll_failed", refundReference=refund_reference, error=str(exc))
                 continue
-            tally.still_open += status in ("initiating", "pending")
-            tally.closed += status not in ("initiating", "pending")
+            tally.still_open += status in refunds.OPEN_STATUSES
+            tally.closed += status not in refunds.OPEN_STATUSES
         self._raise_overdue_refunds(review_after_seconds)
         return tally
 
@@ -157,34 +152,15 @@ class Reconciler:
 
     # ---- the fundings' records -------------------------------------------------------
 
-    def _open_since(self, status: str, cutoff: datetime) -> list[dict[str, Any]]:
-        """Fundings in one open status created by `cutoff`, oldest first: equality on
-        status and a range on createdAt, both in fundings_by_status."""
-        cursor = (
-            self.db.fundings.find({"status": status, "createdAt": {"$lte": cutoff}}, _OPEN_FIELDS)
-            .sort("createdAt", ASCENDING)
-            .limit(BATCH)
-        )
-        return list(cursor)
-
-    def _mark_checked(self, payment_reference: str) -> None:
-        self.db.fundings.update_one({"_id": payment_reference}, {"$set": {"reconciledAt": _now()}})
-
     def _schedule_recheck(
         self, funding: dict[str, Any], next_at: datetime, lookback: timedelta
     ) -> None:
         """The next recheck, or none once it would fall past the lookback."""
         if next_at > funding["confirmedAt"] + lookback:
-            self._stop_rechecking(funding["_id"])
+            self.fundings.stop_rechecking(funding["_id"])
             return
         # Only while still credited: a reversal during this check removed the field.
-        self.db.fundings.update_one(
-            {"_id": funding["_id"], "status": {"$in": list(f.CREDITED_STATUSES)}},
-            {"$set": {"recheckAt": next_at}},
-        )
-
-    def _stop_rechecking(self, payment_reference: str) -> None:
-        self.db.fundings.update_one({"_id": payment_reference}, {"$unset": {"recheckAt": ""}})
+        self.fundings.schedule_recheck(funding["_id"], next_at, fundings.CREDITED_STATUSES)
 
     # ---- one funding -----------------------------------------------------------------
 
@@ -202,7 +178,7 @@ class Reconciler:
             )
             return
         self._count(outcome, tally)
-        if outcome.settled and outcome.status not in f.OPEN_STATUSES:
+        if outcome.settled and outcome.status not in fundings.OPEN_STATUSES:
             inbox.settle_waiting_events(
                 self.db, funding["_id"], f"settled by reconciliation: funding {outcome.status}"
             )
@@ -220,15 +196,15 @@ class Reconciler:
 
     def _close_unknown_at_monnify(self, funding: dict[str, Any], tally: Tally) -> None:
         """A funding whose set-up never reached Monnify: nobody can pay it."""
-        now = _now()
-        closed = self.db.fundings.update_one(
-            {"_id": funding["_id"], "status": {"$in": [f.INITIALIZING, f.INIT_FAILED]}},
-            {
-                "$set": {"status": f.FAILED, "updatedAt": now},
-                "$push": {"decisions": {"at": now, "decision": "closed: unknown to Monnify"}},
-            },
+        closed = self.fundings.apply(
+            Change(
+                funding["_id"],
+                {"status": fundings.FAILED},
+                "closed: unknown to Monnify",
+                from_statuses=(fundings.INITIALIZING, fundings.INIT_FAILED),
+            )
         )
-        if closed.modified_count:
+        if closed:
             tally.closed += 1
         else:
             tally.errors += 1
@@ -238,7 +214,7 @@ class Reconciler:
 
 
 def _within_lookback(funding: dict[str, Any], oldest: datetime) -> bool:
-    return funding["status"] in f.CREDITED_STATUSES and funding["confirmedAt"] >= oldest
+    return funding["status"] in fundings.CREDITED_STATUSES and funding["confirmedAt"] >= oldest
 
 
 def _last_checked(funding: dict[str, Any]) -> datetime:
