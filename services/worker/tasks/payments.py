@@ -11,7 +11,7 @@ from bson import ObjectId
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.funding import events, inbox, reconciliation
+from shared.funding import inbox, reconciliation, webhook_events
 from shared.funding.confirmation import FundingConfirmer
 from shared.funding.daily_report import reconcile_day, report_summary
 from shared.funding.refunds import Refunds
@@ -55,13 +55,13 @@ def process_event(event_id: str) -> str:
     if not batch:
         return "already handled"
     try:
-        outcomes = events.process_batch(confirmer(), refunder(), batch, withdrawals())
+        outcomes = webhook_events.process_batch(confirmer(), refunder(), batch, withdrawals())
     except Exception:
         inbox.release_claims(db, [event["_id"] for event in batch])
         raise
     CONFIRMATION_BATCH_SIZE.observe(len(batch))
     window = context.settings().confirmation_retry_window_seconds
-    steps = {e["_id"]: events.next_step(e, outcomes[e["_id"]], window) for e in batch}
+    steps = {e["_id"]: webhook_events.next_step(e, outcomes[e["_id"]], window) for e in batch}
     inbox.write_updates(db, [step.update for step in steps.values()])
     for retried, step in steps.items():
         if step.retry_in is not None:  # sent only now that its retryAt is written
