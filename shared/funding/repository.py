@@ -37,18 +37,6 @@ class Change:
     unset: tuple[str, ...] = ()
     from_statuses: tuple[str, ...] = ()
 
-    def update(self) -> UpdateOne:
-        now = datetime.now(UTC)
-        selector: dict[str, Any] = {"_id": self.payment_reference}
-        if self.from_statuses:
-            selector["status"] = {"$in": list(self.from_statuses)}
-        update: dict[str, Any] = {"$set": {**self.fields, "updatedAt": now}}
-        if self.decision:
-            update["$push"] = {"decisions": {"at": now, "decision": self.decision}}
-        if self.unset:
-            update["$unset"] = dict.fromkeys(self.unset, "")
-        return UpdateOne(selector, update)
-
 
 class FundingRepository:
     def __init__(self, db: Database):
@@ -164,7 +152,7 @@ class FundingRepository:
         its funding on)."""
         if not changes:
             return 0
-        updates = [change.update() for change in changes]
+        updates = [_update(change) for change in changes]
         return self.fundings.bulk_write(updates, ordered=False).modified_count
 
     def mark_checked(self, payment_reference: str) -> None:
@@ -209,3 +197,16 @@ class FundingRepository:
         self.fundings.update_one(
             {"_id": payment_reference}, {"$inc": {"amountRefunded": Int64(-amount)}}
         )
+
+
+def _update(change: Change) -> UpdateOne:
+    now = datetime.now(UTC)
+    selector: dict[str, Any] = {"_id": change.payment_reference}
+    if change.from_statuses:
+        selector["status"] = {"$in": list(change.from_statuses)}
+    update: dict[str, Any] = {"$set": {**change.fields, "updatedAt": now}}
+    if change.decision:
+        update["$push"] = {"decisions": {"at": now, "decision": change.decision}}
+    if change.unset:
+        update["$unset"] = dict.fromkeys(change.unset, "")
+    return UpdateOne(selector, update)
