@@ -2,10 +2,10 @@
 so nothing Monnify was told we received can be lost. Processing happens in a task.
 
 `process` is an event's whole turn: claim the events waiting with it, have the caller's
-function decide what each webhook event came to (an `EventOutcome`: what the event
-types mean is `shared.funding.webhook_events`'), then decide from it whether to try
-again and when, and write every event's new state in one command. The task only sends
-the retries it is told of.
+function say what each one came to (an `EventOutcome`; what each type of webhook event
+means is in `shared.funding.webhook_events`), decide from that whether and when to try
+again, and write every event's new state in one command. The task only sends the
+retries it is told of.
 
 A task claims the events waiting together (its own and others already due, `claim_batch`)
 so a burst is processed in batches; the claim is a lease, so events whose worker died
