@@ -34,7 +34,7 @@ MIN_PRODUCTION_SECRET_LENGTH = 32
 MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS = 8
 _SIMULATOR_HOSTS = ("localhost", "monnify-sim", "0.0.0.0")
 ENVIRONMENTS = ("development", "test", "production")
-# The longest a webhook event waits between two tries (shared/funding/events.py); the
+# The longest a webhook event waits between two tries (shared/funding/inbox.py); the
 # broker's visibility timeout must outlast it.
 MAX_TASK_RETRY_DELAY_SECONDS = 300
 _DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"

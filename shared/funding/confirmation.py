@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import Int64
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from shared.errors import Conflict, DomainError, ErrorCode, NotFound, refusal_or_result
-from shared.funding import fundings as f
+from shared.funding import fundings
+from shared.funding.repository import Change, FundingRepository
 from shared.funding.reserved_accounts import PRODUCT_TYPE as RESERVED_ACCOUNT
 from shared.ledger import (
     Credit,
@@ -41,7 +41,6 @@ from shared.ledger import (
 from shared.ledger.accounts import receivable_id
 from shared.logs import get_logger
 from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
-from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.models import PaymentStatus, Transaction
 
@@ -52,15 +51,15 @@ log = get_logger(__name__)
 LOOKUP_THREADS = 8
 
 _CREDITED_BY_STATUS = {
-    PaymentStatus.PAID: f.PAID,
-    PaymentStatus.OVERPAID: f.OVERPAID,
-    PaymentStatus.PARTIALLY_PAID: f.PARTIALLY_PAID,
+    PaymentStatus.PAID: fundings.PAID,
+    PaymentStatus.OVERPAID: fundings.OVERPAID,
+    PaymentStatus.PARTIALLY_PAID: fundings.PARTIALLY_PAID,
 }
 _CLOSED_BY_STATUS = {
-    PaymentStatus.EXPIRED: f.EXPIRED,
-    PaymentStatus.FAILED: f.FAILED,
-    PaymentStatus.ABANDONED: f.EXPIRED,
-    PaymentStatus.CANCELLED: f.FAILED,
+    PaymentStatus.EXPIRED: fundings.EXPIRED,
+    PaymentStatus.FAILED: fundings.FAILED,
+    PaymentStatus.ABANDONED: fundings.EXPIRED,
+    PaymentStatus.CANCELLED: fundings.FAILED,
 }
 
 
@@ -104,6 +103,7 @@ class FundingConfirmer:
         self.db = db
         self.ledger = ledger
         self.monnify = monnify
+        self.fundings = FundingRepository(db)
 
     def confirm(
         self, *, payment_reference: str | None, transaction_reference: str | None = None
@@ -115,15 +115,15 @@ class FundingConfirmer:
 
     def confirm_many(self, notices: Sequence[Notice]) -> list[Answer]:
         """Each notice's answer, in order; a funding named twice is confirmed once."""
-        fundings = self._find_many(notices)
+        found = self._find_many(notices)
         named: dict[str, tuple[dict[str, Any], str | None]] = {}
-        for notice, funding in zip(notices, fundings, strict=True):
+        for notice, funding in zip(notices, found, strict=True):
             if isinstance(funding, dict):
                 named.setdefault(funding["_id"], (funding, notice.transaction_reference))
         answers = self._settle(list(named.values()))
         return [
             funding if isinstance(funding, DomainError) else answers[funding["_id"]]
-            for funding in fundings
+            for funding in found
         ]
 
     def _settle(self, named: list[tuple[dict[str, Any], str | None]]) -> dict[str, Answer]:
@@ -162,7 +162,9 @@ class FundingConfirmer:
         if not _same_reserved_account(funding, transaction):
             return self._discrepancy(funding, "Monnify reports it paid into another account")
         if "transactionReference" not in funding:
-            self._set(funding, {"transactionReference": transaction.transaction_reference})
+            self.fundings.apply(
+                Change(funding["_id"], {"transactionReference": transaction.transaction_reference})
+            )
             funding["transactionReference"] = transaction.transaction_reference
         status = transaction.payment_status
         if status in _CREDITED_BY_STATUS:
@@ -179,38 +181,19 @@ class FundingConfirmer:
 
     def _find_many(self, notices: Sequence[Notice]) -> list[dict[str, Any] | UnknownFunding]:
         """Each notice's funding: by paymentReference, else by transactionReference."""
-        by_payment = self._fundings("_id", [n.payment_reference for n in notices])
-        unmatched = [n for n in notices if n.payment_reference not in by_payment]
-        by_transaction = self._fundings(
-            "transactionReference", [n.transaction_reference for n in unmatched]
+        found = self.fundings.named(
+            [n.payment_reference for n in notices], [n.transaction_reference for n in notices]
         )
         return [
-            by_payment.get(n.payment_reference)
-            or by_transaction.get(n.transaction_reference)
+            funding
             or UnknownFunding(
                 "No funding matches this payment", {"paymentReference": n.payment_reference}
             )
-            for n in notices
+            for n, funding in zip(notices, found, strict=True)
         ]
 
-    def _fundings(self, field: str, values: list[str | None]) -> dict[str, dict[str, Any]]:
-        wanted = sorted({v for v in values if isinstance(v, str) and v})
-        if not wanted:
-            return {}
-        # In chunks: the embedded server's cost for an $in grows with its length squared.
-        # Both fields are indexed (_id, and the sparse unique transactionReference).
-        return {
-            funding[field]: funding
-            for chunk in in_chunks(wanted)
-            for funding in self.db.fundings.find({field: {"$in": chunk}})
-        }
-
     def _status(self, funding: dict[str, Any], transaction_reference: str | None) -> Transaction:
-        known = funding.get("transactionReference") or transaction_reference
-        if known:
-            transaction = self.monnify.get_transaction(known)
-        else:
-            transaction = self.monnify.get_transaction_by_payment_reference(funding["_id"])
+        transaction = fundings.transaction_at_monnify(self.monnify, funding, transaction_reference)
         if transaction.payment_reference != funding["_id"]:
             raise UnknownFunding(
                 "Monnify's transaction belongs to another payment",
@@ -241,7 +224,7 @@ class FundingConfirmer:
         ]
         owing = {a for a, balance in self.ledger.reads.balances(receivables).items() if balance < 0}
         answers: dict[str, Answer] = {}
-        credited: list[tuple[dict[str, Any], Outcome, UpdateOne]] = []
+        credited: list[tuple[dict[str, Any], Outcome, Change]] = []
         for (funding, transaction), result in zip(pairs, results, strict=True):
             settled = refusal_or_result(self._after_credit, funding, transaction, result, owing)
             if isinstance(settled, tuple):
@@ -249,7 +232,7 @@ class FundingConfirmer:
                 settled = settled[0]
             answers[funding["_id"]] = settled
         if credited:
-            self.db.fundings.bulk_write([update for _, _, update in credited], ordered=False)
+            self.fundings.apply(*(change for _, _, change in credited))
         for funding, outcome, _ in credited:
             _count_credit(funding, outcome)
         return answers
@@ -260,8 +243,8 @@ class FundingConfirmer:
         transaction: Transaction,
         result: EntryResult | DomainError,
         owing: set[str],
-    ) -> Outcome | tuple[Outcome, UpdateOne]:
-        """The outcome of one credit, with the funding's update if it moved money now."""
+    ) -> Outcome | tuple[Outcome, Change]:
+        """The outcome of one credit, with the funding's change if it moved money now."""
         amount = transaction.amount_paid_minor
         if isinstance(result, IdempotencyConflict):
             # Credited before with another amount: never adjust silently.
@@ -287,24 +270,25 @@ class FundingConfirmer:
             "recheckAt": now,
         }
         decision = f"credited {amount} ({transaction.payment_status.value})"
-        update = UpdateOne({"_id": funding["_id"]}, _funding_update(fields, decision))
-        return Outcome(funding["_id"], status, amount), update
+        return Outcome(funding["_id"], status, amount), Change(funding["_id"], fields, decision)
 
     def _reverse(self, funding: dict[str, Any], transaction: Transaction) -> Outcome:
-        if funding["status"] == f.REVERSED:
-            return Outcome(funding["_id"], f.REVERSED)
+        if funding["status"] == fundings.REVERSED:
+            return Outcome(funding["_id"], fundings.REVERSED)
         reference = transaction.transaction_reference
         credited = self._credited_amount(reference, funding["account"])
         if credited:
             self._take_back(funding, reference, credited)
         # Reversed for good: no more rechecks.
-        self._set(
-            funding,
-            {"status": f.REVERSED},
-            decision=f"reversed; {credited} taken back",
-            unset=("recheckAt",),
+        self.fundings.apply(
+            Change(
+                funding["_id"],
+                {"status": fundings.REVERSED},
+                f"reversed; {credited} taken back",
+                unset=("recheckAt",),
+            )
         )
-        return Outcome(funding["_id"], f.REVERSED, -credited)
+        return Outcome(funding["_id"], fundings.REVERSED, -credited)
 
     def _take_back(self, funding: dict[str, Any], reference: str, credited: int) -> None:
         wallet = funding["account"]
@@ -377,37 +361,27 @@ class FundingConfirmer:
             self.ledger.set_restricted(funding["account"], False, "receivable repaid")
 
     def _close(self, funding: dict[str, Any], status: str, transaction: Transaction) -> Outcome:
-        if funding["status"] in f.CREDITED_STATUSES:
+        if funding["status"] in fundings.CREDITED_STATUSES:
             return self._discrepancy(
                 funding, f"credited, but Monnify now says {transaction.payment_status.value}"
             )
-        self._set(
-            funding, {"status": status}, decision=f"closed: {transaction.payment_status.value}"
+        self.fundings.apply(
+            Change(
+                funding["_id"], {"status": status}, f"closed: {transaction.payment_status.value}"
+            )
         )
         return Outcome(funding["_id"], status)
 
     def _discrepancy(self, funding: dict[str, Any], reason: str) -> Outcome:
         log.error("funding_discrepancy", paymentReference=funding["_id"], reason=reason)
         RECONCILIATION_DISCREPANCIES.labels("confirmation").inc()
-        self._set(funding, {"discrepancy": reason}, decision=f"discrepancy: {reason}")
+        self.fundings.apply(
+            Change(funding["_id"], {"discrepancy": reason}, f"discrepancy: {reason}")
+        )
         return Outcome(funding["_id"], funding["status"])
-
-    # ---- writing ---------------------------------------------------------------------
 
     def _credited_amount(self, reference: str, wallet: str) -> int:
         return self.ledger.reads.credited(credit_key(reference), wallet)
-
-    def _set(
-        self,
-        funding: dict[str, Any],
-        fields: dict[str, Any],
-        decision: str | None = None,
-        unset: tuple[str, ...] = (),
-    ) -> None:
-        update = _funding_update(fields, decision)
-        if unset:
-            update["$unset"] = dict.fromkeys(unset, "")
-        self.db.fundings.update_one({"_id": funding["_id"]}, update)
 
 
 def _same_reserved_account(funding: dict[str, Any], transaction: Transaction) -> bool:
@@ -417,13 +391,6 @@ def _same_reserved_account(funding: dict[str, Any], transaction: Transaction) ->
         return True
     paid_into = (transaction.product_type, transaction.product_reference)
     return paid_into == (RESERVED_ACCOUNT, funding["accountReference"])
-
-
-def _funding_update(fields: dict[str, Any], decision: str | None) -> dict[str, Any]:
-    update: dict[str, Any] = {"$set": {**fields, "updatedAt": datetime.now(UTC)}}
-    if decision:
-        update["$push"] = {"decisions": {"at": datetime.now(UTC), "decision": decision}}
-    return update
 
 
 def _count_credit(funding: dict[str, Any], outcome: Outcome) -> None:

@@ -1,6 +1,7 @@
-"""Starting a funding: a pending record under our own paymentReference first, then
-Monnify's checkout and dynamic account. An Idempotency-Key makes a retried request
-answer the first response without a second Monnify transaction."""
+"""Fundings: their statuses, and starting one: a pending record under our own
+paymentReference first, then Monnify's checkout and dynamic account. An Idempotency-Key
+makes a retried request answer the first response without a second Monnify transaction.
+Every write to a funding's record is `shared.funding.repository`'s."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from typing import Any
 
 from bson import Int64, ObjectId
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from shared.errors import Conflict, ErrorCode
+from shared.funding.repository import Change, FundingRepository
 from shared.ledger.accounts import open_wallet
 from shared.logs import get_logger
 from shared.metrics import FUNDINGS_INITIATED
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyError
+from shared.monnify.models import Transaction
 
 log = get_logger(__name__)
 
@@ -80,10 +82,19 @@ def start_funding(db: Database, monnify: MonnifyClient, request: FundingRequest)
     return response
 
 
+def transaction_at_monnify(
+    monnify: MonnifyClient, funding: dict[str, Any], transaction_reference: str | None = None
+) -> Transaction:
+    """Monnify's transaction for a funding: by its transactionReference (or the one a
+    notification gave) if known, else by its paymentReference."""
+    known = funding.get("transactionReference") or transaction_reference
+    if known:
+        return monnify.get_transaction(known)
+    return monnify.get_transaction_by_payment_reference(funding["_id"])
+
+
 def _replay(db: Database, request: FundingRequest) -> dict[str, Any] | None:
-    funding = db.fundings.find_one(
-        {"userId": request.user_id, "idempotencyKey": request.idempotency_key}
-    )
+    funding = FundingRepository(db).by_key(request.user_id, request.idempotency_key)
     return stored_answer(funding, request.fingerprint(), request.idempotency_key)
 
 
@@ -124,11 +135,7 @@ def _record_initializing(db: Database, request: FundingRequest) -> dict[str, Any
     }
     if request.idempotency_key:
         funding["idempotencyKey"] = request.idempotency_key
-    try:
-        db.fundings.insert_one(funding)
-    except DuplicateKeyError:
-        return None
-    return funding
+    return funding if FundingRepository(db).insert_new([funding]) else None
 
 
 def _open_at_monnify(
@@ -144,9 +151,9 @@ def _open_at_monnify(
     )
     # Stored at once: a payment on the checkout page must be matched even if the next
     # call fails.
-    db.fundings.update_one(
-        {"_id": funding["_id"]},
-        {"$set": {"transactionReference": checkout.transaction_reference}},
+    repository = FundingRepository(db)
+    repository.apply(
+        Change(funding["_id"], {"transactionReference": checkout.transaction_reference})
     )
     account = monnify.init_bank_transfer(
         checkout.transaction_reference,
@@ -164,9 +171,12 @@ def _open_at_monnify(
         "expiryDate": account.expires_at.replace(microsecond=0),  # Mongo keeps milliseconds
         "checkoutUrl": checkout.checkout_url,
     }
-    db.fundings.update_one(
-        {"_id": funding["_id"], "status": INITIALIZING},
-        {"$set": {"status": PENDING, "response": response, "updatedAt": datetime.now(UTC)}},
+    repository.apply(
+        Change(
+            funding["_id"],
+            {"status": PENDING, "response": response},
+            from_statuses=(INITIALIZING,),
+        )
     )
     log.info("funding_started", paymentReference=funding["_id"], amount=response["amount"])
     FUNDINGS_INITIATED.labels(funding["currency"]).inc()
@@ -176,11 +186,12 @@ def _open_at_monnify(
 def _mark_init_failed(db: Database, payment_reference: str) -> None:
     """Monnify failed mid-way: the key is freed so the client can retry it, and the record
     stays, so a payment made on a checkout Monnify did create is still credited."""
-    db.fundings.update_one(
-        {"_id": payment_reference, "status": INITIALIZING},
-        {
-            "$set": {"status": INIT_FAILED, "updatedAt": datetime.now(UTC)},
-            "$unset": {"idempotencyKey": ""},
-        },
+    FundingRepository(db).apply(
+        Change(
+            payment_reference,
+            {"status": INIT_FAILED},
+            unset=("idempotencyKey",),
+            from_statuses=(INITIALIZING,),
+        )
     )
     log.warning("funding_init_failed", paymentReference=payment_reference)

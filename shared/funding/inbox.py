@@ -1,6 +1,12 @@
 """The webhook inbox: every authenticated notification is stored before anything else,
 so nothing Monnify was told we received can be lost. Processing happens in a task.
 
+`process` is an event's whole turn: claim the events waiting with it, have the caller's
+function say what each one came to (an `EventOutcome`; what each type of webhook event
+means is in `shared.funding.webhook_events`), decide from that whether and when to try
+again, and write every event's new state in one command. The task only sends the
+retries it is told of.
+
 A task claims the events waiting together (its own and others already due, `claim_batch`)
 so a burst is processed in batches; the claim is a lease, so events whose worker died
 go back to waiting when it runs out, and the requeue job sends them again. A batch is
@@ -12,7 +18,8 @@ lease.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -25,6 +32,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.exact_json import loads_exact
+from shared.logs import get_logger
+from shared.metrics import CONFIRMATION_BATCH_SIZE, CONFIRMATION_FAILURES
+from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
+
+log = get_logger(__name__)
 
 RECEIVED = "received"  # stored, waiting for (or in) processing
 PROCESSED = "processed"
@@ -44,6 +56,7 @@ STATUSES = (RECEIVED, PROCESSED, *REVIEW_STATUSES)
 CLAIM_SECONDS = 60
 # `batch` names the claim; a settled event keeps it, to show what it was confirmed with.
 _UNCLAIM = {"batch": "", "claimedUntil": ""}
+ALREADY_HANDLED = "already handled"  # what `process` answers for an event another took
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,40 @@ class StoredEvent:
     event_id: ObjectId
     duplicate: bool
     processable: bool
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What one try of an event came to. `retry_or`: try again later; once out of time,
+    mark the event with this status."""
+
+    status: str
+    note: str | None = None
+    retry_or: str | None = None
+
+
+# The caller's processing: each claimed event's outcome, keyed by its _id; it writes
+# nothing to the events.
+ProcessBatch = Callable[[list[dict[str, Any]]], dict[ObjectId, EventOutcome]]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What `process` did: the status the event asked about is left in, and the events
+    to send again, each with the seconds until its next try."""
+
+    status: str
+    retries: dict[ObjectId, float]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What becomes of an event after a try: its update, the status it is left in, and
+    the seconds until its next try (None: no more tries)."""
+
+    update: UpdateOne
+    status: str
+    retry_in: float | None = None
 
 
 def parse_body(raw: bytes) -> dict[str, Any] | None:
@@ -122,6 +169,58 @@ def _count_redelivery(db: Database, dedupe_key: str, now: datetime) -> StoredEve
         revive_event(db, existing["_id"], "delivered again")
         return StoredEvent(existing["_id"], True, True)
     return StoredEvent(existing["_id"], True, existing["status"] == RECEIVED)
+
+
+def process(
+    db: Database,
+    event_id: ObjectId,
+    process_batch: ProcessBatch,
+    *,
+    limit: int,
+    window_seconds: int,
+    batch: str | None = None,
+) -> Processed:
+    """Claim this event with others waiting (`claim_batch`), have `process_batch` find
+    their outcomes, then write each one's next step: final, or due again after a backoff
+    while its retry window (`window_seconds` since received or revived) lasts."""
+    claimed = claim_batch(db, event_id, limit, batch)
+    if not claimed:
+        return Processed(ALREADY_HANDLED, {})
+    try:
+        outcomes = process_batch(claimed)
+    except Exception:
+        release_claims(db, [event["_id"] for event in claimed])
+        raise
+    CONFIRMATION_BATCH_SIZE.observe(len(claimed))
+    steps = {e["_id"]: _next_step(e, outcomes[e["_id"]], window_seconds) for e in claimed}
+    write_updates(db, [step.update for step in steps.values()])
+    retries = {i: step.retry_in for i, step in steps.items() if step.retry_in is not None}
+    return Processed(steps[event_id].status if event_id in steps else ALREADY_HANDLED, retries)
+
+
+def _next_step(event: dict[str, Any], outcome: EventOutcome, window_seconds: int) -> _Step:
+    event_id = event["_id"]
+    if outcome.retry_or is None:
+        return _Step(finish_update(event_id, outcome.status, outcome.note), outcome.status)
+    delay = _retry_delay(event, window_seconds)
+    if delay is None:
+        # Out of time: reconciliation (or an admin requeue) takes it from here.
+        log.error("webhook_event_gave_up", event_id=str(event_id), reason=outcome.note)
+        CONFIRMATION_FAILURES.labels(outcome.retry_or).inc()
+        update = finish_update(event_id, outcome.retry_or, outcome.note)
+        return _Step(update, outcome.retry_or)
+    log.info("webhook_event_retry", event_id=str(event_id), reason=outcome.note, delay=delay)
+    return _Step(retry_update(event_id, delay, outcome.note), outcome.status, delay)
+
+
+def _retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:
+    """Seconds until the next try (exponential in the event's tries so far, with jitter),
+    or None once it has waited longer than the window since received (or revived)."""
+    deadline = window_start(event) + timedelta(seconds=window_seconds)
+    if datetime.now(UTC) >= deadline:
+        return None
+    delay = min(MAX_TASK_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
+    return delay / 2 + random.uniform(0, delay / 2)
 
 
 def claim_batch(

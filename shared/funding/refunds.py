@@ -29,7 +29,8 @@ from pymongo.errors import PyMongoError
 
 from shared.admin_actions import write_admin_action
 from shared.errors import Conflict, DomainError, ErrorCode, NotFound, UpstreamUnavailable
-from shared.funding import fundings as f
+from shared.funding import fundings
+from shared.funding.repository import Change, FundingRepository
 from shared.ledger import (
     HoldNotOpen,
     InsufficientFunds,
@@ -117,6 +118,7 @@ class Refunds:
         self.db = db
         self.ledger = ledger
         self.monnify = monnify
+        self.fundings = FundingRepository(db)
 
     # ---- starting a refund -----------------------------------------------------------
 
@@ -159,12 +161,12 @@ class Refunds:
         return self._apply(self._reload(refund["_id"]), answer.refund_status)
 
     def _refundable_funding(self, payment_reference: str) -> dict[str, Any]:
-        funding = self.db.fundings.find_one({"_id": payment_reference})
+        funding = self.fundings.by_reference(payment_reference)
         if funding is None:
             raise NotFound(
                 "No funding with this paymentReference", {"paymentReference": payment_reference}
             )
-        if funding["status"] not in f.CREDITED_STATUSES:
+        if funding["status"] not in fundings.CREDITED_STATUSES:
             raise Conflict(
                 f"Only a credited funding can be refunded; this one is {funding['status']}",
                 {"paymentReference": payment_reference},
@@ -178,7 +180,8 @@ class Refunds:
         amount = self._refundable(funding, request.amount_minor)
         try:
             with self.db.client.start_session() as session, session.start_transaction():
-                self._reserve(funding, amount, session)
+                if not self.fundings.reserve_refund(funding, amount, session):
+                    raise Conflict(RESERVED_BY_ANOTHER, code=ErrorCode.BUSY)
                 refund = self._record(funding, amount, request, session)
                 write_admin_action(
                     self.db,
@@ -213,26 +216,6 @@ class Refunds:
                 {"refundable": to_major(remaining)},
             )
         return amount
-
-    def _reserve(self, funding: dict[str, Any], amount: int, session: ClientSession) -> None:
-        """Count the amount as refunded on the funding, atomically, so two refunds at
-        once can't together exceed what was credited."""
-        # Compare-and-set on the exact amount read: a concurrent refund changes it, and
-        # this one then fails rather than overdraw what was credited. A funding never
-        # refunded has no field yet, so it is matched by its absence (no $or: the
-        # embedded server walks the collection for one, even beside an _id).
-        refunded = funding.get("amountRefunded")
-        reserved = self.db.fundings.update_one(
-            {
-                "_id": funding["_id"],
-                "amountCredited": funding["amountCredited"],
-                "amountRefunded": {"$exists": False} if refunded is None else refunded,
-            },
-            {"$inc": {"amountRefunded": Int64(amount)}},
-            session=session,
-        )
-        if reserved.matched_count != 1:
-            raise Conflict(RESERVED_BY_ANOTHER, code=ErrorCode.BUSY)
 
     def _record(
         self,
@@ -353,7 +336,12 @@ class Refunds:
             log.error("refund_discrepancy", refundReference=refund["_id"], reason="hold not open")
             return
         if self._transition(refund, refund["status"], COMPLETED, "Monnify completed the refund"):
-            self._push_funding_decision(refund, f"refund {refund['_id']} of {amount} completed")
+            self.fundings.apply(
+                Change(
+                    refund["paymentReference"],
+                    decision=f"refund {refund['_id']} of {amount} completed",
+                )
+            )
             log.info("refund_completed", refundReference=refund["_id"], amount=amount)
 
     def _release(self, refund: dict[str, Any], status: str, note: str) -> None:
@@ -393,17 +381,7 @@ class Refunds:
         )
 
     def _unreserve(self, refund: dict[str, Any]) -> None:
-        self.db.fundings.update_one(
-            {"_id": refund["paymentReference"]},
-            {"$inc": {"amountRefunded": Int64(-int(refund["amount"]))}},
-        )
-
-    def _push_funding_decision(self, refund: dict[str, Any], decision: str) -> None:
-        now = datetime.now(UTC)
-        self.db.fundings.update_one(
-            {"_id": refund["paymentReference"]},
-            {"$push": {"decisions": {"at": now, "decision": decision}}, "$set": {"updatedAt": now}},
-        )
+        self.fundings.unreserve_refund(refund["paymentReference"], int(refund["amount"]))
 
     def _reload(self, refund_reference: str) -> dict[str, Any]:
         return self.db.refunds.find_one({"_id": refund_reference})

@@ -25,10 +25,11 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared.errors import Conflict, InvalidRequest
-from shared.funding import fundings as f
+from shared.funding import fundings
+from shared.funding.repository import FundingRepository
 from shared.kyc import KycVault, load_kyc
 from shared.ledger.accounts import open_wallet
 from shared.logs import get_logger
@@ -48,7 +49,6 @@ PAGE_SIZE = 50
 MAX_PAGES = 20  # per account and pass: 1,000 transfers
 # Re-read this far behind the newest transfer seen, in case Monnify lists one late.
 OVERLAP = timedelta(hours=1)
-_DUPLICATE_KEY = 11000
 
 
 class KycRequired(Conflict):
@@ -196,14 +196,16 @@ def record_transfers(db: Database, transfers: Sequence[Transfer]) -> list[str]:
         return []
     accounts = _by_id(db.reserved_accounts, {t.account_reference for t in transfers})
     known = {t.payment_reference: t for t in transfers if t.account_reference in accounts}
-    existing = _by_id(db.fundings, set(known))
+    repository = FundingRepository(db)
+    existing = repository.by_references(set(known))
     new = [t for reference, t in known.items() if reference not in existing]
-    _insert_fundings(db, [_funding(accounts[t.account_reference], t) for t in new])
+    # A webhook and reconciliation may race on one: the second leaves it as it is.
+    repository.insert_new([_funding(accounts[t.account_reference], t) for t in new])
     _note_activity(db, {t.account_reference for t in new})
     return [
         reference
         for reference in known
-        if reference not in existing or existing[reference]["status"] in f.OPEN_STATUSES
+        if reference not in existing or existing[reference]["status"] in fundings.OPEN_STATUSES
     ]
 
 
@@ -225,21 +227,10 @@ def _funding(account: dict[str, Any], transfer: Transfer) -> dict[str, Any]:
         "account": account["wallet"],
         "email": account["email"],
         "currency": account["currency"],
-        "status": f.PENDING,
+        "status": fundings.PENDING,
         "createdAt": now,
         "updatedAt": now,
     }
-
-
-def _insert_fundings(db: Database, documents: list[dict[str, Any]]) -> None:
-    """Insert what is not there yet; a webhook and reconciliation may race on one."""
-    if not documents:
-        return
-    try:
-        db.fundings.insert_many(documents, ordered=False)
-    except BulkWriteError as exc:
-        if any(error["code"] != _DUPLICATE_KEY for error in exc.details["writeErrors"]):
-            raise
 
 
 def _note_activity(db: Database, references: set[str]) -> None:

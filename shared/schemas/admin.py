@@ -6,7 +6,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from shared.funding import inbox, refunds
-from shared.funding.reconciliation import DISCREPANCY_KINDS
+from shared.funding.daily_report import DISCREPANCY_KINDS
 from shared.money import CURRENCY_EXPONENTS
 from shared.schemas.fields import Money, ObjectIdField, one_of
 from shared.schemas.paging import page_limit

@@ -26,10 +26,11 @@ from pymongo.database import Database
 from shared import audit, auth_sessions
 from shared.calls import CallContext, renewals, service, settlement, sweeper
 from shared.errors import Unauthorized
-from shared.funding import fundings, inbox, reconciliation, reserved_accounts
+from shared.funding import daily_report, fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
 from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
+from shared.funding.repository import FundingRepository
 from shared.indexes import ensure_indexes
 from shared.kyc import KycVault
 from shared.ledger import Ledger, check_recent
@@ -355,8 +356,10 @@ def test_confirmation_finds_its_fundings(planned, ledger, monnify):
     notices += [Notice(known[0]["_id"])]
 
     def look_up() -> None:
-        found = confirmer._find_many(notices)
-        assert [f["_id"] for f in found if isinstance(f, dict)] == [
+        found = FundingRepository(db).named(
+            [n.payment_reference for n in notices], [n.transaction_reference for n in notices]
+        )
+        assert [f["_id"] for f in found if f is not None] == [
             *(funding["_id"] for funding in known),
             known[0]["_id"],
         ]
@@ -392,15 +395,17 @@ def test_reconciliation_of_fundings_and_refunds(planned, ledger, monnify):
     assert "recheckAt" not in db.fundings.find_one({"_id": stale["_id"]})
 
 
-def test_a_refund_reservation(planned, ledger, monnify):
+def test_a_refund_reservation(planned):
     db, recorder = planned
     funding = a_funding(db, status=fundings.PAID, amountCredited=Int64(500_000))
-    refunds = Refunds(db, ledger, monnify)
+    repository = FundingRepository(db)
 
     def reserve() -> None:
         with db.client.start_session() as session:
-            refunds._reserve(funding, 100_000, session)
-            refunds._reserve(db.fundings.find_one({"_id": funding["_id"]}), 100_000, session)
+            repository.reserve_refund(funding, 100_000, session)
+            repository.reserve_refund(
+                db.fundings.find_one({"_id": funding["_id"]}), 100_000, session
+            )
 
     assert_served_by_indexes(db, sent_by(recorder, reserve))
     assert db.fundings.find_one({"_id": funding["_id"]})["amountRefunded"] == 200_000
@@ -417,9 +422,9 @@ def test_the_daily_reports_fundings(planned):
     references = {moved["transactionReference"], *(f"MNFY|none-{n}" for n in range(IN_CHUNK))}
 
     def report_reads() -> None:
-        found = reconciliation._fundings_of_the_day(db, start, end, references)
+        found = FundingRepository(db).of_the_day(start, end, references)
         assert {created["_id"], moved["_id"], flagged["_id"]} <= {f["_id"] for f in found}
-        reconciliation._ledger_net(db, moved)
+        daily_report.ledger_net(db, moved)
 
     assert_served_by_indexes(db, sent_by(recorder, report_reads))
 

@@ -11,11 +11,11 @@ from bson import ObjectId
 from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.funding import events, inbox, reconciliation
+from shared.funding import inbox, reconciliation, webhook_events
 from shared.funding.confirmation import FundingConfirmer
+from shared.funding.daily_report import reconcile_day, report_summary
 from shared.funding.refunds import Refunds
 from shared.logs import get_logger
-from shared.metrics import CONFIRMATION_BATCH_SIZE
 from shared.payouts import Withdrawals
 
 log = get_logger(__name__)
@@ -46,26 +46,23 @@ def process_event(event_id: str) -> str:
     """Confirm what stored webhooks report: this event and the others waiting with it,
     together (a burst queues one task per event; the first takes a batch, the rest find
     theirs done). Each event that Monnify has not settled is tried again on its own."""
-    oid = ObjectId(event_id)
-    db = context.db()
-    # Named by the task's id: delivered again after its process was killed mid-batch
-    # (acks_late, reject on worker lost), it takes that batch back at once.
-    batch = inbox.claim_batch(db, oid, BATCH_SIZE, process_event.request.id)
-    if not batch:
-        return "already handled"
-    try:
-        outcomes = events.process_batch(confirmer(), refunder(), batch, withdrawals())
-    except Exception:
-        inbox.release_claims(db, [event["_id"] for event in batch])
-        raise
-    CONFIRMATION_BATCH_SIZE.observe(len(batch))
-    window = context.settings().confirmation_retry_window_seconds
-    steps = {e["_id"]: events.next_step(e, outcomes[e["_id"]], window) for e in batch}
-    inbox.write_updates(db, [step.update for step in steps.values()])
-    for retried, step in steps.items():
-        if step.retry_in is not None:  # sent only now that its retryAt is written
-            process_event.apply_async((str(retried),), countdown=step.retry_in)
-    return steps[oid].status if oid in steps else "already handled"
+    processed = inbox.process(
+        context.db(),
+        ObjectId(event_id),
+        _process_batch,
+        limit=BATCH_SIZE,
+        window_seconds=context.settings().confirmation_retry_window_seconds,
+        # Named by the task's id: delivered again after its process was killed mid-batch
+        # (acks_late, reject on worker lost), it takes that batch back at once.
+        batch=process_event.request.id,
+    )
+    for retried, delay in processed.retries.items():  # their retryAt is written by now
+        process_event.apply_async((str(retried),), countdown=delay)
+    return processed.status
+
+
+def _process_batch(batch: list[dict[str, Any]]) -> dict[ObjectId, inbox.EventOutcome]:
+    return webhook_events.process_batch(confirmer(), refunder(), batch, withdrawals())
 
 
 @periodic("payments.requeue_inbox")
@@ -108,11 +105,11 @@ def daily_report(day: str | None = None) -> dict[str, Any]:
     Monnify's view of that day's fundings, and check the ledger's invariants."""
     report_day = date.fromisoformat(day) if day else (datetime.now(UTC) - timedelta(days=1)).date()
     current = context.settings()
-    report = reconciliation.daily_report(
+    report = reconcile_day(
         context.db(),
         context.monnify(),
         report_day,
         settle_seconds=current.invariants_settle_seconds,
         refund_review_after_seconds=current.refund_review_after_seconds,
     )
-    return reconciliation.report_summary(report)
+    return report_summary(report)

@@ -1,4 +1,5 @@
-"""Processing stored webhook events: what each type asks for, and when to try again.
+"""Processing stored webhook events: what each type asks for (the inbox decides, from
+its outcome, when to try again).
 
 A batch of claimed events is processed together: its transaction events confirmed in one
 `confirm_many` (one look-up of fundings, concurrent status calls, one group commit), the
@@ -7,38 +8,21 @@ rest one by one. Each event still gets its own outcome and its own retries.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateOne
 
 from shared.errors import DomainError, refusal_or_result
 from shared.funding import inbox, refunds, reserved_accounts
 from shared.funding.confirmation import Answer, FundingConfirmer, Notice, UnknownFunding
+from shared.funding.inbox import EventOutcome
 from shared.funding.refunds import Refunds, UnknownRefund
-from shared.logs import get_logger
-from shared.metrics import CONFIRMATION_FAILURES
 from shared.payouts import UnknownWithdrawal, Withdrawals
 from shared.payouts.withdrawals import OPEN as OPEN_WITHDRAWAL
-from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
-
-log = get_logger(__name__)
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
 DISBURSEMENT_EVENTS = ("SUCCESSFUL_DISBURSEMENT", "FAILED_DISBURSEMENT", "REVERSED_DISBURSEMENT")
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """`retry_or`: try again later; once out of time, mark the event with this status."""
-
-    status: str
-    note: str | None = None
-    retry_or: str | None = None
 
 
 def process_batch(
@@ -134,38 +118,3 @@ def _disbursement_reference(event: dict[str, Any]) -> str | None:
 
 def _failure(exc: DomainError) -> EventOutcome:
     return EventOutcome(inbox.RECEIVED, f"{type(exc).__name__}: {exc}", retry_or=inbox.FAILED)
-
-
-@dataclass(frozen=True)
-class Step:
-    """What becomes of an event after a try: its update, the status it is left in, and
-    the seconds until its next try (None: no more tries)."""
-
-    update: UpdateOne
-    status: str
-    retry_in: float | None = None
-
-
-def next_step(event: dict[str, Any], outcome: EventOutcome, window_seconds: int) -> Step:
-    event_id = event["_id"]
-    if outcome.retry_or is None:
-        return Step(inbox.finish_update(event_id, outcome.status, outcome.note), outcome.status)
-    delay = retry_delay(event, window_seconds)
-    if delay is None:
-        # Out of time: reconciliation (or an admin requeue) takes it from here.
-        log.error("webhook_event_gave_up", event_id=str(event_id), reason=outcome.note)
-        CONFIRMATION_FAILURES.labels(outcome.retry_or).inc()
-        update = inbox.finish_update(event_id, outcome.retry_or, outcome.note)
-        return Step(update, outcome.retry_or)
-    log.info("webhook_event_retry", event_id=str(event_id), reason=outcome.note, delay=delay)
-    return Step(inbox.retry_update(event_id, delay, outcome.note), outcome.status, delay)
-
-
-def retry_delay(event: dict[str, Any], window_seconds: int) -> float | None:
-    """Seconds until the next try (exponential in the event's tries so far, with jitter),
-    or None once it has waited longer than the window since received (or revived)."""
-    deadline = inbox.window_start(event) + timedelta(seconds=window_seconds)
-    if datetime.now(UTC) >= deadline:
-        return None
-    delay = min(MAX_TASK_RETRY_DELAY_SECONDS, 2 ** event.get("attempts", 0))
-    return delay / 2 + random.uniform(0, delay / 2)
