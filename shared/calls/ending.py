@@ -31,7 +31,7 @@ from shared.errors import NotFound
 from shared.ledger import HoldNotOpen, SystemAccount, system_account_id, wallet_id
 from shared.logs import get_logger
 from shared.metrics import CALLS_CUT_OFF
-from shared.mongo import update_and_read
+from shared.queries import update_and_read
 
 log = get_logger(__name__)
 

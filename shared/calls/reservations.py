@@ -34,7 +34,7 @@ from shared.calls.model import (
 from shared.calls.rating import Tariff
 from shared.ledger import HoldNotOpen, IdempotencyConflict, InsufficientFunds
 from shared.logs import get_logger
-from shared.mongo import update_and_read
+from shared.queries import update_and_read
 from shared.settings import CallSettings
 
 log = get_logger(__name__)

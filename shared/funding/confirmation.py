@@ -41,9 +41,9 @@ from shared.ledger import (
 from shared.ledger.accounts import receivable_id
 from shared.logs import get_logger
 from shared.metrics import AMOUNT_CREDITED, FUNDINGS_CONFIRMED, RECONCILIATION_DISCREPANCIES
-from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.models import PaymentStatus, Transaction
+from shared.queries import in_chunks
 
 log = get_logger(__name__)
 

@@ -32,10 +32,10 @@ from shared.ledger import LedgerReads, SystemAccount, check_recent, system_accou
 from shared.logs import get_logger
 from shared.metrics import RECONCILIATION_DISCREPANCIES, REFUNDS_OVERDUE
 from shared.money import CURRENCY_EXPONENTS
-from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyError, MonnifyNotFound
 from shared.monnify.models import PaymentStatus, RefundStatus
+from shared.queries import in_chunks
 
 log = get_logger(__name__)
 

@@ -74,7 +74,8 @@ from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
 from shared.metrics import LEDGER_BUSY
-from shared.mongo import get_db, in_chunks, update_and_read
+from shared.mongo import get_db
+from shared.queries import in_chunks, update_and_read
 from shared.redis_conn import get_redis
 from shared.settings import Settings
 

@@ -7,7 +7,7 @@ then explained as a find with execution statistics, and must have examined a bou
 number of documents: a collection scan examines them all (at 5,000 filler documents or
 100,000 the verdict is the same; QUERY_PLAN_FILLER sets it). findAndModify must not be
 sent to the embedded server, which runs it as a walk of the whole collection
-(shared.mongo.update_and_read).
+(shared.queries.update_and_read).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from shared.indexes import ensure_indexes
 from shared.kyc import KycVault
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
-from shared.mongo import IN_CHUNK, find_and_modify_uses_indexes
 from shared.monnify.client import MonnifyClient
 from shared.payouts import WithdrawalRequest, Withdrawals
 from shared.payouts.withdrawals import FAILED, PENDING
+from shared.queries import IN_CHUNK, find_and_modify_uses_indexes
 from shared.users import create_user, find_active_user
 from tests.server_urls import redis_database
 
