@@ -4,7 +4,7 @@ Domain code only: no Flask, no Celery. Functions that need a worker task afterwa
 return `Followup`s for the gateway or the worker to enqueue.
 """
 
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.model import Followup
 from shared.calls.rating import Tariff
 

@@ -1,5 +1,5 @@
-"""What the call domain needs from its process: the database, the ledger, Redis and the
-call settings, built once per process by the gateway or the worker."""
+"""What the call domain is given by its process: the database, the ledger, Redis and the
+call configuration. Each process's `Runtime` (shared/runtime.py) builds one."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from datetime import UTC, datetime
 import redis
 from pymongo.database import Database
 
+from shared.calls.config import CallConfig
 from shared.ledger import Ledger
-from shared.mongo import get_db
-from shared.redis_conn import get_redis
-from shared.settings import CallSettings, Settings
 
 
 def _now_millis() -> datetime:
@@ -28,20 +26,8 @@ class CallContext:
     db: Database
     ledger: Ledger
     redis: redis.Redis
-    config: CallSettings
+    config: CallConfig
     currency: str
     lock_timeout: float = 10.0
     lock_wait: float = 5.0
     clock: Callable[[], datetime] = field(default=_now_millis)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CallContext:
-        return cls(
-            db=get_db(settings.database_url),
-            ledger=Ledger.from_settings(settings),
-            redis=get_redis(settings.redis_url),
-            config=settings.calls,
-            currency=settings.default_currency,
-            lock_timeout=settings.lock_timeout_seconds,
-            lock_wait=settings.lock_wait_seconds,
-        )

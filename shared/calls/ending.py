@@ -15,7 +15,7 @@ from typing import Any
 from bson import ObjectId
 
 from shared import live_events
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.model import (
     ENDED,
     INSUFFICIENT_FUNDS,

@@ -23,9 +23,12 @@ from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_FAILURES
 from shared.payouts import UnknownWithdrawal, Withdrawals
 from shared.payouts.withdrawals import OPEN as OPEN_WITHDRAWAL
-from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
 
 log = get_logger(__name__)
+
+# The longest a webhook event waits between two tries; the broker's visibility timeout
+# must outlast it (`load_settings` checks).
+MAX_TASK_RETRY_DELAY_SECONDS = 300
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")
