@@ -1,4 +1,5 @@
-"""The worker process's settings and clients, created lazily (after Celery's fork)."""
+"""The worker's one `Runtime`, over settings loaded once; what it builds is made lazily,
+after Celery's fork."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ from shared.settings import Settings, load_settings
 
 
 @cache
-def settings() -> Settings:
+def _loaded_settings() -> Settings:
     return load_settings()
 
 
-_runtime = Runtime(settings)
-db = _runtime.db
-redis_client = _runtime.redis_client
-ledger = _runtime.ledger
-monnify = _runtime.monnify
+runtime = Runtime(_loaded_settings)

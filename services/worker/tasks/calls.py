@@ -3,26 +3,19 @@ it, and the beat sweeper. Each may run twice or late; the domain code re-reads s
 
 from __future__ import annotations
 
-from functools import cache
-
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.calls import CallContext, Followup, billing
+from services.worker.runtime import runtime
+from shared.calls import Followup, billing
 from shared.errors import Conflict
 
 # Per-call tasks retry, with backoff (BaseTask), a busy wallet (its lock or the ledger's
 # retries ran out) or a database or Redis hiccup; a renewal given up on is the sweeper's
 # to end. Nobody reads their results: storing them would only cost Redis writes.
 PER_CALL = {"autoretry_for": (Conflict, PyMongoError, RedisError), "ignore_result": True}
-
-
-@cache
-def _calls() -> CallContext:
-    return CallContext.from_settings(context.settings())
 
 
 def _schedule(followups: list[Followup]) -> None:
@@ -32,19 +25,19 @@ def _schedule(followups: list[Followup]) -> None:
 
 @celery.task(name="calls.renew", **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
-    _schedule(billing.renew(_calls(), call_id, reserved_seconds))
+    _schedule(billing.renew(runtime.calls(), call_id, reserved_seconds))
 
 
 @celery.task(name="calls.cut_off", **PER_CALL)
 def cut_off(call_id: str) -> None:
-    _schedule(billing.cut_off(_calls(), call_id))
+    _schedule(billing.cut_off(runtime.calls(), call_id))
 
 
 @celery.task(name="calls.settle", **PER_CALL)
 def settle(call_id: str) -> None:
-    billing.settle_call(_calls(), call_id)
+    billing.settle_call(runtime.calls(), call_id)
 
 
 @periodic("calls.sweep")
 def sweep() -> int:
-    return billing.sweep(_calls())
+    return billing.sweep(runtime.calls())
