@@ -31,7 +31,6 @@ from shared.funding.confirmation import FundingConfirmer, Notice
 from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
 from shared.indexes import ensure_indexes
-from shared.kyc import KycVault
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
 from shared.monnify.client import MonnifyClient
@@ -322,9 +321,9 @@ def a_funding(db: Database, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def monnify(settings) -> MonnifyClient:
+def monnify(runtime) -> MonnifyClient:
     """A real client: the paths below are set up so that none of them calls it."""
-    return MonnifyClient.from_settings(settings)
+    return runtime.monnify()
 
 
 def test_an_idempotency_key_replay(planned, monnify):
@@ -424,7 +423,7 @@ def test_the_daily_reports_fundings(planned):
     assert_served_by_indexes(db, sent_by(recorder, report_reads))
 
 
-def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
+def test_reserved_accounts_and_their_transfers(planned, monnify, runtime):
     db, recorder = planned
     far = datetime.now(UTC) + timedelta(days=1)
     db.reserved_accounts.insert_many(  # this collection's filler: unique per user, not due
@@ -448,7 +447,7 @@ def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
         "scanDueAt": now - timedelta(seconds=1),
     }
     db.reserved_accounts.insert_one(account)
-    accounts = reserved_accounts.ReservedAccounts(db, monnify, KycVault.from_settings(settings))
+    accounts = reserved_accounts.ReservedAccounts(db, monnify, runtime.kyc_vault())
     reference = f"MNFY|{ObjectId()}"
     transfer = reserved_accounts.Transfer(account["_id"], reference, reference)
 
