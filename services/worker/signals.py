@@ -45,4 +45,4 @@ def _task_retried(sender: Task | None = None, **_kwargs: Any) -> None:
 @signals.worker_ready.connect
 def _serve_metrics(sender: Any = None, **_kwargs: Any) -> None:
     """Only `celery worker` sends this, in its main process, after the pool started."""
-    start_exporter(runtime.settings(), sender.app if sender is not None else None)
+    start_exporter(runtime, sender.app if sender is not None else None)
