@@ -75,7 +75,7 @@ from services.embedded import EmbeddedServer, start_mongo
 from shared.calls.rating import split_cost
 from shared.funding.confirmation import credit_key
 from shared.ledger import LedgerReads, check_invariants, wallet_id
-from shared.mongo import in_chunks
+from shared.queries import in_chunks
 from shared.settings import Settings, load_settings
 
 REPORT = Path(__file__).resolve().parent / "reports" / "chaos.json"

@@ -70,8 +70,8 @@ from bench.calls import (
     worker_concurrency,
 )
 from shared.ledger import LedgerReads, check_invariants, journal, wallet_id
-from shared.mongo import in_chunks
 from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
+from shared.queries import in_chunks
 from shared.settings import load_settings
 
 REPORT = Path(__file__).resolve().parent / "reports" / "payments.json"

@@ -37,6 +37,7 @@ from bson import Int64, ObjectId
 from pymongo.database import Database
 
 from shared import audit
+from shared.calls.config import CallConfig
 from shared.calls.rating import Tariff, split_cost
 from shared.funding import fundings, inbox
 from shared.funding.confirmation import credit_key
@@ -45,7 +46,6 @@ from shared.ledger import Posting, SystemAccount, system_account_id, wallet_id
 from shared.ledger.accounts import new_account_document
 from shared.ledger.journal import ENTRIES, _audit_record, entry_document
 from shared.passwords import hash_password
-from shared.settings import CallSettings
 
 CHUNK = 5_000
 PROGRESS_EVERY = 250_000  # documents between progress lines: a full load takes minutes
@@ -154,7 +154,7 @@ class Chain:
 class World:
     """Simulates the history movement by movement and emits its documents."""
 
-    def __init__(self, sizes: Sizes, calls: CallSettings, sink: Sink, chain: Chain):
+    def __init__(self, sizes: Sizes, calls: CallConfig, sink: Sink, chain: Chain):
         self.sizes = sizes
         self.config = calls
         self.tariff = Tariff(
@@ -495,7 +495,7 @@ def _checkout_response(
 
 
 def load(
-    db: Database, redis_client: redis.Redis, sizes: Sizes, calls: CallSettings
+    db: Database, redis_client: redis.Redis, sizes: Sizes, calls: CallConfig
 ) -> dict[str, int]:
     """Fill the stack's database; returns the documents inserted per collection. The
     stack must be idle: its indexes are rebuilt and the audit head moved."""

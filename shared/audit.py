@@ -42,7 +42,7 @@ from redis.exceptions import LockError
 from shared.ledger import journal
 from shared.logs import get_logger
 from shared.metrics import AUDIT_SEALED
-from shared.mongo import in_chunks
+from shared.queries import in_chunks
 
 log = get_logger(__name__)
 

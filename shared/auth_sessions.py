@@ -31,7 +31,7 @@ from pymongo.database import Database
 
 from shared.errors import ErrorCode, Unauthorized
 from shared.logs import get_logger
-from shared.mongo import update_and_read
+from shared.queries import update_and_read
 
 log = get_logger(__name__)
 

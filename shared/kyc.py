@@ -17,8 +17,6 @@ from bson import ObjectId
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pymongo.database import Database
 
-from shared.settings import Settings
-
 KYC_TYPES = ("bvn", "nin")
 KYC_DIGITS = 11
 
@@ -45,10 +43,6 @@ class KycVault:
 
     def __init__(self, keys: tuple[str, ...]):
         self._fernet = MultiFernet([Fernet(key) for key in keys])
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> KycVault:
-        return cls(settings.kyc_encryption_keys)
 
     def __repr__(self) -> str:  # never show the keys
         return "KycVault()"

@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 from limits import parse_many
 
+from shared.calls.config import CallConfig
+from shared.funding.inbox import MAX_TASK_RETRY_DELAY_SECONDS
 from shared.money import CURRENCY_EXPONENTS, to_minor
+from shared.payouts.withdrawals import PayoutPolicy
 from shared.redis_url import validate_redis_url
 
 T = TypeVar("T")
@@ -34,48 +37,11 @@ MIN_PRODUCTION_SECRET_LENGTH = 32
 MIN_PRODUCTION_SECRET_DISTINCT_CHARACTERS = 8
 _SIMULATOR_HOSTS = ("localhost", "monnify-sim", "0.0.0.0")
 ENVIRONMENTS = ("development", "test", "production")
-# The longest a webhook event waits between two tries (shared/funding/inbox.py); the
-# broker's visibility timeout must outlast it.
-MAX_TASK_RETRY_DELAY_SECONDS = 300
 _DEV_DATABASE_URL = "mongodb://127.0.0.1:27017/payment_calls"
 
 
 class ConfigError(Exception):
     """A configuration value is missing or malformed; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class CallSettings:
-    """Pay-per-minute calls: prices in minor units, timings in seconds."""
-
-    default_rate_per_minute: int
-    min_rate_per_minute: int
-    max_rate_per_minute: int
-    connect_fee: int
-    billing_increment_seconds: int
-    hold_block_seconds: int
-    renew_lead_seconds: int
-    max_concurrent: int
-    max_duration_seconds: int
-    sweep_interval_seconds: int
-    sweep_grace_seconds: int
-    hold_expiry_grace_seconds: int
-    platform_fee_percent: Decimal
-    low_funds_warning_seconds: int
-
-
-@dataclass(frozen=True)
-class PayoutSettings:
-    """Withdrawals to a bank account (Monnify disbursements): amounts in minor units."""
-
-    wallet_account_number: str  # the merchant's Monnify wallet payouts are sent from
-    fee: int  # our flat fee per withdrawal, held and captured with the amount
-    minimum: int
-    maximum: int
-    daily_maximum: int  # per user per UTC day, fee excluded
-    poll_after_seconds: int  # a withdrawal with no verdict this long is asked about
-    poll_interval_seconds: int
-    banks_cache_seconds: int
 
 
 @dataclass(frozen=True)
@@ -100,7 +66,7 @@ class Settings:
     max_body_bytes: int
     signup_rate_limit: str
     login_rate_limit: str
-    calls: CallSettings
+    calls: CallConfig
     lock_timeout_seconds: float
     lock_wait_seconds: float
     log_json: bool
@@ -125,7 +91,7 @@ class Settings:
     otel_traces_sample_ratio: float
     kyc_encryption_keys: tuple[str, ...]
     reserved_account_banks: tuple[str, ...]
-    payouts: PayoutSettings
+    payouts: PayoutPolicy
 
     @property
     def is_production(self) -> bool:
@@ -315,8 +281,8 @@ def _parse_percent(raw: str) -> Decimal:
     return value
 
 
-def _read_call_settings(read: Callable[..., object]) -> CallSettings:
-    calls = CallSettings(
+def _read_call_settings(read: Callable[..., object]) -> CallConfig:
+    calls = CallConfig(
         default_rate_per_minute=read("CALL_DEFAULT_RATE_PER_MINUTE", _parse_major_amount, "50"),
         min_rate_per_minute=read("CALL_MIN_RATE_PER_MINUTE", _parse_major_amount, "1"),
         max_rate_per_minute=read("CALL_MAX_RATE_PER_MINUTE", _parse_major_amount, "1000"),
@@ -338,7 +304,7 @@ def _read_call_settings(read: Callable[..., object]) -> CallSettings:
     return calls
 
 
-def _check_call_settings(calls: CallSettings) -> None:
+def _check_call_settings(calls: CallConfig) -> None:
     """Relations between the call settings that rating and billing rely on."""
     increment = calls.billing_increment_seconds
     if calls.hold_block_seconds % increment:
@@ -366,8 +332,8 @@ def _check_call_settings(calls: CallSettings) -> None:
         )
 
 
-def _read_payout_settings(read: Callable[..., object], production: bool) -> PayoutSettings:
-    payouts = PayoutSettings(
+def _read_payout_settings(read: Callable[..., object], production: bool) -> PayoutPolicy:
+    payouts = PayoutPolicy(
         wallet_account_number=read(
             "MONNIFY_WALLET_ACCOUNT_NUMBER", _parse_nuban, None if production else "8000000001"
         ),

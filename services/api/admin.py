@@ -12,14 +12,15 @@ from bson import ObjectId
 from flask_jwt_extended import current_user
 from pymongo import DESCENDING
 
-from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
+from services.api.currencies import requested_currency
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
+from services.api.runtime import runtime
 from shared.admin_actions import record_admin_action
 from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
 from shared.funding import inbox
-from shared.funding.refunds import RefundRequest, Refunds, refund_view
+from shared.funding.refunds import RefundRequest, refund_view
 from shared.ledger import LedgerReads
 from shared.ledger.accounts import receivable_id, wallet_id
 from shared.schemas.admin import (
@@ -69,7 +70,7 @@ def webhooks(query: dict):
     newest first."""
     statuses = [query["status"]] if "status" in query else list(inbox.REVIEW_STATUSES)
     cursor = (
-        context.db()
+        runtime.db()
         .webhook_events.find({"status": {"$in": statuses}})
         .sort("receivedAt", DESCENDING)
         .limit(query["limit"])
@@ -88,7 +89,7 @@ def webhooks(query: dict):
 @blp.response(202, RequeuedSchema)
 def requeue_webhook(body: dict, event_id: str):
     """Process a reviewed event again, with a fresh retry window."""
-    db = context.db()
+    db = runtime.db()
     event = db.webhook_events.find_one({"_id": _object_id(event_id, "webhook event")})
     if event is None:
         raise NotFound("No such webhook event", {"id": event_id})
@@ -125,14 +126,14 @@ def requeue_webhook(body: dict, event_id: str):
 @blp.response(200, WalletStateSchema)
 def unrestrict_wallet(body: dict, user_id: str):
     """Lift a wallet's restriction by hand (what the user owes, if anything, stays owed)."""
-    ledger = context.ledger()
+    ledger = runtime.ledger()
     owner = _object_id(user_id, "user")
-    currency = context.currency(body.get("currency"))
+    currency = requested_currency(body.get("currency"))
     account_id = wallet_id(owner, currency)
     if not ledger.reads.exists(account_id):
         raise NotFound("This user has no wallet in this currency", {"currency": currency})
     record_admin_action(
-        context.db(),
+        runtime.db(),
         actor=_actor(),
         action="unrestrict_wallet",
         target=account_id,
@@ -176,7 +177,7 @@ def refund_funding(body: dict, payment_reference: str):
     """Refund a credited funding through Monnify, in full or in part. The amount is held
     in the wallet until Monnify reports the refund completed (then it leaves) or failed
     (then it is released)."""
-    db = context.db()
+    db = runtime.db()
     request = RefundRequest(
         payment_reference=payment_reference,
         amount_minor=body.get("amount"),
@@ -186,7 +187,7 @@ def refund_funding(body: dict, payment_reference: str):
     )
     try:
         # Records the action with the refund it opens, in one transaction.
-        refund = Refunds(db, context.ledger(), context.monnify()).start(request)
+        refund = runtime.refunds().start(request)
     except DomainError as exc:
         if "refundReference" not in (exc.details or {}):  # refused before it was opened
             record_admin_action(
@@ -211,7 +212,7 @@ def refund_funding(body: dict, payment_reference: str):
 def reconciliation(query: dict):
     """The latest daily report (or the given day's) and that day's discrepancies, by kind
     and subject; the next page is in the Link header."""
-    db = context.db()
+    db = runtime.db()
     day_selector = {"day": query["day"].isoformat()} if "day" in query else {}
     report = db.reconciliation_reports.find_one(day_selector, sort=[("day", DESCENDING)])
     if report is None:

@@ -8,9 +8,9 @@ from http import HTTPStatus
 from flask import request
 from flask_jwt_extended import current_user
 
-from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.extensions import limiter
+from services.api.runtime import runtime
 from services.api.tokens import (
     end_current_session,
     end_every_session,
@@ -46,11 +46,11 @@ def _without_email() -> bool:
 
 
 def _signup_limit() -> str:
-    return context.settings().signup_rate_limit
+    return runtime.settings().signup_rate_limit
 
 
 def _login_limit() -> str:
-    return context.settings().login_rate_limit
+    return runtime.settings().login_rate_limit
 
 
 @blp.route("/signup", methods=["POST"])
@@ -61,9 +61,9 @@ def _login_limit() -> str:
 @blp.errors(HTTPStatus.CONFLICT, HTTPStatus.TOO_MANY_REQUESTS)  # CONFLICT: the email is taken
 def signup(credentials: dict):
     """Create an account and its NGN wallet; answers the tokens."""
-    db = context.db()
+    db = runtime.db()
     user = create_user(db, credentials["email"], credentials["password"])
-    open_wallet(db, user["_id"], context.settings().default_currency)
+    open_wallet(db, user["_id"], runtime.settings().default_currency)
     return issue_tokens(user)
 
 
@@ -75,7 +75,7 @@ def signup(credentials: dict):
 @blp.errors(HTTPStatus.UNAUTHORIZED, HTTPStatus.TOO_MANY_REQUESTS)
 def login(credentials: dict):
     """Exchange email and password for tokens. Unknown email and wrong password look alike."""
-    user = authenticate(context.db(), credentials["email"], credentials["password"])
+    user = authenticate(runtime.db(), credentials["email"], credentials["password"])
     if user is None:
         raise Unauthorized("Invalid email or password", code=ErrorCode.INVALID_CREDENTIALS)
     return issue_tokens(user)

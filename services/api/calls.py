@@ -12,11 +12,11 @@ from bson import ObjectId
 from flask_jwt_extended import current_user
 from marshmallow import ValidationError
 
-from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import send_task_or_leave
-from shared.calls import CallContext, service
+from services.api.runtime import runtime
+from shared.calls import service
 from shared.calls.followups import schedule
 from shared.errors import ErrorCode, InvalidRequest
 from shared.schemas.calls import (
@@ -29,10 +29,6 @@ from shared.schemas.calls import (
 from shared.schemas.fields import ObjectIdField
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
-
-
-def _calls() -> CallContext:
-    return CallContext.from_settings(context.settings())
 
 
 def _call_id(raw: str) -> ObjectId:
@@ -53,7 +49,7 @@ def _call_id(raw: str) -> ObjectId:
 )
 def initiate(body: dict):
     """Start a call at the receiver's rate; funds for its first block are reserved now."""
-    ctx = _calls()
+    ctx = runtime.calls()
     started = service.initiate(
         ctx, current_user["_id"], body["receiverId"], body.get("costPerMinute")
     )
@@ -67,7 +63,7 @@ def initiate(body: dict):
 @blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 def end(call_id: str):
     """End the call (caller or receiver); every end of one call answers the same."""
-    ctx = _calls()
+    ctx = runtime.calls()
     result, followups = service.end(ctx, _call_id(call_id), current_user["_id"])
     schedule(send_task_or_leave, followups)
     return result
@@ -82,7 +78,7 @@ def history(query: dict):
     """Your calls, newest first, as caller, receiver or both; next page in the Link header."""
     limit = query["limit"]
     page, cursor = service.history(
-        _calls(), current_user["_id"], query.get("role"), limit, query.get("cursor")
+        runtime.calls(), current_user["_id"], query.get("role"), limit, query.get("cursor")
     )
     return page, 200, next_link(cursor)
 
@@ -93,4 +89,4 @@ def history(query: dict):
 @blp.errors(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
 def get_call(call_id: str):
     """One of your calls; any other id is not found."""
-    return service.get_call(_calls(), _call_id(call_id), current_user["_id"])
+    return service.get_call(runtime.calls(), _call_id(call_id), current_user["_id"])

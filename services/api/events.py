@@ -25,8 +25,8 @@ from bson import ObjectId
 from flask import Response, current_app
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.runtime import runtime
 from services.api.tokens import token_refusal
 from shared import live_events
 from shared.errors import DomainError, ErrorCode
@@ -81,17 +81,17 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
 )
 def events():
     """Stream your balance changes and call state changes as they happen."""
-    redis_client = context.redis_client()
-    db = context.db()
+    redis_client = runtime.redis_client()
+    db = runtime.db()
     user_id = current_user["_id"]
     claims = get_jwt()
     _claim_stream(redis_client, user_id, int(claims["exp"]))
     stream = _Stream(
         redis_client,
-        context.ledger().reads,
+        runtime.ledger_reads(),
         user_id,
         expires_at=float(claims["exp"]),
-        heartbeat=context.settings().sse_heartbeat_seconds,
+        heartbeat=runtime.settings().sse_heartbeat_seconds,
         dumps=current_app.json.dumps,
         refusal=lambda: token_refusal(redis_client, db, claims),
     )

@@ -7,10 +7,10 @@ from http import HTTPStatus
 
 from marshmallow import Schema, fields
 
-from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.errors import error_response
 from services.api.queue import celery_client
+from services.api.runtime import runtime
 from shared.errors import ErrorCode
 from shared.mongo import check_transactions
 from shared.task_queues import QUEUES
@@ -37,15 +37,15 @@ def healthz():
 
 
 def _check_mongo() -> None:
-    context.db().command("ping")
+    runtime.db().command("ping")
 
 
 def _check_transactions() -> None:
-    check_transactions(context.db())
+    check_transactions(runtime.db())
 
 
 def _check_redis() -> None:
-    context.redis_client().ping()
+    runtime.redis_client().ping()
 
 
 CHECKS: dict[str, Callable[[], None]] = {

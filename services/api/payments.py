@@ -11,9 +11,9 @@ from http import HTTPStatus
 
 from flask import request
 
-from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.queue import enqueue_or_leave
+from services.api.runtime import runtime
 from shared.errors import ErrorCode, Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
 from shared.logs import get_logger
@@ -35,7 +35,7 @@ def monnify_webhook():
     _check_source()
     raw = request.get_data(cache=True)
     verified_by = _authenticate(raw)
-    stored = store_event(context.db(), raw, verified_by=verified_by, source_ip=request.remote_addr)
+    stored = store_event(runtime.db(), raw, verified_by=verified_by, source_ip=request.remote_addr)
     if stored.processable:
         enqueue_or_leave("payments.process_event", event_id=str(stored.event_id))
     log.info("webhook_stored", event_id=str(stored.event_id), duplicate=stored.duplicate)
@@ -43,7 +43,7 @@ def monnify_webhook():
 
 
 def _check_source() -> None:
-    allowed = context.settings().monnify_allowed_ips
+    allowed = runtime.settings().monnify_allowed_ips
     if allowed and request.remote_addr not in allowed:
         log.warning("webhook_source_refused", source_ip=request.remote_addr)
         WEBHOOKS_REJECTED.labels("source_ip").inc()
@@ -51,10 +51,10 @@ def _check_source() -> None:
 
 
 def _authenticate(raw: bytes) -> str:
-    secret = context.settings().monnify_secret_key
+    secret = runtime.settings().monnify_secret_key
     if verify_request(raw, request.headers, secret):
         return "signature"
-    if context.settings().monnify_accept_legacy_hash and _legacy_hash_valid(raw, secret):
+    if runtime.settings().monnify_accept_legacy_hash and _legacy_hash_valid(raw, secret):
         return "transactionHash"
     log.warning("webhook_signature_rejected", source_ip=request.remote_addr)
     WEBHOOKS_REJECTED.labels("signature").inc()

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 
-from services.api.context import settings
+from services.api.runtime import runtime
 from shared.logs import get_logger, task_headers
 from shared.redis_url import celery_connection
 from shared.task_queues import configure_queues
@@ -27,7 +27,7 @@ def _client(redis_url: str) -> Celery:
 
 
 def celery_client() -> Celery:
-    return _client(settings().redis_url)
+    return _client(runtime.settings().redis_url)
 
 
 def enqueue_or_leave(task_name: str, **kwargs: Any) -> bool:

@@ -35,8 +35,8 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import WrongTokenError
 from pymongo.database import Database
 
-from services.api import context
 from services.api.errors import error_response
+from services.api.runtime import runtime
 from services.api.verified_tokens import CachingJWTManager
 from shared import auth_sessions
 from shared.auth_sessions import REVOKED_MESSAGE, Session
@@ -65,7 +65,7 @@ class TokenUser(Mapping[str, Any]):
 
     def _loaded(self) -> dict[str, Any]:
         if self._document is None:
-            self._document = find_active_user(context.db(), str(self._user_id))
+            self._document = find_active_user(runtime.db(), str(self._user_id))
             if self._document is None:
                 raise Unauthorized(NO_USER_MESSAGE, code=ErrorCode.ACCOUNT_DISABLED)
         return self._document
@@ -83,7 +83,7 @@ class TokenUser(Mapping[str, Any]):
 def issue_tokens(user: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh access and refresh token pair, in a new session."""
     session = auth_sessions.start(
-        context.db(), context.redis_client(), dict(user), context.settings().session_max_age_seconds
+        runtime.db(), runtime.redis_client(), dict(user), runtime.settings().session_max_age_seconds
     )
     return _tokens(user, session)
 
@@ -93,14 +93,14 @@ def refresh_tokens() -> dict[str, Any]:
     working; a refresh token used before ends the session instead (Unauthorized)."""
     claims = get_jwt()
     session = auth_sessions.rotate(
-        context.db(), context.redis_client(), claims["sid"], claims["jti"]
+        runtime.db(), runtime.redis_client(), claims["sid"], claims["jti"]
     )
     return _tokens(current_user, session)
 
 
 def _tokens(user: Mapping[str, Any], session: Session) -> dict[str, Any]:
     """No token outlives its session."""
-    settings = context.settings()
+    settings = runtime.settings()
     left = session.seconds_left()
     if left <= 0:
         raise Unauthorized(auth_sessions.EXPIRED_MESSAGE)
@@ -122,11 +122,11 @@ def _tokens(user: Mapping[str, Any], session: Session) -> dict[str, Any]:
 
 
 def end_current_session() -> None:
-    auth_sessions.end(context.db(), context.redis_client(), get_jwt()["sid"])
+    auth_sessions.end(runtime.db(), runtime.redis_client(), get_jwt()["sid"])
 
 
 def end_every_session() -> None:
-    auth_sessions.end_all(context.db(), context.redis_client(), current_user["_id"])
+    auth_sessions.end_all(runtime.db(), runtime.redis_client(), current_user["_id"])
 
 
 def token_refusal(redis_client: redis.Redis, db: Database, payload: dict[str, Any]) -> str | None:
@@ -149,7 +149,7 @@ def token_refusal(redis_client: redis.Redis, db: Database, payload: dict[str, An
 
 
 def _refusal(payload: dict[str, Any]) -> str | None:
-    return token_refusal(context.redis_client(), context.db(), payload)
+    return token_refusal(runtime.redis_client(), runtime.db(), payload)
 
 
 def _has_session(payload: dict[str, Any]) -> bool:

@@ -6,10 +6,10 @@ from http import HTTPStatus
 
 from flask_jwt_extended import current_user
 
-from services.api import context
 from services.api.blueprint import Blueprint
+from services.api.runtime import runtime
 from shared.calls.rates import clear_rate, rate_of, set_rate
-from shared.kyc import KycNumber, KycVault, save_kyc
+from shared.kyc import KycNumber, save_kyc
 from shared.schemas.calls import RateSchema, RateViewSchema
 from shared.schemas.funding_accounts import KycSchema, KycViewSchema
 
@@ -17,7 +17,7 @@ blp = Blueprint("users", __name__, url_prefix="/users", description="Your profil
 
 
 def _rate_view(user: dict) -> dict:
-    settings = context.settings()
+    settings = runtime.settings()
     return {
         "ratePerMinute": rate_of(user, settings.calls),
         "currency": settings.default_currency,
@@ -42,7 +42,7 @@ def put_rate(body: dict):
     """Set your per-minute rate, within the configured bounds. Calls already running
     keep the rate they started with."""
     rate = set_rate(
-        context.db(), current_user["_id"], body["ratePerMinute"], context.settings().calls
+        runtime.db(), current_user["_id"], body["ratePerMinute"], runtime.settings().calls
     )
     return _rate_view({**current_user, "ratePerMinute": rate})
 
@@ -52,7 +52,7 @@ def put_rate(body: dict):
 @blp.response(200, RateViewSchema)
 def delete_rate():
     """Go back to the default rate."""
-    clear_rate(context.db(), current_user["_id"])
+    clear_rate(runtime.db(), current_user["_id"])
     return _rate_view({key: value for key, value in current_user.items() if key != "ratePerMinute"})
 
 
@@ -66,5 +66,4 @@ def put_kyc(body: dict):
     It is stored encrypted and never shown again: the answer has its last 4 digits."""
     kind = "bvn" if "bvn" in body else "nin"
     kyc = KycNumber(kind, body[kind])
-    vault = KycVault.from_settings(context.settings())
-    return save_kyc(context.db(), vault, current_user["_id"], kyc)
+    return save_kyc(runtime.db(), runtime.kyc_vault(), current_user["_id"], kyc)

@@ -7,12 +7,11 @@ from http import HTTPStatus
 
 from flask_jwt_extended import current_user, jwt_required
 
-from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint
+from services.api.currencies import requested_currency
 from services.api.links import next_link
+from services.api.runtime import runtime
 from shared.funding.fundings import FundingRequest, start_funding
-from shared.funding.reserved_accounts import ReservedAccounts
-from shared.kyc import KycVault
 from shared.ledger import HistoryItem, wallet_id
 from shared.money import check_amount_bounds
 from shared.pagination import decode_position, encode_cursor
@@ -29,7 +28,7 @@ blp = Blueprint("wallet", __name__, url_prefix="/wallet", description="Wallet ba
 
 
 def _currency(query: dict) -> str:
-    return context.currency(query.get("currency"))
+    return requested_currency(query.get("currency"))
 
 
 @blp.route("/balance", methods=["GET"])
@@ -38,7 +37,7 @@ def _currency(query: dict) -> str:
 @blp.response(200, BalanceSchema)
 def balance(query: dict):
     """The wallet's posted balance, what is held by open holds, and what is available."""
-    wallet = context.ledger().reads.wallet(wallet_id(current_user["_id"], _currency(query)))
+    wallet = runtime.ledger_reads().wallet(wallet_id(current_user["_id"], _currency(query)))
     return {
         "balance": wallet.balance,
         "held": wallet.held,
@@ -56,7 +55,7 @@ def transactions(query: dict):
     """The wallet's movements, newest first; the next page's cursor is in the Link header.
     Every movement the ledger records has succeeded: `status` is always `success`."""
     limit = query["limit"]
-    page = context.ledger().reads.history(
+    page = runtime.ledger_reads().history(
         wallet_id(current_user["_id"], _currency(query)),
         limit,
         after=decode_position(query.get("cursor")),
@@ -92,7 +91,7 @@ def fund(headers: dict, body: dict):
 
     The wallet is credited when Monnify confirms the payment, for what was actually paid.
     """
-    current = context.settings()
+    current = runtime.settings()
     currency = _currency(body)
     check_amount_bounds(body["amount"], current.min_funding_minor, current.max_amount_minor)
     request = FundingRequest(
@@ -102,7 +101,7 @@ def fund(headers: dict, body: dict):
         currency=currency,
         idempotency_key=headers.get("idempotency_key"),
     )
-    return start_funding(context.db(), context.monnify(), request)
+    return start_funding(runtime.db(), runtime.monnify(), request)
 
 
 @blp.route("/funding-account", methods=["GET"])
@@ -115,11 +114,4 @@ def funding_account(query: dict):
 
     Reserved at Monnify on the first request (409 until you have given a BVN or NIN with
     PUT /users/me/kyc), then served as stored."""
-    current = context.settings()
-    accounts = ReservedAccounts(
-        context.db(),
-        context.monnify(),
-        KycVault.from_settings(current),
-        current.reserved_account_banks,
-    )
-    return accounts.funding_account(current_user, _currency(query))
+    return runtime.reserved_accounts().funding_account(current_user, _currency(query))

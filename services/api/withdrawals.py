@@ -7,14 +7,13 @@ from http import HTTPStatus
 
 from flask_jwt_extended import current_user
 
-from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
+from services.api.runtime import runtime
 from shared.pagination import decode_position, next_cursor
 from shared.payouts import (
     WithdrawalRequest,
-    Withdrawals,
     bank_list,
     payout_account,
     set_payout_account,
@@ -34,15 +33,9 @@ from shared.schemas.payouts import (
 blp = Blueprint("withdrawals", __name__, description="Banks, payout account and withdrawals")
 
 
-def _withdrawals() -> Withdrawals:
-    return Withdrawals(
-        context.db(), context.ledger(), context.monnify(), context.settings().payouts
-    )
-
-
 def _banks() -> list[dict[str, str]]:
-    ttl = context.settings().payouts.banks_cache_seconds
-    return bank_list(context.redis_client(), context.monnify(), ttl)
+    ttl = runtime.settings().payouts.banks_cache_seconds
+    return bank_list(runtime.redis_client(), runtime.monnify(), ttl)
 
 
 @blp.route("/banks", methods=["GET"])
@@ -59,7 +52,7 @@ def banks():
 @blp.errors(HTTPStatus.CONFLICT)
 def get_payout_account():
     """Where your withdrawals go; 409 until you set one."""
-    return payout_account(context.db(), current_user["_id"])
+    return payout_account(runtime.db(), current_user["_id"])
 
 
 @blp.route("/users/me/payout-account", methods=["PUT"])
@@ -71,9 +64,9 @@ def put_payout_account(body: dict):
     """Set the bank account withdrawals go to. The bank's name for it is looked up
     through Monnify, returned and stored; 422 if the bank can't resolve it."""
     return set_payout_account(
-        context.db(),
+        runtime.db(),
         _banks(),
-        context.monnify(),
+        runtime.monnify(),
         current_user["_id"],
         body["bankCode"],
         body["accountNumber"],
@@ -99,10 +92,10 @@ def withdraw(headers: dict, body: dict):
     request = WithdrawalRequest(
         user_id=current_user["_id"],
         amount_minor=body["amount"],
-        currency=body.get("currency") or context.settings().default_currency,
+        currency=body.get("currency") or runtime.settings().default_currency,
         idempotency_key=headers["idempotency_key"],
     )
-    answer = _withdrawals().request(request)
+    answer = runtime.withdrawals().request(request)
     # Recorded first: if the broker is down, the poller sends it.
     enqueue_or_leave("payouts.send", reference=answer["reference"])
     return answer
@@ -115,7 +108,7 @@ def withdraw(headers: dict, body: dict):
 def list_withdrawals(query: dict):
     """Your withdrawals, newest first; the next page's cursor is in the Link header."""
     limit = query["limit"]
-    repo = _withdrawals().repo
+    repo = runtime.withdrawals().repo
     page = repo.page(current_user["_id"], limit, decode_position(query.get("cursor")))
     return [view(w) for w in page], 200, next_link(next_cursor(page, limit))
 
@@ -126,7 +119,7 @@ def list_withdrawals(query: dict):
 @blp.errors(HTTPStatus.NOT_FOUND)
 def get_withdrawal(reference: str):
     """One of your withdrawals."""
-    return view(_withdrawals().owned(current_user["_id"], reference))
+    return view(runtime.withdrawals().owned(current_user["_id"], reference))
 
 
 @blp.route("/wallet/withdrawals/<reference>/authorize", methods=["POST"])
@@ -136,4 +129,4 @@ def get_withdrawal(reference: str):
 @blp.errors(HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.UNPROCESSABLE_ENTITY)
 def authorize(body: dict, reference: str):
     """Authorize a withdrawal Monnify holds for an OTP (status awaiting_authorization)."""
-    return _withdrawals().authorize(current_user["_id"], reference, body["otp"])
+    return runtime.withdrawals().authorize(current_user["_id"], reference, body["otp"])

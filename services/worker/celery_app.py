@@ -10,7 +10,7 @@ import sys
 
 from celery import Celery, Task, signals
 
-from services.worker import context
+from services.worker.runtime import runtime
 from services.worker.schedule import beat_schedule
 from shared.indexes import require_indexes
 from shared.logs import bind_request_id, configure_logging
@@ -21,7 +21,7 @@ from shared.task_queues import configure_queues
 from shared.tracing import configure_tracing
 
 try:
-    _settings = context.settings()
+    _settings = runtime.settings()
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
 

@@ -25,9 +25,7 @@ from shared import audit
 from shared.calls.model import OPEN
 from shared.logs import get_logger
 from shared.metrics import MergingCollector, multiprocess_dir
-from shared.mongo import get_db
-from shared.redis_conn import get_redis
-from shared.settings import Settings
+from shared.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -79,27 +77,27 @@ class StateCollector:
         )
 
 
-def worker_registry(settings: Settings, app: Celery) -> CollectorRegistry:
+def worker_registry(runtime: Runtime, app: Celery) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir()
     if directory is not None:
         registry.register(MergingCollector(directory))  # also folds exited pool processes' files
     else:
         registry.register(REGISTRY)  # this process's own samples only
-    redis_client, db = get_redis(settings.redis_url), get_db(settings.database_url)
-    registry.register(StateCollector(redis_client, db, queue_names(app)))
+    registry.register(StateCollector(runtime.redis_client(), runtime.db(), queue_names(app)))
     return registry
 
 
-def start_exporter(settings: Settings, app: Celery | None) -> None:
+def start_exporter(runtime: Runtime, app: Celery | None) -> None:
     """Serve /metrics on WORKER_METRICS_PORT. A port in use is logged, not fatal: the
     worker's work matters more than its metrics."""
+    settings = runtime.settings()
     if not settings.worker_metrics_port or app is None:
         return
     if multiprocess_dir() is None:
         log.warning("worker_metrics_single_process", hint="set PROMETHEUS_MULTIPROC_DIR")
     try:
-        start_http_server(settings.worker_metrics_port, registry=worker_registry(settings, app))
+        start_http_server(settings.worker_metrics_port, registry=worker_registry(runtime, app))
     except OSError as exc:
         log.error("worker_metrics_not_served", port=settings.worker_metrics_port, error=str(exc))
         return

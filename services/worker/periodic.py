@@ -18,8 +18,8 @@ from celery import Task
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
-from services.worker import context
 from services.worker.celery_app import celery
+from services.worker.runtime import runtime
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ TIME_LIMIT_SECONDS = 840
 def run_alone(name: str, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`job(*args, **kwargs)` unless another run of `name` holds the lock (None)."""
     # Not thread-local: the keeper thread renews it with the token this thread took.
-    lock = context.redis_client().lock(
+    lock = runtime.redis_client().lock(
         LOCK_PREFIX + name, timeout=LOCK_SECONDS, blocking=False, thread_local=False
     )
     if not lock.acquire():

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Task, signals
 
-from services.worker import context
 from services.worker.metrics import start_exporter
+from services.worker.runtime import runtime
 from shared.metrics import TASK_DURATION, TASK_RETRIES, TASKS
 
 _started: dict[str, float] = {}  # task id -> perf_counter at start (threads pools share it)
@@ -45,4 +45,4 @@ def _task_retried(sender: Task | None = None, **_kwargs: Any) -> None:
 @signals.worker_ready.connect
 def _serve_metrics(sender: Any = None, **_kwargs: Any) -> None:
     """Only `celery worker` sends this, in its main process, after the pool started."""
-    start_exporter(context.settings(), sender.app if sender is not None else None)
+    start_exporter(runtime, sender.app if sender is not None else None)

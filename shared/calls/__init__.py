@@ -8,7 +8,7 @@ The gateway's side of a call is `service` (initiate, end, reads); the worker's s
 ends exactly once in `ending`.
 """
 
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.model import Followup
 from shared.calls.rating import Tariff
 

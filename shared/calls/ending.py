@@ -12,12 +12,12 @@ from typing import Any
 from bson import ObjectId
 
 from shared import live_events
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.model import ENDED, INSUFFICIENT_FUNDS, OPEN, rated, rating
 from shared.calls.reservations import reserved_seconds
 from shared.logs import get_logger
 from shared.metrics import CALLS_CUT_OFF
-from shared.mongo import update_and_read
+from shared.queries import update_and_read
 
 log = get_logger(__name__)
 

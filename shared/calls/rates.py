@@ -8,12 +8,12 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from shared.calls.config import CallConfig
 from shared.errors import ErrorCode, InvalidRequest
 from shared.money import to_major
-from shared.settings import CallSettings
 
 
-def rate_of(user: dict[str, Any], config: CallSettings) -> int:
+def rate_of(user: dict[str, Any], config: CallConfig) -> int:
     """The user's per-minute rate in minor units, kept within today's bounds (they may
     have narrowed since the user chose it)."""
     chosen = user.get("ratePerMinute")
@@ -22,7 +22,7 @@ def rate_of(user: dict[str, Any], config: CallSettings) -> int:
     return min(max(int(chosen), config.min_rate_per_minute), config.max_rate_per_minute)
 
 
-def set_rate(db: Database, user_id: ObjectId, rate: int, config: CallSettings) -> int:
+def set_rate(db: Database, user_id: ObjectId, rate: int, config: CallConfig) -> int:
     if not config.min_rate_per_minute <= rate <= config.max_rate_per_minute:
         low, high = to_major(config.min_rate_per_minute), to_major(config.max_rate_per_minute)
         raise InvalidRequest(

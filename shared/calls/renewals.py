@@ -13,7 +13,7 @@ from typing import Any
 from bson import ObjectId
 
 from shared import live_events
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.ending import close_call
 from shared.calls.model import CUT_OFF_TASK, OPEN, Followup, tariff_of
 from shared.calls.reservations import (

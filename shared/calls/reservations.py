@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import live_events
-from shared.calls.context import CallContext
+from shared.calls.config import CallConfig
+from shared.calls.deps import CallContext
 from shared.calls.model import (
     CUT_OFF_TASK,
     INSUFFICIENT_FUNDS,
@@ -34,8 +35,7 @@ from shared.calls.model import (
 from shared.calls.rating import Tariff
 from shared.ledger import HoldNotOpen, IdempotencyConflict, InsufficientFunds
 from shared.logs import get_logger
-from shared.mongo import update_and_read
-from shared.settings import CallSettings
+from shared.queries import update_and_read
 
 log = get_logger(__name__)
 
@@ -54,24 +54,24 @@ def spendable(ctx: CallContext, account: str) -> int:
     return 0 if restricted else available
 
 
-def duration_cap(config: CallSettings) -> int:
+def duration_cap(config: CallConfig) -> int:
     """CALL_MAX_DURATION_SECONDS in whole billing increments."""
     increment = config.billing_increment_seconds
     return config.max_duration_seconds // increment * increment
 
 
-def whole_block(config: CallSettings, reserved: int) -> int:
+def whole_block(config: CallConfig, reserved: int) -> int:
     """Seconds reserved in total after one more whole block, within the maximum duration."""
     return min(reserved + config.hold_block_seconds, duration_cap(config))
 
 
-def reservation_target(config: CallSettings, tariff: Tariff, reserved: int, budget: int) -> int:
+def reservation_target(config: CallConfig, tariff: Tariff, reserved: int, budget: int) -> int:
     """Seconds reserved in total after the next block: one more block, or less when the
     budget (what is held plus what is spendable) or the maximum duration says so."""
     return max(min(whole_block(config, reserved), tariff.seconds_covered(budget)), reserved)
 
 
-def final_reason(config: CallSettings, before: int, after: int, last_chance: bool) -> str | None:
+def final_reason(config: CallConfig, before: int, after: int, last_chance: bool) -> str | None:
     """Why no block follows the one that took the reservation from `before` to `after`
     seconds: the duration cap, or a wallet that paid for nothing more at the last
     renewal before the reservation runs out (`last_chance`)."""
@@ -82,14 +82,14 @@ def final_reason(config: CallSettings, before: int, after: int, last_chance: boo
     return None
 
 
-def short_of_next_block(config: CallSettings, tariff: Tariff, reserved: int, budget: int) -> bool:
+def short_of_next_block(config: CallConfig, tariff: Tariff, reserved: int, budget: int) -> bool:
     """Whether `budget` (what is held plus what is spendable) can't pay for the next whole
     block after `reserved` seconds; never at the duration cap, where no block follows."""
     block_end = whole_block(config, reserved)
     return reserved < block_end and tariff.seconds_covered(budget) < block_end
 
 
-def hold_expiry(config: CallSettings, call: dict[str, Any], reserved: int) -> datetime:
+def hold_expiry(config: CallConfig, call: dict[str, Any], reserved: int) -> datetime:
     """Far enough past the reservation's end that ledger.expire_holds never releases a
     live call's hold: the sweeper ends the call long before."""
     return call["startedAt"] + timedelta(seconds=reserved + config.hold_expiry_grace_seconds)
@@ -104,7 +104,7 @@ def reserved_seconds(ctx: CallContext, call: dict[str, Any]) -> int | None:
 
 
 def reservation_fields(
-    config: CallSettings, call: dict[str, Any], before: int, after: int, last_chance: bool
+    config: CallConfig, call: dict[str, Any], before: int, after: int, last_chance: bool
 ) -> dict[str, Any]:
     """The call's record of a reservation taken from `before` to `after` seconds."""
     fields: dict[str, Any] = {
@@ -163,7 +163,7 @@ def warn_low_funds(ctx: CallContext, call: dict[str, Any]) -> None:
         )
 
 
-def next_step(config: CallSettings, call: dict[str, Any], *, warn_early: bool = False) -> Followup:
+def next_step(config: CallConfig, call: dict[str, Any], *, warn_early: bool = False) -> Followup:
     """The cut-off at the reservation's end for a call on its last block, otherwise the
     renewal shortly before it; with `warn_early`, when CALL_LOW_FUNDS_WARNING_SECONDS
     are left (if that is earlier), to warn the participants."""

@@ -14,7 +14,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from shared import live_events
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.ending import close_call, hang_up
 from shared.calls.model import (
     OPEN,

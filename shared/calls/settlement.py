@@ -10,7 +10,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.model import ENDED, RATING_FIELDS, fee_percent_of, rated
 from shared.calls.rating import split_cost
 from shared.errors import NotFound

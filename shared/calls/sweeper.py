@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.calls.context import CallContext
+from shared.calls.deps import CallContext
 from shared.calls.ending import close_call
 from shared.calls.model import ENDED, MAX_DURATION, OPEN, RENEWAL_MISSING
 from shared.calls.settlement import settle

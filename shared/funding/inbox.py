@@ -34,9 +34,12 @@ from pymongo.errors import DuplicateKeyError
 from shared.exact_json import loads_exact
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_BATCH_SIZE, CONFIRMATION_FAILURES
-from shared.settings import MAX_TASK_RETRY_DELAY_SECONDS
 
 log = get_logger(__name__)
+
+# The longest a webhook event waits between two tries; the broker's visibility timeout
+# must outlast it (`load_settings` checks).
+MAX_TASK_RETRY_DELAY_SECONDS = 300
 
 RECEIVED = "received"  # stored, waiting for (or in) processing
 PROCESSED = "processed"

@@ -20,7 +20,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import in_chunks
+from shared.queries import in_chunks
 
 FUNDINGS = "fundings"
 _DUPLICATE_KEY = 11000

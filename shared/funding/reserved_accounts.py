@@ -33,10 +33,10 @@ from shared.funding.repository import FundingRepository
 from shared.kyc import KycVault, load_kyc
 from shared.ledger.accounts import open_wallet
 from shared.logs import get_logger
-from shared.mongo import in_chunks
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyNotFound, MonnifyRejected
 from shared.monnify.reserved_accounts import ReservedAccount
+from shared.queries import in_chunks
 
 log = get_logger(__name__)
 

@@ -27,7 +27,7 @@ from shared.ledger.accounts import (
 from shared.ledger.journal import ENTRIES
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
-from shared.mongo import in_chunks
+from shared.queries import in_chunks
 
 log = get_logger(__name__)
 

@@ -25,7 +25,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from shared.ledger.accounts import currency_of, keeps_running_balance
-from shared.mongo import in_chunks
+from shared.queries import in_chunks
 
 ENTRIES = "entries"
 UNSEALED = "unsealed"

@@ -74,9 +74,7 @@ from shared.ledger.locks import account_locks
 from shared.ledger.reads import LedgerReads
 from shared.logs import get_logger
 from shared.metrics import LEDGER_BUSY
-from shared.mongo import get_db, in_chunks, update_and_read
-from shared.redis_conn import get_redis
-from shared.settings import Settings
+from shared.queries import in_chunks, update_and_read
 
 log = get_logger(__name__)
 
@@ -427,16 +425,6 @@ class Ledger:
         self.reads = LedgerReads(db)
         self.find_and_modify = find_and_modify
         self.retry_seconds = retry_seconds
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Ledger:
-        """The process's ledger over its own Mongo and Redis clients."""
-        return cls(
-            get_db(settings.database_url),
-            get_redis(settings.redis_url),
-            lock_timeout=settings.lock_timeout_seconds,
-            lock_wait=settings.lock_wait_seconds,
-        )
 
     # ---- money movements -------------------------------------------------------------
 

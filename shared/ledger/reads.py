@@ -18,8 +18,8 @@ from pymongo.database import Database
 
 from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, keeps_running_balance
 from shared.ledger.journal import ENTRIES
-from shared.mongo import in_chunks
 from shared.pagination import Position, page_after
+from shared.queries import in_chunks
 
 
 @dataclass(frozen=True)

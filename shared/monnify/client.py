@@ -47,7 +47,6 @@ from shared.monnify.reserved_accounts import (
     ReservedAccount,
     TransferPage,
 )
-from shared.settings import Settings
 
 log = get_logger(__name__)
 
@@ -112,16 +111,6 @@ class MonnifyClient:
         self._sleep = sleep
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> MonnifyClient:
-        return cls(
-            settings.monnify_base_url,
-            settings.monnify_api_key,
-            settings.monnify_secret_key,
-            settings.monnify_contract_code,
-            **options,
-        )
 
     def __repr__(self) -> str:  # never show the keys or the token
         return f"MonnifyClient(base_url={self.base_url!r})"

@@ -46,7 +46,6 @@ from shared.monnify.errors import (
 )
 from shared.payouts.banks import payout_account
 from shared.payouts.repository import WithdrawalRepository, new_reference
-from shared.settings import PayoutSettings
 
 log = get_logger(__name__)
 
@@ -107,14 +106,26 @@ def view(withdrawal: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PayoutPolicy:
+    """Withdrawals to a bank account (Monnify disbursements): amounts in minor units."""
+
+    wallet_account_number: str  # the merchant's Monnify wallet payouts are sent from
+    fee: int  # our flat fee per withdrawal, held and captured with the amount
+    minimum: int
+    maximum: int
+    daily_maximum: int  # per user per UTC day, fee excluded
+    poll_after_seconds: int  # a withdrawal with no verdict this long is asked about
+    poll_interval_seconds: int
+    banks_cache_seconds: int
+
+
 class Withdrawals:
-    def __init__(
-        self, db: Database, ledger: Ledger, monnify: MonnifyClient, settings: PayoutSettings
-    ):
+    def __init__(self, db: Database, ledger: Ledger, monnify: MonnifyClient, policy: PayoutPolicy):
         self.db = db
         self.ledger = ledger
         self.monnify = monnify
-        self.settings = settings
+        self.policy = policy
         self.repo = WithdrawalRepository(db)
 
     # ---- the request (gateway) ---------------------------------------------------------
@@ -122,7 +133,7 @@ class Withdrawals:
     def request(self, request: WithdrawalRequest) -> dict[str, Any]:
         """Hold the money and record the withdrawal; returns the 202 answer (the first
         answer again for a repeated Idempotency-Key). The caller then enqueues `send`."""
-        check_amount_bounds(request.amount_minor, self.settings.minimum, self.settings.maximum)
+        check_amount_bounds(request.amount_minor, self.policy.minimum, self.policy.maximum)
         replay = self._replay(request)
         if replay is not None:
             return replay
@@ -166,7 +177,7 @@ class Withdrawals:
             "idempotencyKey": request.idempotency_key,
             "fingerprint": request.fingerprint(),
             "amount": Int64(request.amount_minor),
-            "fee": Int64(self.settings.fee),
+            "fee": Int64(self.policy.fee),
             "currency": request.currency,
             "destination": {k: destination[k] for k in _DESTINATION_FIELDS},
             "day": now.date().isoformat(),
@@ -178,7 +189,7 @@ class Withdrawals:
         }
 
     def _reserve_daily(self, withdrawal: dict[str, Any]) -> None:
-        maximum = self.settings.daily_maximum
+        maximum = self.policy.daily_maximum
         amount = int(withdrawal["amount"])
         if not self.repo.reserve_daily(withdrawal["userId"], withdrawal["day"], amount, maximum):
             raise WithdrawalRefused(
@@ -254,7 +265,7 @@ class Withdrawals:
             account_number=destination["accountNumber"],
             account_name=destination["accountName"],
             narration=NARRATION,
-            source_account_number=self.settings.wallet_account_number,
+            source_account_number=self.policy.wallet_account_number,
         )
 
     def settle(self, reference: str | None) -> str:
@@ -299,7 +310,7 @@ class Withdrawals:
     def poll(self, limit: int = 100) -> dict[str, int]:
         """Withdrawals that heard nothing for `poll_after_seconds`: send what was never
         sent, ask Monnify about the rest, give up requests that never completed."""
-        before = datetime.now(UTC) - timedelta(seconds=self.settings.poll_after_seconds)
+        before = datetime.now(UTC) - timedelta(seconds=self.policy.poll_after_seconds)
         counts = {"abandoned": 0, "sent": 0, "checked": 0}
         stopped_before = datetime.now(UTC) - timedelta(seconds=ABANDON_AFTER_SECONDS)
         for withdrawal in self.repo.quiet_since(INITIATING, stopped_before, limit):

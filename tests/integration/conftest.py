@@ -12,6 +12,7 @@ from services.api.app import create_app
 from services.monnify_sim.app import create_app as sim_app
 from services.monnify_sim.config import load_sim_config
 from shared.ledger import Ledger
+from shared.runtime import Runtime
 from tests.integration import funding_support
 from tests.integration.calls_support import Party, new_party
 from tests.integration.funding_support import unique_email
@@ -48,10 +49,16 @@ def signup(client: FlaskClient):
     return _signup
 
 
+@pytest.fixture(scope="session")
+def runtime(settings) -> Runtime:
+    """What the gateway and the worker would build for the test settings."""
+    return Runtime(lambda: settings)
+
+
 @pytest.fixture()
-def ledger(settings) -> Ledger:
+def ledger(runtime) -> Ledger:
     """The ledger the gateway and worker use (test_ledger.py builds its own)."""
-    return Ledger.from_settings(settings)
+    return runtime.ledger()
 
 
 @pytest.fixture()

@@ -205,8 +205,8 @@ def test_concurrent_sealers_seal_each_record_exactly_once(isolated):
     assert report.ok and report.checked == 60, report.describe()
 
 
-def test_the_seal_task_runs_in_the_worker(db, redis_client, celery_worker, settings):
-    Ledger.from_settings(settings).credit(f"audit-task-{uuid.uuid4().hex}", _wallet(), 100)
+def test_the_seal_task_runs_in_the_worker(db, redis_client, celery_worker, runtime):
+    runtime.ledger().credit(f"audit-task-{uuid.uuid4().hex}", _wallet(), 100)
     celery_worker.send_task("audit.seal").get(timeout=30)
     assert audit.pending_count(db) == 0
     report = audit.verify(db, redis_client)

@@ -22,6 +22,7 @@ from shared import live_events
 from shared.calls import CallContext, renewals, reservations, service, settlement
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
+from shared.runtime import Runtime
 from shared.threads import run_threads
 from tests.integration.calls_support import (
     PLATFORM,
@@ -41,8 +42,8 @@ DEFAULT = Tariff(5000, 0, 1)
 
 
 @pytest.fixture()
-def calls(settings) -> CallContext:
-    return CallContext.from_settings(settings)
+def calls(runtime) -> CallContext:
+    return runtime.calls()
 
 
 def assert_settled_exactly_once(db, call_id: str, caller, receiver, funded: int) -> dict:
@@ -252,9 +253,8 @@ def test_renewal_and_settlement_run_twice_do_the_work_once(calls, db, party):
 
 
 def test_a_call_reaching_the_maximum_duration_is_cut_off_there(settings, db, party):
-    short = CallContext.from_settings(
-        replace(settings, calls=replace(settings.calls, max_duration_seconds=3))
-    )
+    config = replace(settings.calls, max_duration_seconds=3)
+    short = Runtime(lambda: replace(settings, calls=config)).calls()
     funded = 100_000
     caller, receiver = party(funded), party()
     started = service.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
@@ -397,9 +397,8 @@ def test_a_fee_changed_mid_call_neither_reprices_it_nor_conflicts_a_retried_sett
     caller, receiver = party(funded), party()
     started = service.initiate(calls, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id = str(started.call["_id"])
-    repriced = CallContext.from_settings(
-        replace(settings, calls=replace(settings.calls, platform_fee_percent=Decimal(50)))
-    )
+    config = replace(settings.calls, platform_fee_percent=Decimal(50))
+    repriced = Runtime(lambda: replace(settings, calls=config)).calls()
     time.sleep(1.1)
     service.end(calls, ObjectId(call_id), ObjectId(caller.id))
 
@@ -440,7 +439,7 @@ def test_a_call_short_of_its_next_block_is_renewed_early_to_warn_in_time(
     only: the call's renewal comes at 3 s (not 5 s) to warn both participants, then
     again at 5 s, the last chance to buy more; nothing came, so it is cut off at 6 s."""
     config = replace(settings.calls, hold_block_seconds=6, low_funds_warning_seconds=3)
-    short = CallContext.from_settings(replace(settings, calls=config))
+    short = Runtime(lambda: replace(settings, calls=config)).calls()
     caller, receiver = party(DEFAULT.cost(6)), party()
     started = service.initiate(short, ObjectId(caller.id), ObjectId(receiver.id), None)
     call_id, start = str(started.call["_id"]), started.call["startedAt"]

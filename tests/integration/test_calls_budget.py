@@ -6,7 +6,7 @@ A call with a connect fee, so the capture pays the receiver and the platform fee
 initiate 6 + end 1 + settle 7 = 14 on MongoDB; the renewal a short call leaves behind
 finds it ended with one more point read, some minutes later. Each write that returns
 its document ("write-read" below) is one findAndModify there, and an update plus a read
-by _id on the embedded server this test runs on (shared.mongo.update_and_read): 19."""
+by _id on the embedded server this test runs on (shared.queries.update_and_read): 19."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pymongo import MongoClient, monitoring
 
 from shared.calls import CallContext, renewals, service, settlement
 from shared.ledger import Ledger
-from shared.mongo import find_and_modify_uses_indexes
+from shared.queries import find_and_modify_uses_indexes
 
 HOLD = ["write-read accounts", "insert holds", "insert entries", "commitTransaction"]
 CAPTURE = [

@@ -14,8 +14,7 @@ from bson import ObjectId
 
 from shared.errors import Conflict, DomainError
 from shared.funding.refunds import RefundRequest, Refunds
-from shared.ledger import Ledger, wallet_id
-from shared.monnify.client import MonnifyClient
+from shared.ledger import wallet_id
 from tests.integration.funding_support import (
     credit_entries,
     funding_record,
@@ -91,7 +90,7 @@ class ReadTogetherRefunds(Refunds):
 
 @pytest.mark.parametrize("in_turn", [True, False], ids=["opened-in-turn", "opened-together"])
 def test_two_refunds_of_one_funding_started_at_once_never_exceed_what_was_credited(
-    gateway, monnify_sim, settings, db, in_turn
+    gateway, monnify_sim, runtime, db, in_turn
 ):
     user = signup(gateway)
     refunded, extra = user.fund(5000), user.fund(5000)
@@ -100,8 +99,8 @@ def test_two_refunds_of_one_funding_started_at_once_never_exceed_what_was_credit
     user.wait_for_balance(10000)  # the wallet could cover both: only the funding limits
     refunds = ReadTogetherRefunds(
         db,
-        Ledger.from_settings(settings),
-        MonnifyClient.from_settings(settings),
+        runtime.ledger(),
+        runtime.monnify(),
         in_turn=in_turn,
     )
     request = RefundRequest(refunded["paymentReference"], 300000, "twice", None, ObjectId())

@@ -45,7 +45,7 @@ BAD_AMOUNTS = [0, -1, -500, 1.5, 100.0, Decimal("1"), "100", True, None]
 @pytest.fixture(params=[False, True], ids=["update-then-read", "find-and-modify"])
 def ledger(db, redis_client, request) -> Ledger:
     """Both ways a write learns its result: the embedded server uses the first, MongoDB
-    the second (shared.mongo.update_and_read)."""
+    the second (shared.queries.update_and_read)."""
     return Ledger(db, redis_client, find_and_modify=request.param)
 
 

@@ -99,9 +99,9 @@ def _token(user) -> str:
     return user.headers["Authorization"].removeprefix("Bearer ")
 
 
-def test_the_stream_opens_with_the_current_balances(gateway, settings, open_streams):
+def test_the_stream_opens_with_the_current_balances(gateway, runtime, open_streams):
     user = signup(gateway)
-    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 120050)
+    runtime.ledger().credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 120050)
     stream = open_streams(gateway, _token(user))
     assert stream.response.headers["Content-Type"].startswith("text/event-stream")
     assert stream.response.headers["X-Accel-Buffering"] == "no"
@@ -116,11 +116,11 @@ def test_the_stream_opens_with_the_current_balances(gateway, settings, open_stre
     }
 
 
-def test_a_credit_reaches_the_stream_within_a_second(gateway, settings, open_streams):
+def test_a_credit_reaches_the_stream_within_a_second(gateway, runtime, open_streams):
     user = signup(gateway)
     stream = open_streams(gateway, _token(user))
     stream.next_event("ready")
-    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
+    runtime.ledger().credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
     frame = stream.next_event("balance", timeout=1.0)
     assert frame.data["type"] == "balance"
     assert frame.data["data"]["balance"] == 50
@@ -136,9 +136,9 @@ def test_a_funding_paid_at_monnify_streams_its_credit(gateway, monnify_sim, open
     assert frame.data["data"]["balance"] == 5000
 
 
-def test_holds_stream_the_available_balance(gateway, settings, open_streams):
+def test_holds_stream_the_available_balance(gateway, runtime, open_streams):
     user = signup(gateway)
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(user), 5000)
     stream = open_streams(gateway, _token(user))
     stream.next_event("ready")
@@ -148,11 +148,11 @@ def test_holds_stream_the_available_balance(gateway, settings, open_streams):
     assert (data["balance"], data["held"], data["available"]) == (50, 15, 35)
 
 
-def test_nobody_sees_another_users_events(gateway, settings, open_streams):
+def test_nobody_sees_another_users_events(gateway, runtime, open_streams):
     watcher, other = signup(gateway), signup(gateway)
     stream = open_streams(gateway, _token(watcher))
     stream.next_event("ready")
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(other), 700)
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(watcher), 300)
     assert stream.next_event("balance").data["data"]["balance"] == 3
@@ -196,11 +196,11 @@ def test_call_state_changes_reach_both_participants(gateway, redis_client, open_
         assert data["cost"] == 120.5
 
 
-def _start_a_watched_call(gateway, settings, open_streams) -> tuple[User, EventStream, str]:
+def _start_a_watched_call(gateway, runtime, open_streams) -> tuple[User, EventStream, str]:
     """A funded caller whose stream is open and ready calls a new user through the API:
     (the caller, their stream, the call id)."""
     caller, receiver = signup(gateway), signup(gateway)
-    Ledger.from_settings(settings).credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
+    runtime.ledger().credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 100000)
     stream = open_streams(gateway, _token(caller))
     stream.next_event("ready")
     started = caller.post("/calls/initiate", {"receiverId": receiver.id})
@@ -208,8 +208,8 @@ def _start_a_watched_call(gateway, settings, open_streams) -> tuple[User, EventS
     return caller, stream, started.json()["callId"]
 
 
-def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_streams):
-    caller, stream, call_id = _start_a_watched_call(gateway, settings, open_streams)
+def test_a_call_ended_through_the_api_is_streamed(gateway, runtime, open_streams):
+    caller, stream, call_id = _start_a_watched_call(gateway, runtime, open_streams)
     initiated = stream.next_event("call").data["data"]
     assert (initiated["callId"], initiated["state"]) == (call_id, "initiated")
     assert caller.post(f"/calls/{call_id}/end").status_code == 200
@@ -220,8 +220,8 @@ def test_a_call_ended_through_the_api_is_streamed(gateway, settings, open_stream
     assert ended["callId"] == call_id
 
 
-def test_a_renewed_call_streams_its_extension(gateway, settings, open_streams):
-    caller, stream, call_id = _start_a_watched_call(gateway, settings, open_streams)
+def test_a_renewed_call_streams_its_extension(gateway, settings, open_streams, runtime):
+    caller, stream, call_id = _start_a_watched_call(gateway, runtime, open_streams)
     try:
         # Test settings: 2-second blocks, renewed a second before they run out.
         states = [stream.next_event("call").data["data"]["state"] for _ in range(2)]
@@ -241,14 +241,14 @@ def _call_state(stream: EventStream, state: str) -> dict[str, Any]:
 
 
 def test_a_caller_about_to_run_out_is_warned_and_a_top_up_keeps_the_call_going(
-    gateway, settings, db, open_streams
+    gateway, settings, db, open_streams, runtime
 ):
     """5 NGN pay for 6 seconds at 50 NGN a minute (test blocks: 2 s, renewed 1 s before
     they end). When the renewal at 3 s holds the last whole block, both participants
     hear how many seconds are left, once; money credited then lets the renewal at 5 s
     go on, past the sixth second where the call would have been cut off."""
     caller, receiver = signup(gateway), signup(gateway)
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     ledger.credit(f"sse-{uuid.uuid4().hex}", _wallet(caller), 500)
     streams = [open_streams(gateway, _token(user)) for user in (caller, receiver)]
     for stream in streams:

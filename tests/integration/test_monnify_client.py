@@ -3,7 +3,6 @@ retries for idempotent calls only, and both encodings of amounts and dates."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -48,8 +47,12 @@ def sleeps() -> list[float]:
 
 @pytest.fixture()
 def client(sim: SimHarness, clock: FakeClock, sleeps: list[float]) -> Iterator[MonnifyClient]:
-    monnify = MonnifyClient.from_settings(
-        dataclasses.replace(sim.settings, monnify_base_url=sim.url),
+    settings = sim.settings
+    monnify = MonnifyClient(
+        sim.url,
+        settings.monnify_api_key,
+        settings.monnify_secret_key,
+        settings.monnify_contract_code,
         retry=FAST_RETRY,
         read_timeout=5,
         clock=clock,

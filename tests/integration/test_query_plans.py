@@ -7,7 +7,7 @@ then explained as a find with execution statistics, and must have examined a bou
 number of documents: a collection scan examines them all (at 5,000 filler documents or
 100,000 the verdict is the same; QUERY_PLAN_FILLER sets it). findAndModify must not be
 sent to the embedded server, which runs it as a walk of the whole collection
-(shared.mongo.update_and_read).
+(shared.queries.update_and_read).
 """
 
 from __future__ import annotations
@@ -32,13 +32,12 @@ from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
 from shared.funding.repository import FundingRepository
 from shared.indexes import ensure_indexes
-from shared.kyc import KycVault
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
-from shared.mongo import IN_CHUNK, find_and_modify_uses_indexes
 from shared.monnify.client import MonnifyClient
 from shared.payouts import WithdrawalRequest, Withdrawals
 from shared.payouts.withdrawals import FAILED, PENDING
+from shared.queries import IN_CHUNK, find_and_modify_uses_indexes
 from shared.users import create_user, find_active_user
 from tests.server_urls import redis_database
 
@@ -323,9 +322,9 @@ def a_funding(db: Database, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def monnify(settings) -> MonnifyClient:
+def monnify(runtime) -> MonnifyClient:
     """A real client: the paths below are set up so that none of them calls it."""
-    return MonnifyClient.from_settings(settings)
+    return runtime.monnify()
 
 
 def test_an_idempotency_key_replay(planned, monnify):
@@ -429,7 +428,7 @@ def test_the_daily_reports_fundings(planned):
     assert_served_by_indexes(db, sent_by(recorder, report_reads))
 
 
-def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
+def test_reserved_accounts_and_their_transfers(planned, monnify, runtime):
     db, recorder = planned
     far = datetime.now(UTC) + timedelta(days=1)
     db.reserved_accounts.insert_many(  # this collection's filler: unique per user, not due
@@ -453,7 +452,7 @@ def test_reserved_accounts_and_their_transfers(planned, monnify, settings):
         "scanDueAt": now - timedelta(seconds=1),
     }
     db.reserved_accounts.insert_one(account)
-    accounts = reserved_accounts.ReservedAccounts(db, monnify, KycVault.from_settings(settings))
+    accounts = reserved_accounts.ReservedAccounts(db, monnify, runtime.kyc_vault())
     reference = f"MNFY|{ObjectId()}"
     transfer = reserved_accounts.Transfer(account["_id"], reference, reference)
 

@@ -16,7 +16,6 @@ from pymongo.errors import AutoReconnect
 from shared.funding.confirmation import FundingConfirmer
 from shared.ledger import Ledger, wallet_id
 from shared.ledger.accounts import receivable_id
-from shared.monnify.client import MonnifyClient
 from tests.integration.funding_support import funding_record, notify, pay, reverse, wait_for
 
 
@@ -33,10 +32,10 @@ class CrashingLedger(Ledger):
 
 
 @pytest.fixture()
-def confirmers(settings):
+def confirmers(runtime):
     """A confirmer that crashes once at the restriction, and a healthy one (the retry)."""
-    monnify = MonnifyClient.from_settings(settings)
-    ledger = Ledger.from_settings(settings)
+    monnify = runtime.monnify()
+    ledger = runtime.ledger()
     crashing = CrashingLedger(ledger.db, ledger.redis)
     return FundingConfirmer(ledger.db, crashing, monnify), FundingConfirmer(
         ledger.db, ledger, monnify
@@ -48,7 +47,7 @@ def owed(db, user) -> int:
     return -int(account["balance"]) if account else 0
 
 
-def spend_and_reverse(monnify_sim, user, settings) -> dict[str, Any]:
+def spend_and_reverse(monnify_sim, user, runtime) -> dict[str, Any]:
     """5000 credited, 3000 of it held by a call, then Monnify reverses the payment (and,
     as for a real reversal, sends no event)."""
     funding = user.fund(5000)
@@ -56,16 +55,16 @@ def spend_and_reverse(monnify_sim, user, settings) -> dict[str, Any]:
     user.wait_for_balance(5000)
     expires = datetime.now(UTC) + timedelta(minutes=10)
     wallet = wallet_id(ObjectId(user.id), "NGN")
-    Ledger.from_settings(settings).hold(f"test-call-{ObjectId()}", wallet, 300000, expires)
+    runtime.ledger().hold(f"test-call-{ObjectId()}", wallet, 300000, expires)
     reverse(monnify_sim, funding)
     return funding
 
 
 def test_a_reversal_retried_after_a_crash_restricts_the_wallet(
-    monnify_sim, user, db, settings, confirmers
+    monnify_sim, user, db, runtime, confirmers
 ):
     crashing, healthy = confirmers
-    funding = spend_and_reverse(monnify_sim, user, settings)
+    funding = spend_and_reverse(monnify_sim, user, runtime)
 
     with pytest.raises(AutoReconnect):
         crashing.confirm(payment_reference=funding["paymentReference"])
@@ -81,10 +80,10 @@ def test_a_reversal_retried_after_a_crash_restricts_the_wallet(
 
 
 def test_a_repayment_retried_after_a_crash_lifts_the_restriction(
-    monnify_sim, user, db, settings, confirmers
+    monnify_sim, user, db, runtime, confirmers
 ):
     crashing, healthy = confirmers
-    funding = spend_and_reverse(monnify_sim, user, settings)
+    funding = spend_and_reverse(monnify_sim, user, runtime)
     healthy.confirm(payment_reference=funding["paymentReference"])
     assert user.balance()["restricted"] is True
 
@@ -104,9 +103,9 @@ def test_a_repayment_retried_after_a_crash_lifts_the_restriction(
 
 
 def test_a_partial_repayment_keeps_the_wallet_restricted_until_all_is_repaid(
-    monnify_sim, user, db, settings
+    monnify_sim, user, db, runtime
 ):
-    funding = spend_and_reverse(monnify_sim, user, settings)
+    funding = spend_and_reverse(monnify_sim, user, runtime)
     notify(monnify_sim, funding)  # the reversal, pushed by a redelivered notification
     wait_for(user.balance, lambda body: body["restricted"])
     assert owed(db, user) == 300000

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from bson import ObjectId
 
-from shared.ledger import Ledger, wallet_id
+from shared.ledger import wallet_id
 from shared.ledger.accounts import receivable_id
 from tests.integration.funding_support import (
     credit_entries,
@@ -65,7 +65,7 @@ def test_a_reversal_is_found_by_reconciliation_and_taken_back(monnify_sim, user,
 
 
 def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_funding(
-    monnify_sim, user, db, settings
+    monnify_sim, user, db, runtime
 ):
     funding = user.fund(5000)
     pay(monnify_sim, funding)
@@ -73,7 +73,7 @@ def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_fundin
     wallet = wallet_id(ObjectId(user.id), "NGN")
     expires = datetime.now(UTC) + timedelta(minutes=10)
     # A call in progress holds 3000 of it.
-    Ledger.from_settings(settings).hold(f"test-call-{ObjectId()}", wallet, 300000, expires)
+    runtime.ledger().hold(f"test-call-{ObjectId()}", wallet, 300000, expires)
 
     reverse(monnify_sim, funding)
     notify(monnify_sim, funding)  # the new state, pushed by a redelivered notification
@@ -93,14 +93,14 @@ def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_fundin
 
 
 def test_daily_report_lists_discrepancies_for_admins(
-    gateway, monnify_sim, user, db, settings, run_task
+    gateway, monnify_sim, user, db, runtime, run_task
 ):
     good = user.fund(5000)
     pay(monnify_sim, good)
     user.wait_for_balance(5000)
     # Money moved for a funding Monnify still reports unpaid: a discrepancy.
     unpaid = user.fund(2000)
-    Ledger.from_settings(settings).credit(
+    runtime.ledger().credit(
         f"test-stray-{ObjectId()}",
         wallet_id(ObjectId(user.id), "NGN"),
         200000,

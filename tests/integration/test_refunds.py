@@ -12,8 +12,7 @@ import requests
 from bson import ObjectId
 from prometheus_client import REGISTRY
 
-from shared.ledger import Ledger, wallet_id
-from shared.monnify.client import MonnifyClient
+from shared.ledger import wallet_id
 from tests.integration.funding_support import (
     funding_record,
     pay,
@@ -97,9 +96,9 @@ def test_a_failed_refund_releases_the_hold(monnify_sim, admin, credited, db):
     assert too_much.json()["message"] == "At most 2000 of this funding can still be refunded"
 
 
-def test_a_refund_the_wallet_cannot_cover_is_402_and_moves_nothing(admin, credited, db, settings):
+def test_a_refund_the_wallet_cannot_cover_is_402_and_moves_nothing(admin, credited, db, runtime):
     user, funding = credited()
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     expires = datetime.now(UTC) + timedelta(minutes=10)
     ledger.hold(f"test-spend-{ObjectId()}", wallet_id(ObjectId(user.id), "NGN"), 400000, expires)
     response = refund(admin, funding)
@@ -115,7 +114,7 @@ def test_a_refund_the_wallet_cannot_cover_is_402_and_moves_nothing(admin, credit
 
 
 def test_monnify_r_codes_come_back_as_clear_4xx_and_release_the_hold(
-    monnify_sim, admin, credited, db, settings
+    monnify_sim, admin, credited, db, runtime
 ):
     card_user, card_funding = credited(paymentMethod="CARD")
     not_permitted = refund(admin, card_funding)
@@ -132,7 +131,7 @@ def test_monnify_r_codes_come_back_as_clear_4xx_and_release_the_hold(
     assert "(R4)" in below_minimum.json()["message"]
 
     # A refund made outside this service (Monnify's dashboard) leaves less to refund.
-    monnify = MonnifyClient.from_settings(settings)
+    monnify = runtime.monnify()
     monnify.initiate_refund(
         transaction_reference=funding["transactionReference"],
         refund_reference=f"dashboard-{ObjectId()}",
@@ -215,14 +214,14 @@ A_YEAR_LATER = timedelta(days=365)
 
 
 def test_a_refund_hold_outlives_every_expiry_until_monnify_answers(
-    monnify_sim, admin, credited, db, settings
+    monnify_sim, admin, credited, db, runtime
 ):
     user, funding = credited()
     started = refund(admin, funding, amount=1000).json()
     assert started["status"] == "pending"
 
     # The hold sweeper, run as if a year had passed: the refund is still in flight.
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     while ledger.expire_holds(now=datetime.now(UTC) + A_YEAR_LATER):
         pass
     assert user.balance()["held"] == 1000

@@ -311,8 +311,8 @@ def reserve(client: MonnifyClient, reference: str, **options: Any) -> ReservedAc
     )
 
 
-def test_the_simulator_reserves_like_monnify(monnify_sim, settings):
-    client = MonnifyClient.from_settings(settings)
+def test_the_simulator_reserves_like_monnify(monnify_sim, runtime):
+    client = runtime.monnify()
     reference = f"test-{ObjectId()}"
     created = reserve(client, reference, preferred_banks=("035",))
     assert [a.bank_code for a in created.accounts] == ["035"]
@@ -329,8 +329,8 @@ def test_the_simulator_reserves_like_monnify(monnify_sim, settings):
     assert len(everywhere.accounts) == 2  # getAllAvailableBanks
 
 
-def test_the_simulator_lists_transfers_newest_first_and_knows_their_status(monnify_sim, settings):
-    client = MonnifyClient.from_settings(settings)
+def test_the_simulator_lists_transfers_newest_first_and_knows_their_status(monnify_sim, runtime):
+    client = runtime.monnify()
     reference = f"test-{ObjectId()}"
     reserve(client, reference)
     assert client.reserved_account_transactions(reference, page=0, size=10).items == ()
@@ -358,9 +358,9 @@ def test_the_simulators_reserved_account_routes_need_a_token(monnify_sim):
         assert requests.get(f"{monnify_sim}{path}", timeout=10).status_code == 401
 
 
-def test_the_simulators_transfer_control_refuses_bad_input(monnify_sim, settings):
+def test_the_simulators_transfer_control_refuses_bad_input(monnify_sim, runtime):
     reference = f"test-{ObjectId()}"
-    reserve(MonnifyClient.from_settings(settings), reference)
+    reserve(runtime.monnify(), reference)
     url = f"{monnify_sim}/sim/reserved-accounts/{reference}/transfer"
     assert requests.post(url, json={"amount": -1}, timeout=10).status_code == 400
     assert requests.post(url, json={}, timeout=10).status_code == 400

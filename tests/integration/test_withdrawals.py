@@ -12,8 +12,7 @@ import requests
 import simplejson
 
 from shared.ledger import SystemAccount, system_account_id, wallet_id
-from shared.monnify.client import MonnifyClient
-from shared.payouts import WithdrawalRequest, Withdrawals
+from shared.payouts import WithdrawalRequest
 from shared.payouts.banks import BANKS_CACHE_KEY
 from tests.integration.funding_support import User, post_signed, signup, sim, wait_for
 
@@ -384,13 +383,12 @@ def test_a_webhook_is_only_a_cue_checked_with_the_summary(payee, settings, db):
     assert user.balance()["held"] == 500 + FEE
 
 
-def test_the_poller_sends_a_withdrawal_whose_task_was_lost(payee, db, ledger, settings, run_task):
+def test_the_poller_sends_a_withdrawal_whose_task_was_lost(payee, db, runtime, run_task):
     """The broker was down when the gateway answered: the withdrawal is held and recorded,
     and the poller sends it."""
     user = payee(SUCCESS)
     user_id = db.users.find_one({"email": user.email})["_id"]
-    withdrawals = Withdrawals(db, ledger, MonnifyClient.from_settings(settings), settings.payouts)
-    answer = withdrawals.request(WithdrawalRequest(user_id, 500_00, "NGN", "no-task"))
+    answer = runtime.withdrawals().request(WithdrawalRequest(user_id, 500_00, "NGN", "no-task"))
     assert withdrawal(user, answer["reference"])["status"] == "pending"
     wait_for(
         lambda: run_task("payouts.poll") and withdrawal(user, answer["reference"]),

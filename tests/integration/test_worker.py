@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
-from shared.ledger import Ledger, wallet_id
+from shared.ledger import wallet_id
 
 
-def _hold_past_its_time(settings) -> tuple[str, str]:
+def _hold_past_its_time(runtime) -> tuple[str, str]:
     """A wallet with a hold that expired a second ago: (account, hold id)."""
-    ledger = Ledger.from_settings(settings)
+    ledger = runtime.ledger()
     account = wallet_id(ObjectId(), "NGN")
     ledger.credit(f"test:{account}:fund", account, 5000)
     hold = ledger.hold(
@@ -22,8 +22,8 @@ def _hold_past_its_time(settings) -> tuple[str, str]:
     return account, hold.hold_id
 
 
-def test_expire_holds_task_releases_holds_past_their_time(settings, db, celery_worker):
-    account, hold_id = _hold_past_its_time(settings)
+def test_expire_holds_task_releases_holds_past_their_time(runtime, db, celery_worker):
+    account, hold_id = _hold_past_its_time(runtime)
 
     expired = celery_worker.send_task("ledger.expire_holds").get(timeout=30)
 
@@ -33,11 +33,11 @@ def test_expire_holds_task_releases_holds_past_their_time(settings, db, celery_w
 
 
 def test_a_periodic_job_skips_while_its_previous_run_is_going(
-    settings, db, redis_client, celery_worker
+    runtime, db, redis_client, celery_worker
 ):
     from services.worker.periodic import LOCK_PREFIX  # after celery_worker set the env
 
-    _, hold_id = _hold_past_its_time(settings)
+    _, hold_id = _hold_past_its_time(runtime)
     previous_run = redis_client.lock(f"{LOCK_PREFIX}ledger.expire_holds", timeout=60)
     assert previous_run.acquire(blocking=False)
     try:
@@ -51,8 +51,8 @@ def test_a_periodic_job_skips_while_its_previous_run_is_going(
     assert db.holds.find_one({"_id": hold_id})["status"] == "expired"
 
 
-def test_invariant_task_reports_a_tampered_balance(settings, db, celery_worker):
-    ledger = Ledger.from_settings(settings)
+def test_invariant_task_reports_a_tampered_balance(runtime, db, celery_worker):
+    ledger = runtime.ledger()
     account = wallet_id(ObjectId(), "NGN")
     ledger.credit(f"test:{account}:fund", account, 5000)
     db.accounts.update_one({"_id": account}, {"$inc": {"balance": 1}})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.worker import context
 from services.worker.periodic import periodic
+from services.worker.runtime import runtime
 from shared import audit
 
 
 @periodic("audit.seal")
 def seal() -> int:
     """How many records this run sealed; None while the previous run is still going."""
-    return audit.seal(context.db(), context.redis_client())
+    return audit.seal(runtime.db(), runtime.redis_client())

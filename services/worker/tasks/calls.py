@@ -3,15 +3,13 @@ it, and the beat sweeper. Each may run twice or late; the domain code re-reads s
 
 from __future__ import annotations
 
-from functools import cache
-
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.calls import CallContext, renewals, settlement, sweeper
+from services.worker.runtime import runtime
+from shared.calls import renewals, settlement, sweeper
 from shared.calls.followups import schedule
 from shared.calls.model import CUT_OFF_TASK, RENEW_TASK, SETTLE_TASK, SWEEP_TASK
 from shared.errors import Conflict
@@ -22,26 +20,21 @@ from shared.errors import Conflict
 PER_CALL = {"autoretry_for": (Conflict, PyMongoError, RedisError), "ignore_result": True}
 
 
-@cache
-def _calls() -> CallContext:
-    return CallContext.from_settings(context.settings())
-
-
 @celery.task(name=RENEW_TASK, **PER_CALL)
 def renew(call_id: str, reserved_seconds: int) -> None:
-    schedule(celery.send_task, renewals.renew(_calls(), call_id, reserved_seconds))
+    schedule(celery.send_task, renewals.renew(runtime.calls(), call_id, reserved_seconds))
 
 
 @celery.task(name=CUT_OFF_TASK, **PER_CALL)
 def cut_off(call_id: str) -> None:
-    schedule(celery.send_task, renewals.cut_off(_calls(), call_id))
+    schedule(celery.send_task, renewals.cut_off(runtime.calls(), call_id))
 
 
 @celery.task(name=SETTLE_TASK, **PER_CALL)
 def settle(call_id: str) -> None:
-    settlement.settle_call(_calls(), call_id)
+    settlement.settle_call(runtime.calls(), call_id)
 
 
 @periodic(SWEEP_TASK)
 def sweep() -> int:
-    return sweeper.sweep(_calls())
+    return sweeper.sweep(runtime.calls())

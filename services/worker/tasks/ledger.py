@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from services.worker import context
 from services.worker.periodic import periodic
+from services.worker.runtime import runtime
 from shared.ledger import check_recent
 from shared.metrics import INVARIANT_VIOLATIONS
 
 
 @periodic("ledger.expire_holds")
 def expire_holds() -> int:
-    return context.ledger().expire_holds()
+    return runtime.ledger().expire_holds()
 
 
 @periodic("ledger.check_invariants")
@@ -18,6 +18,6 @@ def check_ledger_invariants() -> list[dict]:
     """Check the entries since the last run and the accounts they touched; report
     violations (already logged at error level), never repair anything. The full check
     is `python -m services.manage check-invariants --full`."""
-    check = check_recent(context.db(), settle_seconds=context.settings().invariants_settle_seconds)
+    check = check_recent(runtime.db(), settle_seconds=runtime.settings().invariants_settle_seconds)
     INVARIANT_VIOLATIONS.set(len(check.violations))
     return [violation.as_dict() for violation in check.violations]

@@ -8,35 +8,18 @@ from typing import Any
 
 from bson import ObjectId
 
-from services.worker import context
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from shared.funding import inbox, reconciliation, webhook_events
-from shared.funding.confirmation import FundingConfirmer
+from services.worker.runtime import runtime
+from shared.funding import inbox, webhook_events
 from shared.funding.daily_report import reconcile_day, report_summary
-from shared.funding.refunds import Refunds
 from shared.logs import get_logger
-from shared.payouts import Withdrawals
 
 log = get_logger(__name__)
 
 # Events one task confirms together: enough to share the commands of a burst, few
 # enough that a batch's status calls (LOOKUP_THREADS at a time) finish in a second or two.
 BATCH_SIZE = 50
-
-
-def confirmer() -> FundingConfirmer:
-    return FundingConfirmer(context.db(), context.ledger(), context.monnify())
-
-
-def refunder() -> Refunds:
-    return Refunds(context.db(), context.ledger(), context.monnify())
-
-
-def withdrawals() -> Withdrawals:
-    return Withdrawals(
-        context.db(), context.ledger(), context.monnify(), context.settings().payouts
-    )
 
 
 # Its outcome lives on the stored events; no result (nor STARTED state) is kept in Redis,
@@ -47,11 +30,11 @@ def process_event(event_id: str) -> str:
     together (a burst queues one task per event; the first takes a batch, the rest find
     theirs done). Each event that Monnify has not settled is tried again on its own."""
     processed = inbox.process(
-        context.db(),
+        runtime.db(),
         ObjectId(event_id),
         _process_batch,
         limit=BATCH_SIZE,
-        window_seconds=context.settings().confirmation_retry_window_seconds,
+        window_seconds=runtime.settings().confirmation_retry_window_seconds,
         # Named by the task's id: delivered again after its process was killed mid-batch
         # (acks_late, reject on worker lost), it takes that batch back at once.
         batch=process_event.request.id,
@@ -62,14 +45,16 @@ def process_event(event_id: str) -> str:
 
 
 def _process_batch(batch: list[dict[str, Any]]) -> dict[ObjectId, inbox.EventOutcome]:
-    return webhook_events.process_batch(confirmer(), refunder(), batch, withdrawals())
+    return webhook_events.process_batch(
+        runtime.confirmer(), runtime.refunds(), batch, runtime.withdrawals()
+    )
 
 
 @periodic("payments.requeue_inbox")
 def requeue_inbox() -> int:
     """Enqueue events stored while the queue was unreachable, or whose task was lost."""
-    db = context.db()
-    after = context.settings().inbox_requeue_after_seconds
+    db = runtime.db()
+    after = runtime.settings().inbox_requeue_after_seconds
     event_ids = inbox.events_to_requeue(db, after)
     for event_id in event_ids:
         inbox.schedule_retry(db, event_id, 0)  # due now: the next run leaves it alone
@@ -84,8 +69,8 @@ def reconcile_pending() -> dict[str, Any]:
     """Settle what webhooks did not: open fundings (a missed webhook costs nothing),
     reversals of recent credits (Monnify sends no reversal event), open refunds, and
     transfers into reserved accounts whose webhook was lost."""
-    current = context.settings()
-    reconciler = reconciliation.Reconciler(context.db(), confirmer(), refunder())
+    current = runtime.settings()
+    reconciler = runtime.reconciler()
     return {
         "open": reconciler.settle_open_fundings(current.reconcile_pending_after_seconds).as_dict(),
         "credited": reconciler.recheck_credited_fundings(
@@ -104,10 +89,10 @@ def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""
     report_day = date.fromisoformat(day) if day else (datetime.now(UTC) - timedelta(days=1)).date()
-    current = context.settings()
+    current = runtime.settings()
     report = reconcile_day(
-        context.db(),
-        context.monnify(),
+        runtime.db(),
+        runtime.monnify(),
         report_day,
         settle_seconds=current.invariants_settle_seconds,
         refund_review_after_seconds=current.refund_review_after_seconds,

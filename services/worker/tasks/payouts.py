@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from services.worker.celery_app import celery
 from services.worker.periodic import periodic
-from services.worker.tasks.payments import withdrawals
+from services.worker.runtime import runtime
 from shared.monnify.errors import MonnifyProtocolError, MonnifyUnavailable
 from shared.payouts.withdrawals import PENDING
 
@@ -18,7 +18,7 @@ def send(self, reference: str) -> str:
     """Send the transfer; if Monnify's answer is unknown, look it up again later (never a
     second transfer: a withdrawal with an attempt counted is looked up before sending)."""
     try:
-        status = withdrawals().send(reference)
+        status = runtime.withdrawals().send(reference)
     except (MonnifyUnavailable, MonnifyProtocolError):  # the look-up failed: ask again later
         status = PENDING
     if status == PENDING and self.request.retries < MAX_SEND_RETRIES:
@@ -29,4 +29,4 @@ def send(self, reference: str) -> str:
 @periodic("payouts.poll")
 def poll() -> dict[str, int]:
     """Settle withdrawals that heard nothing for WITHDRAWAL_POLL_AFTER_SECONDS."""
-    return withdrawals().poll()
+    return runtime.withdrawals().poll()
