@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from services.monnify_sim.context import current_sim
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.http import amount_minor, json_object, json_response, text
 from services.monnify_sim.render import (
     bank_transfer_body,

@@ -28,7 +28,7 @@ from http import HTTPStatus
 
 from flask import Blueprint, Response, request
 
-from services.monnify_sim.context import current_sim
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.delivery import Delivery
 from services.monnify_sim.http import amount_minor, json_object, json_response, number, text
 from services.monnify_sim.render import transaction_body
