@@ -21,7 +21,7 @@ from shared import live_events
 from shared.calls import CallContext, billing, reservations, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
-from shared.threads import run_threads
+from tests.threads import run_threads
 from tests.integration.calls_support import (
     PLATFORM,
     call_doc,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import redis
 
 from shared.ledger import InsufficientFunds, Ledger, LedgerReads, check_invariants
-from shared.threads import run_threads
+from tests.threads import run_threads
 from tests.integration.ledger_support import (
     account_state,
     apply_with_retries,
