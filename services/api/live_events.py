@@ -61,9 +61,7 @@ _EVENT = {
     },
 }
 
-blp = Blueprint(
-    "live_events", __name__, url_prefix="/wallet", description="Live wallet events"
-)
+blp = Blueprint("live_events", __name__, url_prefix="/wallet", description="Live wallet events")
 
 
 @blp.route("/events", methods=["GET"])

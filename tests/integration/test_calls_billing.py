@@ -21,7 +21,6 @@ from shared import live_events
 from shared.calls import CallContext, billing, reservations, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
-from tests.threads import run_threads
 from tests.integration.calls_support import (
     PLATFORM,
     call_doc,
@@ -35,6 +34,7 @@ from tests.integration.calls_support import (
     wallet,
 )
 from tests.integration.ledger_support import assert_ledger_healthy
+from tests.threads import run_threads
 
 DEFAULT = Tariff(5000, 0, 1)
 
