@@ -6,7 +6,7 @@ that every kobo is where it belongs.
 
 Starts SecantusDB with its test commands on (`--enable-test-commands`, for
 `configureFailPoint`) and the launcher's stack on it (`python -m services.devstack`, as
-bench/calls does: embedded Valkey with its append-only file, gunicorn, a Celery worker
+bench/harness does: embedded Valkey with its append-only file, gunicorn, a Celery worker
 per queue, beat, the Monnify simulator), on free ports in a temporary directory. Calls are
 billed per second in 4-second blocks (CHAOS_ENV) so renewals and cut-offs happen every
 few seconds; the simulator retries a refused webhook after 5 s instead of Monnify's 5
@@ -60,7 +60,7 @@ import requests
 from bson import ObjectId
 from pymongo.database import Database
 
-from bench.calls import (
+from bench.harness import (
     Party,
     Stack,
     Timings,

@@ -34,7 +34,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from bench.calls import summary_ms
+from bench.harness import summary_ms
 from bench.ledger import Clients, on_wallets, run_phase, servers
 from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, LedgerReads, Posting, SystemAccount, system_account_id

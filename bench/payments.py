@@ -3,7 +3,7 @@
     python -m bench.payments [--seconds 10] [--fundings 800] [--senders 8] [--duplicates 0.1]
                              [--calls 8]
 
-Starts the whole stack with the launcher (`python -m services.devstack`, as bench/calls
+Starts the whole stack with the launcher (`python -m services.devstack`, as bench/harness
 does: embedded SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat, the
 Monnify simulator) on free ports in a temporary directory, with calls billed in short
 blocks (CALL_ENV) so their renewals fall due every few seconds. Signs users up and opens fundings
@@ -55,7 +55,7 @@ from bson import ObjectId
 from pymongo import monitoring
 from pymongo.database import Database
 
-from bench.calls import (
+from bench.harness import (
     Party,
     Stack,
     Timings,

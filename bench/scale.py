@@ -4,7 +4,7 @@ once its database holds a year of history.
     python -m bench.scale [--users 100000] [--postings 1000000] [--call-share 0.5]
                           [--repetitions 20] [--quick]
 
-Starts the whole stack with the launcher (bench/calls' harness: embedded SecantusDB and
+Starts the whole stack with the launcher (bench/harness: embedded SecantusDB and
 Valkey, gunicorn, a Celery worker per queue, beat, the Monnify simulator) on free ports
 in a temporary directory, and measures it empty. Then, stopping nothing, bulk-loads the
 same database (bench/scale_data.py: users with wallets, fundings, webhook events, calls,
@@ -53,7 +53,7 @@ from celery.result import AsyncResult
 from redis.lock import Lock
 
 from bench import scale_data
-from bench.calls import (
+from bench.harness import (
     CONNECT_FEE,
     REQUEST_TIMEOUT_SECONDS,
     Party,
