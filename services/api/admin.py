@@ -19,6 +19,7 @@ from services.api.queue import enqueue_or_leave
 from shared.admin_actions import record_admin_action
 from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
 from shared.funding import inbox
+from shared.funding.jobs import PROCESS_EVENT_TASK
 from shared.funding.refunds import RefundRequest, Refunds, refund_view
 from shared.ledger import LedgerReads
 from shared.ledger.accounts import receivable_id, wallet_id
@@ -109,7 +110,7 @@ def requeue_webhook(body: dict, event_id: str):
         ),
     )
     # After the commit: the task must find the event revived.
-    enqueued = enqueue_or_leave("payments.process_event", event_id=event_id)
+    enqueued = enqueue_or_leave(PROCESS_EVENT_TASK, event_id=event_id)
     return {"id": event_id, "status": inbox.RECEIVED, "enqueued": enqueued}
 
 

@@ -16,6 +16,7 @@ from services.api.blueprint import Blueprint
 from services.api.queue import enqueue_or_leave
 from shared.errors import ErrorCode, Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
+from shared.funding.jobs import PROCESS_EVENT_TASK
 from shared.logs import get_logger
 from shared.metrics import WEBHOOKS_REJECTED
 from shared.monnify.signature import verify_request, verify_transaction_hash
@@ -37,7 +38,7 @@ def monnify_webhook():
     verified_by = _authenticate(raw)
     stored = store_event(context.db(), raw, verified_by=verified_by, source_ip=request.remote_addr)
     if stored.processable:
-        enqueue_or_leave("payments.process_event", event_id=str(stored.event_id))
+        enqueue_or_leave(PROCESS_EVENT_TASK, event_id=str(stored.event_id))
     log.info("webhook_stored", event_id=str(stored.event_id), duplicate=stored.duplicate)
     return {"message": "Webhook received"}
 

@@ -20,6 +20,7 @@ from shared.payouts import (
     set_payout_account,
     view,
 )
+from shared.payouts.jobs import SEND_WITHDRAWAL_TASK
 from shared.schemas.payouts import (
     AuthorizeSchema,
     BankSchema,
@@ -104,7 +105,7 @@ def withdraw(headers: dict, body: dict):
     )
     answer = _withdrawals().request(request)
     # Recorded first: if the broker is down, the poller sends it.
-    enqueue_or_leave("payouts.send", reference=answer["reference"])
+    enqueue_or_leave(SEND_WITHDRAWAL_TASK, reference=answer["reference"])
     return answer
 
 

@@ -39,6 +39,7 @@ END_REASONS = (CALLER_HANGUP, RECEIVER_HANGUP, INSUFFICIENT_FUNDS, MAX_DURATION,
 RENEW_TASK = "calls.renew"
 CUT_OFF_TASK = "calls.cut_off"
 SETTLE_TASK = "calls.settle"
+SWEEP_TASK = "calls.sweep"
 
 
 @dataclass(frozen=True)

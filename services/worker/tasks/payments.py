@@ -13,6 +13,12 @@ from services.worker.celery_app import celery
 from services.worker.periodic import periodic
 from shared.funding import events, inbox, reconciliation
 from shared.funding.confirmation import FundingConfirmer
+from shared.funding.jobs import (
+    DAILY_REPORT_TASK,
+    PROCESS_EVENT_TASK,
+    RECONCILE_TASK,
+    REQUEUE_INBOX_TASK,
+)
 from shared.funding.refunds import Refunds
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_BATCH_SIZE
@@ -41,7 +47,7 @@ def withdrawals() -> Withdrawals:
 
 # Its outcome lives on the stored events; no result (nor STARTED state) is kept in Redis,
 # which saves two writes per task, most of them for events an earlier batch settled.
-@celery.task(name="payments.process_event", ignore_result=True)
+@celery.task(name=PROCESS_EVENT_TASK, ignore_result=True)
 def process_event(event_id: str) -> str:
     """Confirm what stored webhooks report: this event and the others waiting with it,
     together (a burst queues one task per event; the first takes a batch, the rest find
@@ -68,7 +74,7 @@ def process_event(event_id: str) -> str:
     return steps[oid].status if oid in steps else "already handled"
 
 
-@periodic("payments.requeue_inbox")
+@periodic(REQUEUE_INBOX_TASK)
 def requeue_inbox() -> int:
     """Enqueue events stored while the queue was unreachable, or whose task was lost."""
     db = context.db()
@@ -82,7 +88,7 @@ def requeue_inbox() -> int:
     return len(event_ids)
 
 
-@periodic("payments.reconcile_pending")
+@periodic(RECONCILE_TASK)
 def reconcile_pending() -> dict[str, Any]:
     """Settle what webhooks did not: open fundings (a missed webhook costs nothing),
     reversals of recent credits (Monnify sends no reversal event), open refunds, and
@@ -102,7 +108,7 @@ def reconcile_pending() -> dict[str, Any]:
     }
 
 
-@periodic("payments.daily_report")
+@periodic(DAILY_REPORT_TASK)
 def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""
