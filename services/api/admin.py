@@ -16,14 +16,7 @@ from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
-from shared.admin_actions import record_admin_action
-from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
-from shared.funding import inbox
-from shared.funding.jobs import PROCESS_EVENT_TASK
-from shared.funding.refunds import RefundRequest, Refunds, refund_view
-from shared.ledger import LedgerReads
-from shared.ledger.accounts import receivable_id, wallet_id
-from shared.schemas.admin import (
+from services.api.schemas.admin import (
     ReasonSchema,
     ReconciliationQuerySchema,
     ReconciliationSchema,
@@ -35,6 +28,13 @@ from shared.schemas.admin import (
     WebhookEventSchema,
     WebhookQuerySchema,
 )
+from shared.admin_actions import record_admin_action
+from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
+from shared.funding import inbox
+from shared.funding.jobs import PROCESS_EVENT_TASK
+from shared.funding.refunds import RefundRequest, Refunds, refund_view
+from shared.ledger import LedgerReads
+from shared.ledger.accounts import receivable_id, wallet_id
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Admin operations")
 

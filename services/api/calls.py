@@ -14,16 +14,16 @@ from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
-from shared.calls import CallContext, Followup, sessions
-from shared.errors import ErrorCode, InvalidRequest
-from shared.schemas.calls import (
+from services.api.schemas.calls import (
     CallEndedSchema,
     CallHistoryQuerySchema,
     CallSchema,
     CallStartedSchema,
     InitiateCallSchema,
 )
-from shared.schemas.fields import ObjectIdField
+from services.api.schemas.fields import ObjectIdField
+from shared.calls import CallContext, Followup, sessions
+from shared.errors import ErrorCode, InvalidRequest
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
 

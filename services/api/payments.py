@@ -14,13 +14,13 @@ from flask import request
 from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.queue import enqueue_or_leave
+from services.api.schemas.payments import WebhookAckSchema
 from shared.errors import ErrorCode, Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
 from shared.funding.jobs import PROCESS_EVENT_TASK
 from shared.logs import get_logger
 from shared.metrics import WEBHOOKS_REJECTED
 from shared.monnify.signature import verify_request, verify_transaction_hash
-from shared.schemas.payments import WebhookAckSchema
 
 log = get_logger(__name__)
 

@@ -10,20 +10,24 @@ from flask_jwt_extended import current_user, jwt_required
 from services.api import context
 from services.api.blueprint import LINK_HEADER, Blueprint
 from services.api.links import next_link
+from services.api.schemas.funding_accounts import FundingAccountSchema
+from services.api.schemas.payments import (
+    FundRequestSchema,
+    FundResponseSchema,
+    IdempotencyHeaderSchema,
+)
+from services.api.schemas.wallet import (
+    BalanceSchema,
+    CurrencyQuerySchema,
+    TransactionSchema,
+    TransactionsQuerySchema,
+)
 from shared.funding.fundings import FundingRequest, start_funding
 from shared.funding.reserved_accounts import ReservedAccounts
 from shared.kyc import KycVault
 from shared.ledger import HistoryItem, wallet_id
 from shared.money import check_amount_bounds
 from shared.pagination import decode_position, encode_cursor
-from shared.schemas.funding_accounts import FundingAccountSchema
-from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
-from shared.schemas.wallet import (
-    BalanceSchema,
-    CurrencyQuerySchema,
-    TransactionSchema,
-    TransactionsQuerySchema,
-)
 
 blp = Blueprint("wallet", __name__, url_prefix="/wallet", description="Wallet balance and history")
 

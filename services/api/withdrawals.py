@@ -11,6 +11,16 @@ from services.api import context
 from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
+from services.api.schemas.payouts import (
+    AuthorizeSchema,
+    BankSchema,
+    PayoutAccountRequestSchema,
+    PayoutAccountSchema,
+    WithdrawalHeaderSchema,
+    WithdrawalRequestSchema,
+    WithdrawalSchema,
+    WithdrawalsQuerySchema,
+)
 from shared.pagination import decode_position, next_cursor
 from shared.payouts import (
     WithdrawalRequest,
@@ -21,16 +31,6 @@ from shared.payouts import (
     view,
 )
 from shared.payouts.jobs import SEND_WITHDRAWAL_TASK
-from shared.schemas.payouts import (
-    AuthorizeSchema,
-    BankSchema,
-    PayoutAccountRequestSchema,
-    PayoutAccountSchema,
-    WithdrawalHeaderSchema,
-    WithdrawalRequestSchema,
-    WithdrawalSchema,
-    WithdrawalsQuerySchema,
-)
 
 blp = Blueprint("withdrawals", __name__, description="Banks, payout account and withdrawals")
 
