@@ -2,7 +2,7 @@
 collections: wallets and holds, history pages, what a funding was credited, the
 clearing account's movements for reconciliation.
 
-Each read is served from an index (see `shared/indexes.py`); none walks a collection.
+Each read is served from an index (see `indexes.py`); none walks a collection.
 """
 
 from __future__ import annotations
