@@ -69,7 +69,7 @@ from bench.harness import (
     wait_ready,
     worker_concurrency,
 )
-from shared.ledger import LedgerReads, check_invariants, journal, wallet_id
+from shared.ledger import LedgerReads, check_invariants, wallet_id
 from shared.mongo import in_chunks
 from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
 from shared.settings import load_settings
@@ -309,14 +309,11 @@ def end_calls(stack: Stack, calls: list[tuple[Party, str]]) -> None:
 def renewal_lateness(db: Database, call_ids: list[str]) -> list[float]:
     """Seconds from each renewal's due time to its hold extension's commit."""
     late = []
+    reads = LedgerReads(db)
     for call in db.calls.find({"_id": {"$in": [ObjectId(call_id) for call_id in call_ids]}}):
         prefix = f"call:{call['_id']}:extend:"
-        # The ledger's journal entry of each extension, keyed by the seconds held before
-        # it (read by key prefix: a bench-only question the ledger's read API doesn't ask).
-        extensions = db[journal.ENTRIES].find(
-            {"key": {"$regex": f"^{prefix}"}}, {"key": 1, "createdAt": 1}
-        )
-        for done in extensions:
+        # The ledger's journal entry of each extension, keyed by the seconds held before it.
+        for done in reads.entries_keyed(prefix):
             reserved = int(done["key"].removeprefix(prefix))
             due = call["startedAt"] + timedelta(seconds=reserved - RENEW_LEAD_SECONDS)
             late.append((done["createdAt"] - due).total_seconds())
