@@ -35,7 +35,9 @@ RENEWAL_MISSING = "renewal_missing"  # the sweeper found no renewal: billed what
 STATUSES = (OPEN, ENDED)
 END_REASONS = (CALLER_HANGUP, RECEIVER_HANGUP, INSUFFICIENT_FUNDS, MAX_DURATION, RENEWAL_MISSING)
 
-# Worker tasks, by name: the gateway never imports the worker.
+# The calls domain's worker tasks, by name: defined once here for the worker's
+# decorators, its queue routes and beat schedule, and every enqueuer (the gateway never
+# imports the worker).
 RENEW_TASK = "calls.renew"
 CUT_OFF_TASK = "calls.cut_off"
 SETTLE_TASK = "calls.settle"
