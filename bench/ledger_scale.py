@@ -38,6 +38,7 @@ from bench.ledger import Clients, on_wallets, run_phase, servers
 from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, LedgerReads, Posting, SystemAccount, seeding, system_account_id
 from shared.ledger import wallet_id as make_wallet_id
+from shared.ledger.journal import entry_document
 from shared.logs import configure_logging
 
 REPORT = Path(__file__).resolve().parent / "reports" / "ledger_scale.json"
@@ -102,7 +103,7 @@ class Loader:
 
     def _entry(self, wallet: str, amount: int, after: int, kind: str) -> dict[str, Any]:
         version = self.versions[wallet] = self.versions.get(wallet, 0) + 1
-        return seeding.sealed_entry(
+        entry = entry_document(
             ObjectId(),
             f"load:{uuid.uuid4().hex}",
             kind,
@@ -112,6 +113,7 @@ class Loader:
             self.started,
             postings=[Posting(CLEARING, -amount), Posting(wallet, amount)],
         )
+        return seeding.sealed(entry)
 
 
 def history_latency(reads: LedgerReads, wallets: list[str]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from shared.funding import fundings, inbox
 from shared.funding.confirmation import credit_key
 from shared.indexes import ensure_indexes
 from shared.ledger import Posting, SystemAccount, seeding, system_account_id, wallet_id
-from shared.ledger.journal import audit_record
+from shared.ledger.journal import audit_record, entry_document
 from shared.passwords import hash_password
 from shared.settings import CallSettings
 
@@ -462,7 +462,7 @@ class World:
         # Same shape as a live entry; its fingerprint (of parameters nobody will replay)
         # only has the right form.
         fingerprint = hashlib.sha256(key.encode()).hexdigest()
-        document = seeding.sealed_entry(
+        document = entry_document(
             entry_id,
             key,
             op,
@@ -473,7 +473,7 @@ class World:
             postings=postings,
             **fields,
         )
-        self.sink.add("entries", document)  # sealed: its record is in the chain below
+        self.sink.add("entries", seeding.sealed(document))  # its record is in the chain below
         self.chain.add(document, self.sink)
         self.postings += len(postings)
         return str(entry_id)

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import Int64, ObjectId
+from bson import Int64
 from pymongo.database import Database
 
 from shared.ledger.accounts import ACCOUNTS, HOLDS, currency_of, new_account_document
 from shared.ledger.indexes import LEDGER_INDEXES
-from shared.ledger.journal import ENTRIES, UNSEALED, entry_document
+from shared.ledger.journal import ENTRIES, UNSEALED
 
 Document = dict[str, Any]
 
@@ -39,21 +39,11 @@ def account_document(
     return document
 
 
-def sealed_entry(
-    entry_id: ObjectId,
-    key: str,
-    op: str,
-    fingerprint: str,
-    result: dict[str, Any],
-    after: dict[str, dict[str, int]],
-    at: datetime,
-    **fields: Any,
-) -> Document:
+def sealed(entry: Document) -> Document:
     """A journal entry (`journal.entry_document`) as if the audit sealer had chained it
     long ago: its record belongs in the chain the caller builds (`journal.audit_record`)."""
-    document = entry_document(entry_id, key, op, fingerprint, result, after, at, **fields)
-    del document[UNSEALED]
-    return document
+    del entry[UNSEALED]
+    return entry
 
 
 def captured_hold(
