@@ -6,7 +6,7 @@ that every kobo is where it belongs.
 
 Starts SecantusDB with its test commands on (`--enable-test-commands`, for
 `configureFailPoint`) and the launcher's stack on it (`python -m services.devstack`, as
-bench/calls does: embedded Valkey with its append-only file, gunicorn, a Celery worker
+bench/harness does: embedded Valkey with its append-only file, gunicorn, a Celery worker
 per queue, beat, the Monnify simulator), on free ports in a temporary directory. Calls are
 billed per second in 4-second blocks (CHAOS_ENV) so renewals and cut-offs happen every
 few seconds; the simulator retries a refused webhook after 5 s instead of Monnify's 5
@@ -60,7 +60,7 @@ import requests
 from bson import ObjectId
 from pymongo.database import Database
 
-from bench.calls import (
+from bench.harness import (
     Party,
     Stack,
     Timings,
@@ -75,7 +75,6 @@ from services.embedded import EmbeddedServer, start_mongo
 from shared.calls.rating import split_cost
 from shared.funding.confirmation import credit_key
 from shared.ledger import LedgerReads, check_invariants, wallet_id
-from shared.queries import in_chunks
 from shared.settings import Settings, load_settings
 
 REPORT = Path(__file__).resolve().parent / "reports" / "chaos.json"
@@ -397,15 +396,6 @@ class Books:
         return [c for c in self.calls if c["status"] != "ended" or not c.get("settled")]
 
 
-def _keys_present(db: Database, keys: list[str]) -> set[str]:
-    """Which of these idempotency keys have their journal entry (by the key's index)."""
-    return {
-        row["key"]
-        for chunk in in_chunks(keys)
-        for row in db.entries.find({"key": {"$in": chunk}}, {"key": 1})
-    }
-
-
 def read_books(
     db: Database,
     fundings: list[Funding],
@@ -413,20 +403,16 @@ def read_books(
     receivers: list[Party],
     settings: Settings,
 ) -> Books:
+    reads = LedgerReads(db)
     credit_keys = {credit_key(f.transaction_reference): f.transaction_reference for f in fundings}
-    credited = {credit_keys[key] for key in _keys_present(db, list(credit_keys))}
+    credited = {credit_keys[key] for key in reads.keys_present(list(credit_keys))}
     calls = list(db.calls.find({"callerId": {"$in": [ObjectId(c.user_id) for c in callers]}}))
     capture_keys = {f"call:{c['_id']}:capture": str(c["_id"]) for c in calls}
-    captured = {capture_keys[key] for key in _keys_present(db, list(capture_keys))}
+    captured = {capture_keys[key] for key in reads.keys_present(list(capture_keys))}
     hold_ids = [c["holdId"] for c in calls]
-    holds = {
-        hold["_id"]: hold
-        for chunk in in_chunks(hold_ids)
-        for hold in db.holds.find({"_id": {"$in": chunk}})
-    }
-    stranded = stranded_holds(db, callers, set(hold_ids))
+    holds = reads.holds(hold_ids)
+    stranded = stranded_holds(reads, callers, set(hold_ids))
     expected = expected_balances(fundings, calls, settings)
-    reads = LedgerReads(db)
     mismatches = []
     for party in [*callers, *receivers]:
         wallet = reads.wallet(wallet_id(party.user_id, "NGN"))
@@ -441,24 +427,12 @@ def read_books(
     return Books(credited, uncredited, calls, captured, holds, stranded, mismatches)
 
 
-def stranded_holds(db: Database, callers: list[Party], recorded: set[str]) -> list[dict[str, Any]]:
+def stranded_holds(
+    reads: LedgerReads, callers: list[Party], recorded: set[str]
+) -> list[dict[str, Any]]:
     """Open call holds of the callers' wallets that belong to no recorded call."""
-    wallets = {wallet_id(c.user_id, "NGN") for c in callers}
-    return [
-        hold
-        for hold in db.holds.find({"status": "open"})
-        if hold["account"] in wallets and hold["_id"] not in recorded
-    ]
-
-
-def entries_per_reference(db: Database, kind: str, references: list[str]) -> Counter:
-    """Journal entries of `kind` naming each reference: a second one is money moved twice
-    under a different key (read once at the end: `reference` has no index)."""
-    found: Counter = Counter()
-    for chunk in in_chunks(references):
-        for row in db.entries.find({"reference": {"$in": chunk}, "kind": kind}, {"reference": 1}):
-            found[row["reference"]] += 1
-    return found
+    wallets = [wallet_id(c.user_id, "NGN") for c in callers]
+    return [hold for hold in reads.open_holds(wallets) if hold["_id"] not in recorded]
 
 
 def expected_balances(
@@ -592,8 +566,9 @@ def measure(
     )
     acked = acknowledged(drive.simulator, drive.fundings) if drive.simulator else set()
     references = [f.transaction_reference for f in drive.fundings]
-    credits = entries_per_reference(db, "credit", references)
-    captures = entries_per_reference(db, "capture", [f"call:{c['_id']}" for c in books.calls])
+    reads = LedgerReads(db)
+    credits = reads.entries_per_reference("credit", references)
+    captures = reads.entries_per_reference("capture", [f"call:{c['_id']}" for c in books.calls])
     cut_off = [c for c in books.calls if c.get("endReason") == "insufficient_funds"]
     target = settings.inbox_requeue_after_seconds + settings.calls.sweep_interval_seconds
     return {

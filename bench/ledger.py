@@ -41,7 +41,7 @@ from bson import ObjectId
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
-from bench.calls import summary_ms
+from bench.harness import summary_ms
 from services.embedded import start_mongo, start_redis
 from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, Posting, SystemAccount, check_invariants, system_account_id

@@ -8,12 +8,11 @@ dropped before and after), else embedded SecantusDB and Valkey started here.
 
 Grows one database stage by stage: 1,000 wallets with 10,000 postings, then 10,000 and
 100,000 wallets, then 100,000 wallets with --postings postings. Wallets and entries are
-bulk-inserted in the shapes the ledger writes (`new_account_document`,
-`journal.entry_document`), each loaded entry a credit or debit between a wallet and the
-clearing account, in pairs that net to zero so every wallet's balance stays right. At
-each stage it measures credits on random wallets for --seconds (rate, and that rate as
-a fraction of the first stage's) and the latency of a wallet's first history page and
-of the page after it.
+bulk-inserted in the shapes the ledger writes (`shared/ledger/seeding.py`), each loaded
+entry a credit or debit between a wallet and the clearing account, in pairs that net to
+zero so every wallet's balance stays right. At each stage it measures credits on random
+wallets for --seconds (rate, and that rate as a fraction of the first stage's) and the
+latency of a wallet's first history page and of the page after it.
 
 Writes bench/reports/ledger_scale.json and prints a summary.
 """
@@ -34,13 +33,12 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from bench.calls import summary_ms
+from bench.harness import summary_ms
 from bench.ledger import Clients, on_wallets, run_phase, servers
 from shared.indexes import ensure_indexes
-from shared.ledger import Ledger, LedgerReads, Posting, SystemAccount, system_account_id
+from shared.ledger import Ledger, LedgerReads, Posting, SystemAccount, seeding, system_account_id
 from shared.ledger import wallet_id as make_wallet_id
-from shared.ledger.accounts import new_account_document
-from shared.ledger.journal import ENTRIES, entry_document
+from shared.ledger.journal import entry_document
 from shared.logs import configure_logging
 
 REPORT = Path(__file__).resolve().parent / "reports" / "ledger_scale.json"
@@ -81,7 +79,7 @@ class Loader:
         new = [make_wallet_id(ObjectId(), "NGN") for _ in range(max(count, 0))]
         for start in range(0, len(new), LOAD_CHUNK):
             chunk = new[start : start + LOAD_CHUNK]
-            self.db.accounts.insert_many([new_account_document(w, "NGN") for w in chunk])
+            seeding.insert_accounts(self.db, [seeding.account_document(w, "NGN") for w in chunk])
         self.wallets += new
 
     def _add_postings(self, count: int) -> None:
@@ -91,10 +89,9 @@ class Loader:
         for _ in range(pairs):
             documents += self._pair(random.choice(self.wallets))
             if len(documents) >= LOAD_CHUNK:
-                self.db[ENTRIES].insert_many(documents)
+                seeding.insert_entries(self.db, documents)
                 documents = []
-        if documents:
-            self.db[ENTRIES].insert_many(documents)
+        seeding.insert_entries(self.db, documents)
         self.postings += pairs * 4
 
     def _pair(self, wallet: str) -> list[dict[str, Any]]:
@@ -106,7 +103,7 @@ class Loader:
 
     def _entry(self, wallet: str, amount: int, after: int, kind: str) -> dict[str, Any]:
         version = self.versions[wallet] = self.versions.get(wallet, 0) + 1
-        document = entry_document(
+        entry = entry_document(
             ObjectId(),
             f"load:{uuid.uuid4().hex}",
             kind,
@@ -116,8 +113,7 @@ class Loader:
             self.started,
             postings=[Posting(CLEARING, -amount), Posting(wallet, amount)],
         )
-        del document["unsealed"]  # as if the audit sealer had chained it long ago
-        return document
+        return seeding.sealed(entry)
 
 
 def history_latency(reads: LedgerReads, wallets: list[str]) -> dict[str, Any]:

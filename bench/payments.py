@@ -3,7 +3,7 @@
     python -m bench.payments [--seconds 10] [--fundings 800] [--senders 8] [--duplicates 0.1]
                              [--calls 8]
 
-Starts the whole stack with the launcher (`python -m services.devstack`, as bench/calls
+Starts the whole stack with the launcher (`python -m services.devstack`, as bench/harness
 does: embedded SecantusDB and Valkey, gunicorn, a Celery worker per queue and beat, the
 Monnify simulator) on free ports in a temporary directory, with calls billed in short
 blocks (CALL_ENV) so their renewals fall due every few seconds. Signs users up and opens fundings
@@ -55,7 +55,7 @@ from bson import ObjectId
 from pymongo import monitoring
 from pymongo.database import Database
 
-from bench.calls import (
+from bench.harness import (
     Party,
     Stack,
     Timings,
@@ -69,7 +69,7 @@ from bench.calls import (
     wait_ready,
     worker_concurrency,
 )
-from shared.ledger import LedgerReads, check_invariants, journal, wallet_id
+from shared.ledger import LedgerReads, check_invariants, wallet_id
 from shared.monnify.signature import SIGNATURE_HEADER, compute_signature
 from shared.queries import in_chunks
 from shared.settings import load_settings
@@ -309,14 +309,11 @@ def end_calls(stack: Stack, calls: list[tuple[Party, str]]) -> None:
 def renewal_lateness(db: Database, call_ids: list[str]) -> list[float]:
     """Seconds from each renewal's due time to its hold extension's commit."""
     late = []
+    reads = LedgerReads(db)
     for call in db.calls.find({"_id": {"$in": [ObjectId(call_id) for call_id in call_ids]}}):
         prefix = f"call:{call['_id']}:extend:"
-        # The ledger's journal entry of each extension, keyed by the seconds held before
-        # it (read by key prefix: a bench-only question the ledger's read API doesn't ask).
-        extensions = db[journal.ENTRIES].find(
-            {"key": {"$regex": f"^{prefix}"}}, {"key": 1, "createdAt": 1}
-        )
-        for done in extensions:
+        # The ledger's journal entry of each extension, keyed by the seconds held before it.
+        for done in reads.entries_keyed(prefix):
             reserved = int(done["key"].removeprefix(prefix))
             due = call["startedAt"] + timedelta(seconds=reserved - RENEW_LEAD_SECONDS)
             late.append((done["createdAt"] - due).total_seconds())

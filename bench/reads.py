@@ -4,7 +4,7 @@ own ceiling, with many keep-alive clients for a fixed time.
     python -m bench.reads [--rounds 5] [--slice 2] [--connections 16] [--users 16]
                           [--client auto|wrk|python]
 
-Starts the whole stack with the launcher (as bench/calls does: embedded SecantusDB and
+Starts the whole stack with the launcher (as bench/harness does: embedded SecantusDB and
 Valkey, gunicorn with its defaults, a Celery worker and beat) on free ports in a
 temporary directory, signs users up over HTTP and credits each wallet through the ledger
 (`Ledger.credit`, so every history page is full and has a next page). Then
@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.calls import Stack, percentile, start_stack, stop_stack, summary_ms, wait_ready
+from bench.harness import Stack, percentile, start_stack, stop_stack, summary_ms, wait_ready
 from shared.ledger import Ledger, wallet_id
 from shared.logs import configure_logging
 from shared.mongo import get_db

@@ -4,7 +4,7 @@ once its database holds a year of history.
     python -m bench.scale [--users 100000] [--postings 1000000] [--call-share 0.5]
                           [--repetitions 20] [--quick]
 
-Starts the whole stack with the launcher (bench/calls' harness: embedded SecantusDB and
+Starts the whole stack with the launcher (bench/harness: embedded SecantusDB and
 Valkey, gunicorn, a Celery worker per queue, beat, the Monnify simulator) on free ports
 in a temporary directory, and measures it empty. Then, stopping nothing, bulk-loads the
 same database (bench/scale_data.py: users with wallets, fundings, webhook events, calls,
@@ -53,7 +53,7 @@ from celery.result import AsyncResult
 from redis.lock import Lock
 
 from bench import scale_data
-from bench.calls import (
+from bench.harness import (
     CONNECT_FEE,
     REQUEST_TIMEOUT_SECONDS,
     Party,
@@ -69,7 +69,11 @@ from bench.calls import (
     worker_concurrency,
 )
 from services.worker.periodic import LOCK_PREFIX
+from shared.audit import SEAL_TASK
+from shared.calls.model import SWEEP_TASK
+from shared.funding.jobs import DAILY_REPORT_TASK, RECONCILE_TASK, REQUEUE_INBOX_TASK
 from shared.ledger import Ledger, wallet_id
+from shared.ledger.jobs import CHECK_INVARIANTS_TASK, EXPIRE_HOLDS_TASK
 from shared.logs import configure_logging
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
@@ -88,13 +92,13 @@ DRAIN_SECONDS = 0.5  # the bench's whole run, load included
 P50_TARGET, P90_TARGET, JOB_TARGET_MS, LOAD_TARGET_SECONDS = 2.0, 3.0, 1000.0, 900.0
 QUICK = {"users": 5_000, "postings": 50_000}
 JOBS = (
-    "ledger.expire_holds",
-    "ledger.check_invariants",
-    "audit.seal",
-    "payments.requeue_inbox",
-    "payments.reconcile_pending",
-    "calls.sweep",
-    "payments.daily_report",
+    EXPIRE_HOLDS_TASK,
+    CHECK_INVARIANTS_TASK,
+    SEAL_TASK,
+    REQUEUE_INBOX_TASK,
+    RECONCILE_TASK,
+    SWEEP_TASK,
+    DAILY_REPORT_TASK,
 )
 SIGNUP = "POST /auth/signup"
 STEPS = (
@@ -390,7 +394,7 @@ def report(
 ) -> dict[str, Any]:
     journey = {step: journey_row(step, empty, loaded) for step in STEPS}
     jobs = {name: job_row(name, empty, loaded) for name in JOBS}
-    invariants = loaded.jobs["ledger.check_invariants"]["result"]
+    invariants = loaded.jobs[CHECK_INVARIANTS_TASK]["result"]
     return {
         "generatedAt": datetime.now(UTC).isoformat(),
         "sizes": {"users": sizes.users, "postings": sizes.postings, "callShare": sizes.call_share},

@@ -10,9 +10,10 @@ nothing, and every entry is already sealed into the audit chain (built with the
 sealer's own code, continuing the chain the stack has), so the invariant check finds
 nothing and the sealer carries on from the loaded head.
 
-Documents come from the product's builders where it has them (`new_account_document`,
-`entry_document`, the funding fingerprint, the inbox's event fields, the sealer's chain);
-the rest copy the fields the modules write (shared/users, shared/funding, shared/calls).
+Documents come from the product's builders where it has them (the ledger's through
+`shared/ledger/seeding.py`, which also inserts them; the funding fingerprint, the inbox's
+event fields, the sealer's chain); the rest copy the fields the modules write
+(shared/users, shared/funding, shared/calls).
 The password hash is computed once and shared: argon2 per user would take hours.
 
 Speed: SecantusDB keeps every index up to date on each insert, at a few hundred entries
@@ -28,6 +29,7 @@ import json
 import queue
 import random
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,9 +44,8 @@ from shared.calls.rating import Tariff, split_cost
 from shared.funding import fundings, inbox
 from shared.funding.confirmation import credit_key
 from shared.indexes import ensure_indexes
-from shared.ledger import Posting, SystemAccount, system_account_id, wallet_id
-from shared.ledger.accounts import new_account_document
-from shared.ledger.journal import ENTRIES, _audit_record, entry_document
+from shared.ledger import Posting, SystemAccount, seeding, system_account_id, wallet_id
+from shared.ledger.journal import audit_record, entry_document
 from shared.passwords import hash_password
 
 CHUNK = 5_000
@@ -57,16 +58,25 @@ EXPIRED_SHARE = 0.06  # of credited fundings: one left unpaid beside it
 PENDING_SHARE = 0.005  # of credited fundings: opened minutes ago, still unpaid
 DUPLICATE_SHARE = 0.1  # of webhook events: delivered twice
 RECHECK_LOOKBACK = timedelta(days=7)  # RECONCILE_CREDITED_LOOKBACK_SECONDS' default
-LOADED_COLLECTIONS = (
-    "users",
-    "accounts",
-    "fundings",
-    "webhook_events",
-    "calls",
-    "holds",
-    ENTRIES,
-    audit.CHAIN,
-)
+Insert = Callable[[Database, Sequence[dict[str, Any]]], None]
+
+
+def _into(collection: str) -> Insert:
+    def insert(db: Database, documents: Sequence[dict[str, Any]]) -> None:
+        db[collection].insert_many(list(documents), ordered=False)
+
+    return insert
+
+
+# The collections the load fills besides the ledger's, whose documents (accounts, holds,
+# entries) go in through its seeding module.
+COLLECTIONS = ("users", "fundings", "webhook_events", "calls", audit.CHAIN)
+INSERTS: dict[str, Insert] = {
+    **{collection: _into(collection) for collection in COLLECTIONS},
+    "accounts": seeding.insert_accounts,
+    "holds": seeding.insert_holds,
+    "entries": seeding.insert_entries,
+}
 CLEARING = system_account_id(SystemAccount.GATEWAY_CLEARING, CURRENCY)
 REVENUE = system_account_id(SystemAccount.PLATFORM_REVENUE, CURRENCY)
 
@@ -99,35 +109,35 @@ class Sink:
         self._thread = threading.Thread(target=self._insert_loop, daemon=True)
         self._thread.start()
 
-    def add(self, collection: str, document: dict[str, Any]) -> None:
-        buffer = self._buffers.setdefault(collection, [])
+    def add(self, kind: str, document: dict[str, Any]) -> None:
+        buffer = self._buffers.setdefault(kind, [])
         buffer.append(document)
         if len(buffer) >= CHUNK:
-            self._send(collection)
+            self._send(kind)
 
     def close(self) -> dict[str, int]:
-        for collection in list(self._buffers):
-            self._send(collection)
+        for kind in list(self._buffers):
+            self._send(kind)
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self.counts
 
-    def _send(self, collection: str) -> None:
-        documents = self._buffers.pop(collection, [])
+    def _send(self, kind: str) -> None:
+        documents = self._buffers.pop(kind, [])
         if documents:
             before = sum(self.counts.values())
-            self.counts[collection] = self.counts.get(collection, 0) + len(documents)
+            self.counts[kind] = self.counts.get(kind, 0) + len(documents)
             if before // PROGRESS_EVERY < (before + len(documents)) // PROGRESS_EVERY:
                 print(f"  {before + len(documents):,} documents built", flush=True)
-            self._queue.put((collection, documents))
+            self._queue.put((kind, documents))
 
     def _insert_loop(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self.db[item[0]].insert_many(item[1], ordered=False)
+                    INSERTS[item[0]](self.db, item[1])
                 except BaseException as exc:  # re-raised by close() in the main thread
                     self._error = exc
 
@@ -140,7 +150,7 @@ class Chain:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, entry: dict[str, Any], sink: Sink) -> None:
-        self.pending.append(_audit_record(entry))
+        self.pending.append(audit_record(entry))
         if len(self.pending) >= CHUNK:
             self.flush(sink)
 
@@ -226,12 +236,12 @@ class World:
 
     def _add_accounts(self) -> None:
         for wallet in self.wallets:
-            document = new_account_document(wallet.account, CURRENCY)
-            document.update(
-                balance=Int64(wallet.balance),
-                available=Int64(wallet.balance),
-                version=Int64(wallet.version),
-                createdAt=self.now - timedelta(days=HISTORY_DAYS),
+            document = seeding.account_document(
+                wallet.account,
+                CURRENCY,
+                balance=wallet.balance,
+                version=wallet.version,
+                created_at=self.now - timedelta(days=HISTORY_DAYS),
             )
             self.sink.add("accounts", document)
 
@@ -372,19 +382,15 @@ class World:
         expires = started + timedelta(seconds=block + self.config.hold_expiry_grace_seconds)
         self.sink.add(
             "holds",
-            {
-                "_id": hold_id,
-                "key": f"{hold_id}:hold",
-                "account": caller.account,
-                "currency": CURRENCY,
-                "amount": Int64(held),
-                "status": "captured",
-                "reference": hold_id,
-                "expiresAt": expires,
-                "createdAt": started,
-                "captured": Int64(cost),
-                "closedAt": ended,
-            },
+            seeding.captured_hold(
+                hold_id,
+                caller.account,
+                held,
+                cost,
+                created_at=started,
+                expires_at=expires,
+                closed_at=ended,
+            ),
         )
 
     def _call_document(
@@ -467,8 +473,7 @@ class World:
             postings=postings,
             **fields,
         )
-        del document["unsealed"]  # sealed: its record is in the chain below
-        self.sink.add(ENTRIES, document)
+        self.sink.add("entries", seeding.sealed(document))  # its record is in the chain below
         self.chain.add(document, self.sink)
         self.postings += len(postings)
         return str(entry_id)
@@ -499,8 +504,9 @@ def load(
 ) -> dict[str, int]:
     """Fill the stack's database; returns the documents inserted per collection. The
     stack must be idle: its indexes are rebuilt and the audit head moved."""
-    for collection in LOADED_COLLECTIONS:
+    for collection in COLLECTIONS:
         db[collection].drop_indexes()
+    seeding.drop_indexes(db)
     sink = Sink(db)
     chain = Chain(audit._tail(db, audit.read_head(redis_client)))
     try:

@@ -54,6 +54,8 @@ SEALER_LOCK = "lock:audit:sealer"
 HASHED_FIELDS = ("_id", "seq", "kind", "at", "payload")
 SEAL_BATCH = 500
 MAX_BATCHES_PER_RUN = 20
+# The sealer's worker task, by name: its decorator, the beat schedule and the queue table.
+SEAL_TASK = "audit.seal"
 
 
 # ---- writing -------------------------------------------------------------------------

@@ -8,9 +8,9 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
+from shared.ledger.indexes import LEDGER_INDEXES
 from shared.settings import ConfigError
 
-HISTORY_INDEX = "entries_by_wallet_newest"
 CALL_SLOT_INDEX = "calls_open_slot_per_caller"
 TRANSACTION_REFERENCE_INDEX = "funding_transaction_reference_unique"
 
@@ -19,17 +19,14 @@ TRANSACTION_REFERENCE_INDEX = "funding_transaction_reference_unique"
 # transactionReference could enforce, never serve, look-ups on the embedded server.
 RETIRED: dict[str, list[str]] = {"fundings": ["funding_by_transaction_reference"]}
 
+# The ledger declares its own (shared/ledger/indexes.py): nothing outside it names its
+# collections.
 INDEXES: dict[str, list[IndexModel]] = {
+    **LEDGER_INDEXES,
     "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
     # Login sessions (shared/auth_sessions.py), read only by _id; gone once past their
     # absolute end, when every token of theirs has expired too.
     "sessions": [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="sessions_ttl")],
-    "accounts": [
-        IndexModel(
-            [("userId", ASCENDING), ("currency", ASCENDING)],
-            name="wallet_by_user",
-        )
-    ],
     "calls": [
         # The guarantee behind CALL_MAX_CONCURRENT: an open call occupies one of its
         # caller's numbered slots, and the slot frees when `open` is unset at the end.
@@ -53,24 +50,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("status", ASCENDING), ("settled", ASCENDING), ("endedAt", ASCENDING)],
             name="calls_unsettled",
-        ),
-    ],
-    # The journal (shared/ledger/journal.py): one entry per ledger operation.
-    "entries": [
-        # The idempotency key: a repeat's insert fails here, and is then replayed.
-        IndexModel([("key", ASCENDING)], unique=True, name="entries_by_key"),
-        # A wallet's history, newest first. Only accounts with running balances are
-        # listed (never the clearing account every entry shares), so concurrent inserts
-        # share no index key.
-        IndexModel(
-            [("accounts", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name=HISTORY_INDEX,
-        ),
-        IndexModel([("reference", ASCENDING)], name="entries_by_reference"),
-        IndexModel([("createdAt", DESCENDING)], name="entries_by_time"),
-        # What the audit sealer has yet to chain: the field is removed once sealed.
-        IndexModel(
-            [("unsealed", ASCENDING), ("_id", ASCENDING)], sparse=True, name="entries_unsealed"
         ),
     ],
     "fundings": [
@@ -152,10 +131,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # The chain's order: two sealers can never both append the same seq.
     "audit": [IndexModel([("seq", ASCENDING)], unique=True, name="audit_seq_unique")],
-    "holds": [
-        IndexModel([("status", ASCENDING), ("expiresAt", ASCENDING)], name="holds_open_by_expiry"),
-        IndexModel([("account", ASCENDING), ("status", ASCENDING)], name="holds_by_account"),
-    ],
     "reserved_accounts": [
         # One funding account per user and currency, whatever races to store it.
         IndexModel(

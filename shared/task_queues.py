@@ -15,28 +15,39 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from shared.audit import SEAL_TASK
+from shared.calls.model import CUT_OFF_TASK, RENEW_TASK, SETTLE_TASK, SWEEP_TASK
+from shared.funding.jobs import (
+    DAILY_REPORT_TASK,
+    PROCESS_EVENT_TASK,
+    RECONCILE_TASK,
+    REQUEUE_INBOX_TASK,
+)
+from shared.ledger.jobs import CHECK_INVARIANTS_TASK, EXPIRE_HOLDS_TASK
+from shared.payouts.jobs import POLL_WITHDRAWALS_TASK, SEND_WITHDRAWAL_TASK
+
 CALLS = "calls"
 PAYMENTS = "payments"
 HOUSEKEEPING = "housekeeping"
 QUEUES = (CALLS, PAYMENTS, HOUSEKEEPING)
 
 TASK_QUEUES: dict[str, str] = {
-    "calls.renew": CALLS,
-    "calls.cut_off": CALLS,
-    "calls.settle": CALLS,
+    RENEW_TASK: CALLS,
+    CUT_OFF_TASK: CALLS,
+    SETTLE_TASK: CALLS,
     # Periodic, but it ends calls whose renewal was lost and settles them: behind a slow
     # reconciliation run, unpaid talk would go on. Its batches are bounded (SWEEP_BATCH).
-    "calls.sweep": CALLS,
-    "payments.process_event": PAYMENTS,
+    SWEEP_TASK: CALLS,
+    PROCESS_EVENT_TASK: PAYMENTS,
     # A user waits for it, like a webhook's credit; its retries look the transfer up.
-    "payouts.send": PAYMENTS,
-    "payouts.poll": HOUSEKEEPING,
-    "payments.requeue_inbox": HOUSEKEEPING,
-    "payments.reconcile_pending": HOUSEKEEPING,
-    "payments.daily_report": HOUSEKEEPING,
-    "ledger.expire_holds": HOUSEKEEPING,
-    "ledger.check_invariants": HOUSEKEEPING,
-    "audit.seal": HOUSEKEEPING,
+    SEND_WITHDRAWAL_TASK: PAYMENTS,
+    POLL_WITHDRAWALS_TASK: HOUSEKEEPING,
+    REQUEUE_INBOX_TASK: HOUSEKEEPING,
+    RECONCILE_TASK: HOUSEKEEPING,
+    DAILY_REPORT_TASK: HOUSEKEEPING,
+    EXPIRE_HOLDS_TASK: HOUSEKEEPING,
+    CHECK_INVARIANTS_TASK: HOUSEKEEPING,
+    SEAL_TASK: HOUSEKEEPING,
 }
 
 

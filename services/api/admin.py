@@ -17,13 +17,7 @@ from services.api.currencies import requested_currency
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
 from services.api.runtime import runtime
-from shared.admin_actions import record_admin_action
-from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
-from shared.funding import inbox
-from shared.funding.refunds import RefundRequest, refund_view
-from shared.ledger import LedgerReads
-from shared.ledger.accounts import receivable_id, wallet_id
-from shared.schemas.admin import (
+from services.api.schemas.admin import (
     ReasonSchema,
     ReconciliationQuerySchema,
     ReconciliationSchema,
@@ -35,6 +29,13 @@ from shared.schemas.admin import (
     WebhookEventSchema,
     WebhookQuerySchema,
 )
+from shared.admin_actions import record_admin_action
+from shared.errors import Conflict, DomainError, ErrorCode, Forbidden, NotFound
+from shared.funding import inbox
+from shared.funding.jobs import PROCESS_EVENT_TASK
+from shared.funding.refunds import RefundRequest, refund_view
+from shared.ledger import LedgerReads
+from shared.ledger.accounts import receivable_id, wallet_id
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Admin operations")
 
@@ -110,7 +111,7 @@ def requeue_webhook(body: dict, event_id: str):
         ),
     )
     # After the commit: the task must find the event revived.
-    enqueued = enqueue_or_leave("payments.process_event", event_id=event_id)
+    enqueued = enqueue_or_leave(PROCESS_EVENT_TASK, event_id=event_id)
     return {"id": event_id, "status": inbox.RECEIVED, "enqueued": enqueued}
 
 

@@ -9,7 +9,17 @@ from flask import Flask, Response, g, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.api import admin, auth, calls, events, health, payments, users, wallet, withdrawals
+from services.api import (
+    admin,
+    auth,
+    calls,
+    health,
+    live_events,
+    payments,
+    users,
+    wallet,
+    withdrawals,
+)
 from services.api.errors import error_response, register_error_handlers
 from services.api.extensions import init_api, init_limiter
 from services.api.json_provider import ExactJSONProvider
@@ -61,7 +71,7 @@ def create_app(settings: Settings | None = None, *, check_database: bool = True)
     _trust_proxies(app, settings.trusted_proxy_count)
     configure_jwt(app)
     api = init_api(app)
-    for module in (health, auth, wallet, payments, calls, users, events, admin, withdrawals):
+    for module in (health, auth, wallet, payments, calls, users, live_events, admin, withdrawals):
         api.register_blueprint(module.blp)
     init_limiter(app)  # after the blueprints: it wraps their views
     register_error_handlers(app)

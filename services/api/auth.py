@@ -11,6 +11,7 @@ from flask_jwt_extended import current_user
 from services.api.blueprint import Blueprint
 from services.api.extensions import limiter
 from services.api.runtime import runtime
+from services.api.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
 from services.api.tokens import (
     end_current_session,
     end_every_session,
@@ -19,7 +20,6 @@ from services.api.tokens import (
 )
 from shared.errors import ErrorCode, Unauthorized
 from shared.ledger.accounts import open_wallet
-from shared.schemas.auth import CredentialsSchema, MeSchema, TokensSchema
 from shared.users import authenticate, create_user
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and tokens")

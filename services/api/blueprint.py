@@ -18,9 +18,9 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from services.api.errors import ErrorSchema
+from services.api.schemas.fields import OBJECT_ID_PATTERN
 from shared.errors import ErrorCode, InvalidRequest
 from shared.exact_json import loads_exact
-from shared.schemas.fields import OBJECT_ID_PATTERN
 
 BEARER = [{"bearerAuth": []}]
 LINK_HEADER = {

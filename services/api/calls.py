@@ -16,17 +16,17 @@ from services.api.blueprint import LINK_HEADER, Blueprint, object_id_parameter
 from services.api.links import next_link
 from services.api.queue import send_task_or_leave
 from services.api.runtime import runtime
-from shared.calls import service
-from shared.calls.followups import schedule
-from shared.errors import ErrorCode, InvalidRequest
-from shared.schemas.calls import (
+from services.api.schemas.calls import (
     CallEndedSchema,
     CallHistoryQuerySchema,
     CallSchema,
     CallStartedSchema,
     InitiateCallSchema,
 )
-from shared.schemas.fields import ObjectIdField
+from services.api.schemas.fields import ObjectIdField
+from shared.calls import service
+from shared.calls.followups import schedule
+from shared.errors import ErrorCode, InvalidRequest
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Pay-per-minute calls")
 

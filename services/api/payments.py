@@ -14,12 +14,13 @@ from flask import request
 from services.api.blueprint import Blueprint
 from services.api.queue import enqueue_or_leave
 from services.api.runtime import runtime
+from services.api.schemas.payments import WebhookAckSchema
 from shared.errors import ErrorCode, Forbidden, Unauthorized
 from shared.funding.inbox import parse_body, store_event
+from shared.funding.jobs import PROCESS_EVENT_TASK
 from shared.logs import get_logger
 from shared.metrics import WEBHOOKS_REJECTED
 from shared.monnify.signature import verify_request, verify_transaction_hash
-from shared.schemas.payments import WebhookAckSchema
 
 log = get_logger(__name__)
 
@@ -37,7 +38,7 @@ def monnify_webhook():
     verified_by = _authenticate(raw)
     stored = store_event(runtime.db(), raw, verified_by=verified_by, source_ip=request.remote_addr)
     if stored.processable:
-        enqueue_or_leave("payments.process_event", event_id=str(stored.event_id))
+        enqueue_or_leave(PROCESS_EVENT_TASK, event_id=str(stored.event_id))
     log.info("webhook_stored", event_id=str(stored.event_id), duplicate=stored.duplicate)
     return {"message": "Webhook received"}
 

@@ -8,10 +8,10 @@ from flask_jwt_extended import current_user
 
 from services.api.blueprint import Blueprint
 from services.api.runtime import runtime
+from services.api.schemas.calls import RateSchema, RateViewSchema
+from services.api.schemas.funding_accounts import KycSchema, KycViewSchema
 from shared.calls.rates import clear_rate, rate_of, set_rate
 from shared.kyc import KycNumber, save_kyc
-from shared.schemas.calls import RateSchema, RateViewSchema
-from shared.schemas.funding_accounts import KycSchema, KycViewSchema
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Your profile as a callee")
 

@@ -11,18 +11,22 @@ from services.api.blueprint import LINK_HEADER, Blueprint
 from services.api.currencies import requested_currency
 from services.api.links import next_link
 from services.api.runtime import runtime
-from shared.funding.fundings import FundingRequest, start_funding
-from shared.ledger import HistoryItem, wallet_id
-from shared.money import check_amount_bounds
-from shared.pagination import decode_position, encode_cursor
-from shared.schemas.funding_accounts import FundingAccountSchema
-from shared.schemas.payments import FundRequestSchema, FundResponseSchema, IdempotencyHeaderSchema
-from shared.schemas.wallet import (
+from services.api.schemas.funding_accounts import FundingAccountSchema
+from services.api.schemas.payments import (
+    FundRequestSchema,
+    FundResponseSchema,
+    IdempotencyHeaderSchema,
+)
+from services.api.schemas.wallet import (
     BalanceSchema,
     CurrencyQuerySchema,
     TransactionSchema,
     TransactionsQuerySchema,
 )
+from shared.funding.fundings import FundingRequest, start_funding
+from shared.ledger import HistoryItem, wallet_id
+from shared.money import check_amount_bounds
+from shared.pagination import decode_position, encode_cursor
 
 blp = Blueprint("wallet", __name__, url_prefix="/wallet", description="Wallet balance and history")
 

@@ -11,15 +11,7 @@ from services.api.blueprint import Blueprint
 from services.api.links import next_link
 from services.api.queue import enqueue_or_leave
 from services.api.runtime import runtime
-from shared.pagination import decode_position, next_cursor
-from shared.payouts import (
-    WithdrawalRequest,
-    bank_list,
-    payout_account,
-    set_payout_account,
-    view,
-)
-from shared.schemas.payouts import (
+from services.api.schemas.payouts import (
     AuthorizeSchema,
     BankSchema,
     PayoutAccountRequestSchema,
@@ -29,6 +21,15 @@ from shared.schemas.payouts import (
     WithdrawalSchema,
     WithdrawalsQuerySchema,
 )
+from shared.pagination import decode_position, next_cursor
+from shared.payouts import (
+    WithdrawalRequest,
+    bank_list,
+    payout_account,
+    set_payout_account,
+    view,
+)
+from shared.payouts.jobs import SEND_WITHDRAWAL_TASK
 
 blp = Blueprint("withdrawals", __name__, description="Banks, payout account and withdrawals")
 
@@ -97,7 +98,7 @@ def withdraw(headers: dict, body: dict):
     )
     answer = runtime.withdrawals().request(request)
     # Recorded first: if the broker is down, the poller sends it.
-    enqueue_or_leave("payouts.send", reference=answer["reference"])
+    enqueue_or_leave(SEND_WITHDRAWAL_TASK, reference=answer["reference"])
     return answer
 
 

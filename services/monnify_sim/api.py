@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from services.monnify_sim.context import current_sim
 from services.monnify_sim.http import amount_minor, json_object, json_response, text
 from services.monnify_sim.render import (
     bank_transfer_body,
@@ -23,6 +22,7 @@ from services.monnify_sim.render import (
     response_code,
     transaction_body,
 )
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.state import MIN_AMOUNT_MINOR, PAYMENT_METHODS, ApiError
 
 blp = Blueprint("monnify_api", __name__, url_prefix="/api")

@@ -12,9 +12,9 @@ from services.monnify_sim import (
     reserved_accounts,
 )
 from services.monnify_sim.config import SimConfig, load_sim_config
-from services.monnify_sim.context import EXTENSION, Simulator
 from services.monnify_sim.delivery import Dispatcher
 from services.monnify_sim.http import json_response
+from services.monnify_sim.simulator import EXTENSION, Simulator
 from services.monnify_sim.state import ApiError, SimState
 
 MAX_BODY_BYTES = 65536

@@ -7,8 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, render_template, request
 
-from services.monnify_sim.context import current_sim
 from services.monnify_sim.http import amount_minor
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.state import MERCHANT_NAME, ApiError, SimTransaction
 
 blp = Blueprint("monnify_sim_checkout", __name__, url_prefix="/checkout")

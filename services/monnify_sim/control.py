@@ -28,10 +28,10 @@ from http import HTTPStatus
 
 from flask import Blueprint, Response, request
 
-from services.monnify_sim.context import current_sim
 from services.monnify_sim.delivery import Delivery
 from services.monnify_sim.http import amount_minor, json_object, json_response, number, text
 from services.monnify_sim.render import transaction_body
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.state import PAYMENT_METHODS, ApiError, Fault, SimTransaction
 
 blp = Blueprint("monnify_sim_control", __name__, url_prefix="/sim")

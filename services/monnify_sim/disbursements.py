@@ -33,7 +33,6 @@ from typing import Any
 from flask import Response, request
 
 from services.monnify_sim import api, control
-from services.monnify_sim.context import current_sim
 from services.monnify_sim.http import amount_minor, json_object, json_response, text
 from services.monnify_sim.payout_state import (
     BANKS,
@@ -48,6 +47,7 @@ from services.monnify_sim.payout_state import (
     nuban,
 )
 from services.monnify_sim.render import amount, timestamp
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.state import ApiError
 
 # ---- shapes --------------------------------------------------------------------------

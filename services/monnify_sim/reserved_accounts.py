@@ -26,9 +26,9 @@ from flask import Blueprint, Response, request
 
 from services.monnify_sim.api import envelope
 from services.monnify_sim.config import SimConfig
-from services.monnify_sim.context import current_sim
 from services.monnify_sim.http import amount_minor, json_object, json_response, text
 from services.monnify_sim.render import amount, timestamp, transaction_body
+from services.monnify_sim.simulator import current_sim
 from services.monnify_sim.state import ApiError, SimState, SimTransaction, now
 
 api_blp = Blueprint("monnify_reserved_accounts", __name__)

@@ -11,6 +11,11 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from shared.audit import SEAL_TASK
+from shared.calls.model import SWEEP_TASK
+from shared.funding.jobs import DAILY_REPORT_TASK, RECONCILE_TASK, REQUEUE_INBOX_TASK
+from shared.ledger.jobs import CHECK_INVARIANTS_TASK, EXPIRE_HOLDS_TASK
+from shared.payouts.jobs import POLL_WITHDRAWALS_TASK
 from shared.settings import Settings
 
 DAY_SECONDS = 86400.0
@@ -22,17 +27,15 @@ def _every(task: str, seconds: float, schedule: Any = None) -> dict[str, Any]:
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
-        "expire-holds": _every("ledger.expire_holds", 30.0),
-        "check-invariants": _every("ledger.check_invariants", 300.0),
-        "seal-audit": _every("audit.seal", float(settings.audit_seal_interval_seconds)),
-        "requeue-webhook-inbox": _every("payments.requeue_inbox", 30.0),
-        "reconcile-payments": _every(
-            "payments.reconcile_pending", float(settings.reconcile_interval_seconds)
-        ),
+        "expire-holds": _every(EXPIRE_HOLDS_TASK, 30.0),
+        "check-invariants": _every(CHECK_INVARIANTS_TASK, 300.0),
+        "seal-audit": _every(SEAL_TASK, float(settings.audit_seal_interval_seconds)),
+        "requeue-webhook-inbox": _every(REQUEUE_INBOX_TASK, 30.0),
+        "reconcile-payments": _every(RECONCILE_TASK, float(settings.reconcile_interval_seconds)),
         # Yesterday's report (UTC), once the day's late webhooks have had time to land.
-        "daily-payments-report": _every(
-            "payments.daily_report", DAY_SECONDS, crontab(hour=1, minute=15)
+        "daily-payments-report": _every(DAILY_REPORT_TASK, DAY_SECONDS, crontab(hour=1, minute=15)),
+        "poll-withdrawals": _every(
+            POLL_WITHDRAWALS_TASK, float(settings.payouts.poll_interval_seconds)
         ),
-        "poll-withdrawals": _every("payouts.poll", float(settings.payouts.poll_interval_seconds)),
-        "sweep-calls": _every("calls.sweep", float(settings.calls.sweep_interval_seconds)),
+        "sweep-calls": _every(SWEEP_TASK, float(settings.calls.sweep_interval_seconds)),
     }

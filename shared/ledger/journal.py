@@ -84,7 +84,7 @@ def _posting(posting: _Posting, after: dict[str, dict[str, int]]) -> dict[str, A
 def unsealed_records(db: Database, limit: int) -> list[dict[str, Any]]:
     """The oldest entries not yet in the audit chain, as audit records."""
     entries = db[ENTRIES].find({UNSEALED: True}).sort("_id", 1).limit(limit)
-    return [_audit_record(entry) for entry in entries]
+    return [audit_record(entry) for entry in entries]
 
 
 def mark_sealed(db: Database, entry_ids: list[ObjectId], session: ClientSession) -> None:
@@ -98,7 +98,7 @@ def unsealed_count(db: Database) -> int:
     return db[ENTRIES].count_documents({UNSEALED: True})
 
 
-def _audit_record(entry: dict[str, Any]) -> dict[str, Any]:
+def audit_record(entry: dict[str, Any]) -> dict[str, Any]:
     return {
         "_id": entry["_id"],
         "kind": f"ledger.{entry['kind']}",

@@ -2,11 +2,13 @@
 collections: wallets and holds, history pages, what a funding was credited, the
 clearing account's movements for reconciliation.
 
-Each read is served from an index (see `shared/indexes.py`); none walks a collection.
+Each read is served from an index (see `indexes.py`); none walks a collection.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,13 +165,53 @@ class LedgerReads:
             if p["account"] in accounts
         )
 
+    def keys_present(self, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys have their journal entry (the key's index)."""
+        return {
+            entry["key"]
+            for chunk in in_chunks(list(keys))
+            for entry in self.db[ENTRIES].find({"key": {"$in": chunk}}, {"key": 1})
+        }
+
+    def entries_keyed(self, prefix: str) -> list[dict[str, Any]]:
+        """The key and createdAt of every entry whose key starts with `prefix` (a range of
+        the key's index): a call's hold extensions, say, for a benchmark."""
+        selector = {"key": {"$regex": f"^{re.escape(prefix)}"}}
+        return list(self.db[ENTRIES].find(selector, {"key": 1, "createdAt": 1}))
+
+    def entries_per_reference(self, kind: str, references: Sequence[str]) -> Counter[str]:
+        """How many entries of `kind` name each reference: a second one is money moved
+        twice under a different key."""
+        found: Counter[str] = Counter()
+        for chunk in in_chunks(list(references)):
+            selector = {"reference": {"$in": chunk}, "kind": kind}
+            for entry in self.db[ENTRIES].find(selector, {"reference": 1}):
+                found[entry["reference"]] += 1
+        return found
+
     # ---- holds ------------------------------------------------------------------------
 
     def hold(self, hold_id: str) -> dict[str, Any] | None:
         """A hold's account, amount and status."""
-        return self.db[HOLDS].find_one(
-            {"_id": hold_id}, {"account": 1, "amount": 1, "status": 1, "expiresAt": 1}
-        )
+        return self.db[HOLDS].find_one({"_id": hold_id}, _HOLD_FIELDS)
+
+    def holds(self, hold_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Holds by id, as `hold` reads each; ids of no hold are left out."""
+        return {
+            hold["_id"]: hold
+            for chunk in in_chunks(list(hold_ids))
+            for hold in self.db[HOLDS].find({"_id": {"$in": chunk}}, _HOLD_FIELDS)
+        }
+
+    def open_holds(self, accounts: Sequence[str]) -> list[dict[str, Any]]:
+        """The open holds of these accounts (the account's index), as `hold` reads each."""
+        return [
+            hold
+            for chunk in in_chunks(list(accounts))
+            for hold in self.db[HOLDS].find(
+                {"account": {"$in": chunk}, "status": "open"}, _HOLD_FIELDS
+            )
+        ]
 
     def expired_holds(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """Open holds past their expiry, a bounded batch."""
@@ -178,6 +220,7 @@ class LedgerReads:
 
 
 _WALLET_FIELDS = {"balance": 1, "held": 1, "restricted": 1, "restrictedReason": 1}
+_HOLD_FIELDS = {"account": 1, "amount": 1, "status": 1, "expiresAt": 1}
 
 
 def _wallet_state(account_id: str, document: dict[str, Any]) -> WalletState:

@@ -18,7 +18,7 @@ from shared.ledger.ledger import _Transaction
 from shared.ledger.reads import LedgerReads
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
-from shared.threads import run_threads
+from tests.threads import run_threads
 
 
 def new_wallet(currency: str = "NGN") -> str:

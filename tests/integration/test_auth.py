@@ -20,6 +20,7 @@ from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
 from shared.errors import ErrorCode
+from shared.ledger import LedgerReads, wallet_id
 from shared.users import set_disabled
 from tests.integration.conftest import unique_email
 from tests.server_urls import redis_database
@@ -63,8 +64,11 @@ def test_signup_answers_tokens_and_creates_user_and_ngn_wallet(client, db):
     assert user["email"] == email
     assert user["passwordHash"].startswith("$argon2id$")
     assert PASSWORD not in str(user)
-    wallet = db.accounts.find_one({"_id": f"wallet:{body['user']['id']}:NGN"})
-    assert wallet is not None and wallet["balance"] == 0 and wallet["currency"] == "NGN"
+    reads = LedgerReads(db)
+    account = wallet_id(body["user"]["id"], "NGN")
+    assert reads.exists(account)
+    wallet = reads.wallet(account)
+    assert wallet.balance == 0 and wallet.currency == "NGN"
     me = client.get("/auth/me", headers=_bearer(body["access_token"]))
     assert me.status_code == 200
     assert me.get_json()["email"] == email
@@ -150,7 +154,7 @@ def test_concurrent_signups_with_one_email_give_one_201_and_409s(app, db):
     assert sorted(statuses) == [201] + [409] * (racers - 1), bodies
     assert db.users.count_documents({"email": email}) == 1
     user = db.users.find_one({"email": email})
-    assert db.accounts.count_documents({"userId": user["_id"]}) == 1
+    assert len(LedgerReads(db).wallets_of(user["_id"])) == 1
 
 
 # --- login ------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from shared.calls import CallContext, renewals, reservations, service, settlemen
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.runtime import Runtime
-from shared.threads import run_threads
 from tests.integration.calls_support import (
     PLATFORM,
     call_doc,
@@ -37,6 +36,7 @@ from tests.integration.calls_support import (
     wallet,
 )
 from tests.integration.ledger_support import assert_ledger_healthy
+from tests.threads import run_threads
 
 DEFAULT = Tariff(5000, 0, 1)
 

@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from shared.errors import Conflict, DomainError
 from shared.funding.refunds import RefundRequest, Refunds
-from shared.ledger import wallet_id
+from shared.ledger import LedgerReads, wallet_id
 from tests.integration.funding_support import (
     credit_entries,
     funding_record,
@@ -61,7 +61,7 @@ def test_a_webhook_pairing_our_funding_with_another_fundings_transaction_is_unma
     assert "transactionReference" not in db.fundings.find_one({"_id": unanswered["_id"]})
     assert owner.balance()["balance"] == 5000
     assert credit_entries(db, theirs) == 1
-    credit = db.entries.find_one({"key": f"monnify:{theirs['transactionReference']}"})
+    credit = LedgerReads(db).entry(f"monnify:{theirs['transactionReference']}")
     into = [p["account"] for p in credit["postings"] if p["amount"] > 0]
     assert into == [wallet_id(ObjectId(owner.id), "NGN")]
 

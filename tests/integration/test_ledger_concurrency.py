@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import redis
 
 from shared.ledger import InsufficientFunds, Ledger, LedgerReads, check_invariants
-from shared.threads import run_threads
 from tests.integration.ledger_support import (
     account_state,
     apply_with_retries,
@@ -28,6 +27,7 @@ from tests.integration.ledger_support import (
     postings_total,
     random_operations,
 )
+from tests.threads import run_threads
 
 
 def assert_journal_matches(db, wallet: str, balance: int) -> None:

@@ -17,7 +17,6 @@ import pytest
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, LedgerReads
 from shared.ledger.ledger import _Change, _Transaction
 from shared.ledger.locks import FairLock
-from shared.threads import run_threads
 from tests.integration.ledger_support import (
     account_state,
     assert_ledger_healthy,
@@ -25,6 +24,7 @@ from tests.integration.ledger_support import (
     in_minutes,
     new_key,
 )
+from tests.threads import run_threads
 
 
 @pytest.fixture()

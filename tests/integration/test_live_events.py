@@ -24,7 +24,7 @@ from flask_jwt_extended import create_access_token
 
 from shared import live_events
 from shared.calls.rating import Tariff
-from shared.ledger import Ledger, wallet_id
+from shared.ledger import Ledger, LedgerReads, wallet_id
 from shared.metrics import LIVE_EVENT_FAILURES
 from tests.integration.calls_support import call_doc, wait_settled, wait_until
 from tests.integration.funding_support import User, pay, signup
@@ -329,7 +329,7 @@ def test_a_publish_failure_never_fails_the_movement(db, settings):
     account = wallet_id(ObjectId(), "NGN")
     result = ledger.credit(f"sse-{uuid.uuid4().hex}", account, 900)
     assert not result.replayed
-    assert db.accounts.find_one({"_id": account})["balance"] == 900
+    assert LedgerReads(db).wallet(account).balance == 900
     assert LIVE_EVENT_FAILURES._value.get() == before + 1
 
 

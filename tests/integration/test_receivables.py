@@ -14,7 +14,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
 from shared.funding.confirmation import FundingConfirmer
-from shared.ledger import Ledger, wallet_id
+from shared.ledger import Ledger, LedgerReads, wallet_id
 from shared.ledger.accounts import receivable_id
 from tests.integration.funding_support import funding_record, notify, pay, reverse, wait_for
 
@@ -43,8 +43,7 @@ def confirmers(runtime):
 
 
 def owed(db, user) -> int:
-    account = db.accounts.find_one({"_id": receivable_id(ObjectId(user.id), "NGN")})
-    return -int(account["balance"]) if account else 0
+    return -LedgerReads(db).wallet(receivable_id(ObjectId(user.id), "NGN")).balance
 
 
 def spend_and_reverse(monnify_sim, user, runtime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from bson import ObjectId
 
-from shared.ledger import wallet_id
+from shared.ledger import LedgerReads, wallet_id
 from shared.ledger.accounts import receivable_id
 from tests.integration.funding_support import (
     credit_entries,
@@ -60,7 +60,7 @@ def test_a_reversal_is_found_by_reconciliation_and_taken_back(monnify_sim, user,
     after = user.balance()
     assert (after["balance"], after["restricted"]) == (0, False)
     assert funding_record(db, funding)["status"] == "reversed"
-    reversal = db.entries.find_one({"key": f"monnify:{funding['transactionReference']}:reversal"})
+    reversal = LedgerReads(db).entry(f"monnify:{funding['transactionReference']}:reversal")
     assert reversal["kind"] == "reversal"
 
 
@@ -81,14 +81,14 @@ def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_fundin
     reversed_ = wait_for(user.balance, lambda body: body["restricted"])
     assert (reversed_["balance"], reversed_["held"], reversed_["available"]) == (3000, 3000, 0)
     receivable = receivable_id(ObjectId(user.id), "NGN")
-    assert db.accounts.find_one({"_id": receivable})["balance"] == -300000
+    assert LedgerReads(db).wallet(receivable).balance == -300000
 
     second = user.fund(4000)
     pay(monnify_sim, second)
     # 4000 credited, 3000 of it repays what is owed.
     repaid = wait_for(user.balance, lambda body: not body["restricted"])
     assert (repaid["balance"], repaid["held"], repaid["available"]) == (4000, 3000, 1000)
-    assert db.accounts.find_one({"_id": receivable})["balance"] == 0
+    assert LedgerReads(db).wallet(receivable).balance == 0
     assert funding_record(db, second)["status"] == "paid"
 
 

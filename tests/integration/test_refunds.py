@@ -12,7 +12,7 @@ import requests
 from bson import ObjectId
 from prometheus_client import REGISTRY
 
-from shared.ledger import wallet_id
+from shared.ledger import LedgerReads, wallet_id
 from tests.integration.funding_support import (
     funding_record,
     pay,
@@ -69,7 +69,7 @@ def test_a_full_refund_holds_then_leaves_through_monnify(monnify_sim, admin, cre
     refund_status(db, body["refundReference"], "completed")
     after = user.balance()
     assert (after["balance"], after["held"]) == (0, 0)
-    capture = db.entries.find_one({"key": f"refund:{body['refundReference']}:capture"})
+    capture = LedgerReads(db).entry(f"refund:{body['refundReference']}:capture")
     assert capture["reference"] == funding["transactionReference"]
     assert funding_record(db, funding)["amountRefunded"] == 500000
     again = refund(admin, funding)

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from bson import ObjectId
 
-from shared.indexes import HISTORY_INDEX
 from shared.ledger import wallet_id
+from shared.ledger.indexes import HISTORY_INDEX
 from shared.pagination import NEWEST_FIRST
 
 

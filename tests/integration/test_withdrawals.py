@@ -11,7 +11,7 @@ import pytest
 import requests
 import simplejson
 
-from shared.ledger import SystemAccount, system_account_id, wallet_id
+from shared.ledger import LedgerReads, SystemAccount, system_account_id, wallet_id
 from shared.payouts import WithdrawalRequest
 from shared.payouts.banks import BANKS_CACHE_KEY
 from tests.integration.funding_support import User, post_signed, signup, sim, wait_for
@@ -152,7 +152,7 @@ def test_a_successful_transfer_captures_amount_and_fee(payee, ledger, db):
         "currency": "NGN",
         "restricted": False,
     }
-    capture = db.entries.find_one({"key": f"withdrawal:{answer['reference']}:capture"})
+    capture = LedgerReads(db).entry(f"withdrawal:{answer['reference']}:capture")
     moved = {p["account"]: p["amount"] for p in capture["postings"]}
     assert moved[system_account_id(SystemAccount.GATEWAY_CLEARING, "NGN")] == 500_00
     assert moved[system_account_id(SystemAccount.PLATFORM_REVENUE, "NGN")] == FEE * 100
@@ -173,10 +173,11 @@ def test_a_pending_transfer_waits_for_the_webhook(payee, monnify_sim, ledger, db
     wait_for_status(user, reference, "processing")
     assert user.balance()["held"] == 500 + FEE
     # The hold has no expiry: a transfer in flight keeps its money however long it takes.
-    hold = db.holds.find_one({"_id": f"withdrawal:{reference}:hold"})
+    reads = LedgerReads(db)
+    hold = reads.hold(f"withdrawal:{reference}:hold")
     assert hold["status"] == "open" and hold["expiresAt"] is None
     ledger.expire_holds()
-    assert db.holds.find_one({"_id": hold["_id"]})["status"] == "open"
+    assert reads.hold(hold["_id"])["status"] == "open"
 
     sim(monnify_sim, f"disbursements/{reference}/settle", {"status": "SUCCESS"})
     wait_for_status(user, reference, "successful")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
-from shared.ledger import wallet_id
+from shared.ledger import LedgerReads, wallet_id
 
 
 def _hold_past_its_time(runtime) -> tuple[str, str]:
@@ -28,8 +28,9 @@ def test_expire_holds_task_releases_holds_past_their_time(runtime, db, celery_wo
     expired = celery_worker.send_task("ledger.expire_holds").get(timeout=30)
 
     assert expired >= 1
-    assert db.holds.find_one({"_id": hold_id})["status"] == "expired"
-    assert db.accounts.find_one({"_id": account})["held"] == 0
+    reads = LedgerReads(db)
+    assert reads.hold(hold_id)["status"] == "expired"
+    assert reads.wallet(account).held == 0
 
 
 def test_a_periodic_job_skips_while_its_previous_run_is_going(
@@ -43,12 +44,12 @@ def test_a_periodic_job_skips_while_its_previous_run_is_going(
     try:
         skipped = celery_worker.send_task("ledger.expire_holds").get(timeout=30)
         assert skipped is None
-        assert db.holds.find_one({"_id": hold_id})["status"] == "open"
+        assert LedgerReads(db).hold(hold_id)["status"] == "open"
     finally:
         previous_run.release()
 
     assert celery_worker.send_task("ledger.expire_holds").get(timeout=30) >= 1
-    assert db.holds.find_one({"_id": hold_id})["status"] == "expired"
+    assert LedgerReads(db).hold(hold_id)["status"] == "expired"
 
 
 def test_invariant_task_reports_a_tampered_balance(runtime, db, celery_worker):

@@ -10,8 +10,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError
 
+from services.api.schemas.fields import Money
 from shared.exact_json import loads_exact
-from shared.schemas.fields import Money
 
 
 class AmountSchema(Schema):

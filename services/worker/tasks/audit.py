@@ -7,7 +7,7 @@ from services.worker.runtime import runtime
 from shared import audit
 
 
-@periodic("audit.seal")
+@periodic(audit.SEAL_TASK)
 def seal() -> int:
     """How many records this run sealed; None while the previous run is still going."""
     return audit.seal(runtime.db(), runtime.redis_client())

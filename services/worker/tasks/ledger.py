@@ -5,15 +5,16 @@ from __future__ import annotations
 from services.worker.periodic import periodic
 from services.worker.runtime import runtime
 from shared.ledger import check_recent
+from shared.ledger.jobs import CHECK_INVARIANTS_TASK, EXPIRE_HOLDS_TASK
 from shared.metrics import INVARIANT_VIOLATIONS
 
 
-@periodic("ledger.expire_holds")
+@periodic(EXPIRE_HOLDS_TASK)
 def expire_holds() -> int:
     return runtime.ledger().expire_holds()
 
 
-@periodic("ledger.check_invariants")
+@periodic(CHECK_INVARIANTS_TASK)
 def check_ledger_invariants() -> list[dict]:
     """Check the entries since the last run and the accounts they touched; report
     violations (already logged at error level), never repair anything. The full check

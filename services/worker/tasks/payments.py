@@ -13,6 +13,12 @@ from services.worker.periodic import periodic
 from services.worker.runtime import runtime
 from shared.funding import inbox, webhook_events
 from shared.funding.daily_report import reconcile_day, report_summary
+from shared.funding.jobs import (
+    DAILY_REPORT_TASK,
+    PROCESS_EVENT_TASK,
+    RECONCILE_TASK,
+    REQUEUE_INBOX_TASK,
+)
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -24,7 +30,7 @@ BATCH_SIZE = 50
 
 # Its outcome lives on the stored events; no result (nor STARTED state) is kept in Redis,
 # which saves two writes per task, most of them for events an earlier batch settled.
-@celery.task(name="payments.process_event", ignore_result=True)
+@celery.task(name=PROCESS_EVENT_TASK, ignore_result=True)
 def process_event(event_id: str) -> str:
     """Confirm what stored webhooks report: this event and the others waiting with it,
     together (a burst queues one task per event; the first takes a batch, the rest find
@@ -50,7 +56,7 @@ def _process_batch(batch: list[dict[str, Any]]) -> dict[ObjectId, inbox.EventOut
     )
 
 
-@periodic("payments.requeue_inbox")
+@periodic(REQUEUE_INBOX_TASK)
 def requeue_inbox() -> int:
     """Enqueue events stored while the queue was unreachable, or whose task was lost."""
     db = runtime.db()
@@ -64,7 +70,7 @@ def requeue_inbox() -> int:
     return len(event_ids)
 
 
-@periodic("payments.reconcile_pending")
+@periodic(RECONCILE_TASK)
 def reconcile_pending() -> dict[str, Any]:
     """Settle what webhooks did not: open fundings (a missed webhook costs nothing),
     reversals of recent credits (Monnify sends no reversal event), open refunds, and
@@ -84,7 +90,7 @@ def reconcile_pending() -> dict[str, Any]:
     }
 
 
-@periodic("payments.daily_report")
+@periodic(DAILY_REPORT_TASK)
 def daily_report(day: str | None = None) -> dict[str, Any]:
     """Compare a day (default: yesterday, UTC) of the gateway clearing account with
     Monnify's view of that day's fundings, and check the ledger's invariants."""

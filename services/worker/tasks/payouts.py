@@ -7,13 +7,14 @@ from services.worker.celery_app import celery
 from services.worker.periodic import periodic
 from services.worker.runtime import runtime
 from shared.monnify.errors import MonnifyProtocolError, MonnifyUnavailable
+from shared.payouts.jobs import POLL_WITHDRAWALS_TASK, SEND_WITHDRAWAL_TASK
 from shared.payouts.withdrawals import PENDING
 
 # Unknown outcomes are looked up after 1, 2, 4, ... seconds, then left to the poller.
 MAX_SEND_RETRIES = 8
 
 
-@celery.task(name="payouts.send", bind=True, max_retries=MAX_SEND_RETRIES)
+@celery.task(name=SEND_WITHDRAWAL_TASK, bind=True, max_retries=MAX_SEND_RETRIES)
 def send(self, reference: str) -> str:
     """Send the transfer; if Monnify's answer is unknown, look it up again later (never a
     second transfer: a withdrawal with an attempt counted is looked up before sending)."""
@@ -26,7 +27,7 @@ def send(self, reference: str) -> str:
     return status
 
 
-@periodic("payouts.poll")
+@periodic(POLL_WITHDRAWALS_TASK)
 def poll() -> dict[str, int]:
     """Settle withdrawals that heard nothing for WITHDRAWAL_POLL_AFTER_SECONDS."""
     return runtime.withdrawals().poll()

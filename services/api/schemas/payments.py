@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.api.schemas.fields import Money
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money
 
 
 class FundRequestSchema(Schema):

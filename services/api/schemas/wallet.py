@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.api.schemas.fields import Money, one_of
+from services.api.schemas.paging import PageQuerySchema
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money, one_of
-from shared.schemas.paging import PageQuerySchema
 
 TRANSACTION_TYPES = ("credit", "debit")
 TRANSACTION_STATUSES = ("success",)  # every movement the ledger records has succeeded

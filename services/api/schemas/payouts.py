@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.api.schemas.fields import Money
+from services.api.schemas.paging import PageQuerySchema
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money
-from shared.schemas.paging import PageQuerySchema
 
 
 class BankSchema(Schema):

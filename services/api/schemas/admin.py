@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.api.schemas.fields import Money, ObjectIdField, one_of
+from services.api.schemas.paging import page_limit
 from shared.funding import inbox, refunds
 from shared.funding.daily_report import DISCREPANCY_KINDS
 from shared.money import CURRENCY_EXPONENTS
-from shared.schemas.fields import Money, ObjectIdField, one_of
-from shared.schemas.paging import page_limit
 
 
 def _reason(required: bool = True, maximum: int = 500) -> fields.String:

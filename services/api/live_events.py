@@ -61,14 +61,13 @@ _EVENT = {
     },
 }
 
-blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wallet events")
+blp = Blueprint("live_events", __name__, url_prefix="/wallet", description="Live wallet events")
 
 
 @blp.route("/events", methods=["GET"])
 @jwt_required()
 @blp.errors(HTTPStatus.TOO_MANY_REQUESTS)
 @blp.doc(
-    operationId="events_stream",
     responses={
         "200": {
             "description": "A text/event-stream: `ready` (current balances), then `balance` "
@@ -79,14 +78,14 @@ blp = Blueprint("events", __name__, url_prefix="/wallet", description="Live wall
         }
     },
 )
-def events():
+def stream():
     """Stream your balance changes and call state changes as they happen."""
     redis_client = runtime.redis_client()
     db = runtime.db()
     user_id = current_user["_id"]
     claims = get_jwt()
     _claim_stream(redis_client, user_id, int(claims["exp"]))
-    stream = _Stream(
+    source = _Stream(
         redis_client,
         runtime.ledger_reads(),
         user_id,
@@ -96,7 +95,7 @@ def events():
         refusal=lambda: token_refusal(redis_client, db, claims),
     )
     response = Response(
-        stream.frames(),
+        source.frames(),
         content_type="text/event-stream",
         headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
     )

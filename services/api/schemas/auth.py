@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, pre_load, validate
 
-from shared.schemas.fields import ObjectIdField, one_of
+from services.api.schemas.fields import ObjectIdField, one_of
 from shared.users import ROLES
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from services.api.schemas.fields import Money, ObjectIdField, one_of
+from services.api.schemas.paging import PageQuerySchema
 from shared.calls.model import END_REASONS, STATUSES
-from shared.schemas.fields import Money, ObjectIdField, one_of
-from shared.schemas.paging import PageQuerySchema
 
 ROLES = ("caller", "receiver")
 
