@@ -20,9 +20,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 import pymongo
 import pytest
 import redis
+from argon2 import PasswordHasher
 
 from services.embedded import EmbeddedServer, free_port, start_mongo, start_redis
 from services.manage import migrate
+from shared import passwords
 from shared.mongo import get_db
 from shared.settings import Settings, load_settings
 from shared.tracing import configure_tracing
@@ -106,6 +108,19 @@ TEST_ENV = {
     "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
     "SSE_HEARTBEAT_SECONDS": "0.5",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id at its production cost (64 MiB, 3 passes) takes about 0.1 s of both cores
+    a hash, and the session signs hundreds of users up and logs them in: in this process
+    passwords hash at the lowest cost. The tests about the parameters themselves hash
+    with the production hasher (test_auth.py's `production_hasher`)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        )
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
+from shared import passwords
 from shared.errors import ErrorCode
 from shared.ledger import LedgerReads, wallet_id
 from shared.users import set_disabled
@@ -195,7 +196,14 @@ def test_login_of_disabled_user_is_the_same_401(client, db, redis_client, signup
     assert disabled == unknown
 
 
-def test_login_rehashes_a_hash_made_with_other_parameters(client, db, signup):
+@pytest.fixture()
+def production_hasher(monkeypatch) -> None:
+    """Hash with argon2id's default parameters, as production does (the session hashes
+    at the lowest cost: tests/conftest.py)."""
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher())
+
+
+def test_login_rehashes_a_hash_made_with_other_parameters(client, db, signup, production_hasher):
     email = unique_email()
     signup(email, PASSWORD)
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
@@ -213,7 +221,7 @@ def test_login_rehashes_a_hash_made_with_other_parameters(client, db, signup):
     )
 
 
-def test_login_with_current_parameters_keeps_the_hash(client, db, signup):
+def test_login_with_current_parameters_keeps_the_hash(client, db, signup, production_hasher):
     email = unique_email()
     signup(email, PASSWORD)
     stored = db.users.find_one({"email": email})["passwordHash"]
@@ -223,7 +231,7 @@ def test_login_with_current_parameters_keeps_the_hash(client, db, signup):
     assert db.users.find_one({"email": email})["passwordHash"] == stored
 
 
-def test_wrong_password_does_not_rehash(client, db, signup):
+def test_wrong_password_does_not_rehash(client, db, signup, production_hasher):
     email = unique_email()
     signup(email, PASSWORD)
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)

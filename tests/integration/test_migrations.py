@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pymongo
 import pytest
 
+from services.manage import migrate
 from shared.indexes import INDEXES, missing_indexes
 from tests.server_urls import with_database
 
@@ -66,7 +67,7 @@ def test_migrate_drops_a_retired_index(fresh_database):
 )  # fmt: skip
 def test_a_missing_index_stops_start_up_with_one_line_naming_it(fresh_database, command):
     env, db = fresh_database
-    assert _run(MIGRATE, env).returncode == 0
+    migrate(db)  # in process: the command itself is the test above's
     db.users.drop_index("email_unique")
 
     result = _run(command, env)
