@@ -16,13 +16,9 @@ from services.manage import change_disabled, change_role
 from shared import audit
 from shared.ledger.accounts import set_restricted, wallet_id
 from shared.users import DISABLED_MARKER
-from tests.integration.funding_support import (
-    notification,
-    pay,
-    post_signed,
-    signup,
-    wait_for,
-)
+from tests.support.funding_support import notification, pay, post_signed
+from tests.support.polling import wait_until
+from tests.support.users import signup
 
 ADMIN_ROUTES = [
     ("GET", "/admin/webhooks"),
@@ -93,7 +89,7 @@ def _unmatched_event(gateway, settings, db) -> str:
     reference = f"FND-{ObjectId()}"
     unknown = {"transactionReference": f"MNFY|{reference}", "paymentReference": reference}
     assert post_signed(gateway, notification(unknown, 100), settings.monnify_secret_key).ok
-    event = wait_for(
+    event = wait_until(
         lambda: db.webhook_events.find_one({"paymentReference": reference}),
         lambda event: event is not None and event["status"] == "unmatched",
     )
@@ -110,7 +106,7 @@ def test_webhook_review_queue_lists_and_requeues(gateway, settings, db, admin):
     requeued = admin.post(f"/admin/webhooks/{event_id}/requeue", {"reason": "funding restored"})
     assert requeued.status_code == 202, requeued.text
     assert requeued.json() == {"id": event_id, "status": "received", "enqueued": True}
-    wait_for(
+    wait_until(
         lambda: db.webhook_events.find_one({"_id": ObjectId(event_id)}),
         lambda event: event["status"] == "unmatched" and event["revivedAt"],
     )

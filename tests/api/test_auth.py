@@ -21,8 +21,8 @@ from flask_jwt_extended import create_access_token
 from services.api.app import create_app
 from shared.errors import ErrorCode
 from shared.users import set_disabled
-from tests.integration.conftest import unique_email
-from tests.server_urls import redis_database
+from tests.support.server_urls import redis_database
+from tests.support.users import unique_email
 
 PASSWORD = "correct horse battery"
 
@@ -416,7 +416,7 @@ def test_me_answers_the_user(client, signup):
 
 def test_token_of_deleted_user_is_401_where_the_user_is_read(client, db, signup):
     """Reads identify the user by the token alone (no product path deletes a user; one
-    is locked out with disable-user, tests/integration/test_auth_per_request.py)."""
+    is locked out with disable-user, tests/api/test_auth_per_request.py)."""
     headers, body = signup()
     db.users.delete_one({"_id": ObjectId(body["user"]["id"])})
     _assert_error(client.get("/auth/me", headers=headers), 401)

@@ -12,7 +12,7 @@ from bson import ObjectId
 from services.api.app import create_app
 from shared.ledger.accounts import open_wallet
 from shared.users import set_role
-from tests.integration.conftest import unique_email
+from tests.support.users import unique_email
 
 SUPPORTED = ("NGN",)
 OTHER = "USD"  # known to the code (shared/money.py), not enabled here

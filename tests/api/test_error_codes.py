@@ -12,7 +12,7 @@ import pytest
 from flask_jwt_extended import create_access_token
 
 from shared.errors import ErrorCode
-from tests.integration.funding_support import unique_email
+from tests.support.users import unique_email
 
 OBJECT_ID = "65a1b2c3d4e5f60718293a4b"
 

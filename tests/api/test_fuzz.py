@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from services.api.openapi import COMMITTED
 from services.api.tokens import issue_tokens
 from shared.users import find_active_user, set_role
-from tests.integration.funding_support import unique_email
+from tests.support.users import unique_email
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 FUZZ_RANDOM = os.environ.get("FUZZ_RANDOM", "") == "1"

@@ -13,7 +13,7 @@ import pytest
 from services.api.app import create_app
 from services.embedded import free_port
 from shared.errors import ErrorCode
-from tests.integration.conftest import unique_email
+from tests.support.users import unique_email
 
 AUTH_BODY_PATHS = ["/auth/signup", "/auth/login"]
 GOOD_PASSWORD = "password123"

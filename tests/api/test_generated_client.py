@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from services.api.openapi import COMMITTED
-from tests.integration.funding_support import pay, unique_email, wait_for
+from tests.support.funding_support import pay
+from tests.support.polling import wait_until
+from tests.support.users import unique_email
 
 PACKAGE = "payment_calls_client"
 
@@ -93,7 +95,7 @@ def test_a_generated_client_runs_the_readme_walkthrough(generated, gateway, monn
         client=caller, body=models.FundRequest(amount=5000)
     )
     pay(monnify_sim, {"transactionReference": funding.transaction_reference})
-    wait_for(lambda: wallet.sync(client=caller).balance, lambda balance: balance == 5000)
+    wait_until(lambda: wallet.sync(client=caller).balance, lambda balance: balance == 5000)
 
     rate = _module("api.users.users_put_rate").sync(
         client=receiver, body=models.Rate(rate_per_minute=60)
@@ -109,5 +111,5 @@ def test_a_generated_client_runs_the_readme_walkthrough(generated, gateway, monn
 
     history = calls["history"].sync(client=caller)
     assert [call.call_id for call in history][:1] == [started.call_id]
-    earned = wait_for(lambda: wallet.sync(client=receiver).balance, lambda balance: balance > 0)
+    earned = wait_until(lambda: wallet.sync(client=receiver).balance, lambda balance: balance > 0)
     assert earned < ended.cost  # the cost less the platform's share

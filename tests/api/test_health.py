@@ -13,7 +13,7 @@ import pytest
 
 from services.api.app import create_app
 from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES
-from tests.server_urls import redis_database
+from tests.support.server_urls import redis_database
 
 
 def test_healthz_is_200(client):

@@ -26,8 +26,10 @@ from shared import live_events
 from shared.calls.rating import Tariff
 from shared.ledger import Ledger, wallet_id
 from shared.metrics import LIVE_EVENT_FAILURES
-from tests.integration.calls_support import call_doc, wait_settled, wait_until
-from tests.integration.funding_support import User, pay, signup
+from tests.support.calls_support import call_doc, wait_settled
+from tests.support.funding_support import pay
+from tests.support.polling import wait_until
+from tests.support.users import User, signup
 
 WAIT = 10  # seconds a test waits for something that should come at once
 

@@ -9,9 +9,10 @@ import base64
 import requests
 
 from shared.monnify.signature import compute_signature
-from tests.integration.conftest import unique_email
-from tests.integration.funding_support import notification, pay, wait_for
-from tests.integration.log_capture import capture_logs
+from tests.support.funding_support import notification, pay
+from tests.support.log_capture import capture_logs
+from tests.support.polling import wait_until
+from tests.support.users import unique_email
 
 PASSWORD = "correct-horse-battery-staple-42"
 
@@ -21,7 +22,7 @@ def test_a_whole_journey_logs_no_secret(gateway, monnify_sim, settings):
     with capture_logs() as logs:
         secrets = _journey(gateway, monnify_sim, settings, email)
         # The worker's credit is logged after the balance shows: wait for that line.
-        wait_for(logs.text, lambda text: "funding_credited" in text)
+        wait_until(logs.text, lambda text: "funding_credited" in text)
     text = logs.text()
 
     # The journey really was logged, by the gateway and by the worker.
@@ -51,7 +52,7 @@ def _journey(gateway: str, monnify_sim: str, settings, email: str) -> dict[str, 
         headers={"Content-Type": "application/json", "monnify-signature": signature},
     )
     assert hook.status_code == 200, hook.text
-    wait_for(
+    wait_until(
         lambda: requests.get(f"{gateway}/wallet/balance", headers=headers, timeout=10).json(),
         lambda balance: balance["balance"] == 5000,
     )

@@ -14,7 +14,7 @@ import pytest
 
 from services.api.app import create_app
 from shared.logs import configure_logging
-from tests.integration.conftest import unique_email
+from tests.support.users import unique_email
 
 PASSWORD = "Pa55word-that-must-not-leak"
 

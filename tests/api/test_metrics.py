@@ -23,8 +23,8 @@ from services.worker.metrics import StateCollector
 from shared import audit, metrics
 from shared.monnify.signature import compute_signature
 from shared.task_queues import HOUSEKEEPING, configure_queues
-from tests.integration.funding_support import pay, post_signed, signup
-from tests.integration.metrics_support import (
+from tests.support.funding_support import pay, post_signed
+from tests.support.metrics_support import (
     REPO_ROOT,
     samples,
     scrape,
@@ -32,7 +32,8 @@ from tests.integration.metrics_support import (
     value,
     wait_until_answering,
 )
-from tests.server_urls import redis_database
+from tests.support.server_urls import redis_database
+from tests.support.users import signup
 
 
 def test_requests_are_counted_by_route_template_never_the_raw_path(client, signup):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.funding_support import notification, pay, post_signed, signup, wait_for
-from tests.integration.log_capture import capture_logs
-from tests.span_recorder import SPANS
+from tests.support.funding_support import notification, pay, post_signed
+from tests.support.log_capture import capture_logs
+from tests.support.polling import wait_until
+from tests.support.span_recorder import SPANS
+from tests.support.users import signup
 
 
 def test_the_webhooks_request_id_is_on_the_log_lines_of_the_task_it_enqueued(
@@ -27,7 +29,7 @@ def test_the_webhooks_request_id_is_on_the_log_lines_of_the_task_it_enqueued(
         )
         assert hook.status_code == 200 and hook.headers["X-Request-ID"] == hook_id
         user.wait_for_balance(5000)
-        wait_for(logs.lines, lambda lines: _events(lines, hook_id) >= {"funding_credited"})
+        wait_until(logs.lines, lambda lines: _events(lines, hook_id) >= {"funding_credited"})
 
     lines = logs.lines()
     by_fund, by_hook = _events(lines, fund_id), _events(lines, hook_id)
@@ -47,7 +49,7 @@ def test_a_task_enqueued_without_a_request_id_logs_under_its_own_task_id(celery_
         result = celery_worker.send_task("ledger.check_invariants")
         result.get(timeout=30)
         # Celery logs the success line just after it stores the result.
-        traced = wait_for(logs.lines, lambda lines: _succeeded(lines, result.id))
+        traced = wait_until(logs.lines, lambda lines: _succeeded(lines, result.id))
     assert _succeeded(traced, result.id)["request_id"] == result.id
 
 
@@ -69,8 +71,8 @@ def test_a_fundings_webhook_and_its_confirmation_share_one_trace(gateway, monnif
         hook = post_signed(gateway, notification(funding, 5000), settings.monnify_secret_key)
         assert hook.status_code == 200
         user.wait_for_balance(5000)
-        wait_for(logs.lines, lambda lines: _line(lines, "funding_credited") is not None)
-        finished = wait_for(spans.get_finished_spans, lambda found: _task_run(found) is not None)
+        wait_until(logs.lines, lambda lines: _line(lines, "funding_credited") is not None)
+        finished = wait_until(spans.get_finished_spans, lambda found: _task_run(found) is not None)
 
     webhook = next(s for s in finished if s.name == "POST /payments/monnify/webhook")
     trace_id = webhook.context.trace_id

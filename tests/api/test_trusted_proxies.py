@@ -10,7 +10,7 @@ import random
 import pytest
 
 from services.api.app import create_app
-from tests.integration.conftest import unique_email
+from tests.support.users import unique_email
 
 LIMIT = 2
 PROXY = "10.9.0.1"

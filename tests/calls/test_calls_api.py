@@ -11,15 +11,8 @@ import pytest
 from bson import ObjectId
 
 from shared.calls.rating import Tariff
-from tests.integration.calls_support import (
-    call_doc,
-    end_call,
-    hold_of,
-    initiate,
-    start_call,
-    wallet,
-)
-from tests.integration.test_wallet_api import HUGE_TIMESTAMP_CURSOR
+from tests.api.test_wallet_api import HUGE_TIMESTAMP_CURSOR
+from tests.support.calls_support import call_doc, end_call, hold_of, initiate, start_call, wallet
 
 DEFAULT = Tariff(5000, 0, 1)
 INSUFFICIENT = "Insufficient wallet balance to initiate call"

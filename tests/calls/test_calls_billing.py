@@ -22,7 +22,7 @@ from shared.calls import CallContext, billing, reservations, sessions
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.threads import run_threads
-from tests.integration.calls_support import (
+from tests.support.calls_support import (
     PLATFORM,
     call_doc,
     captures_of,
@@ -31,10 +31,10 @@ from tests.integration.calls_support import (
     initiate,
     start_call,
     wait_settled,
-    wait_until,
     wallet,
 )
-from tests.integration.ledger_support import assert_ledger_healthy
+from tests.support.ledger_support import assert_ledger_healthy
+from tests.support.polling import wait_until
 
 DEFAULT = Tariff(5000, 0, 1)
 

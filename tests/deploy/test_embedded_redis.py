@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from services.embedded import free_port, redis_command, start_redis
+
+# Real servers of its own, not the session's.
+pytestmark = pytest.mark.integration
 
 
 def test_queued_messages_survive_a_killed_server(tmp_path: Path):

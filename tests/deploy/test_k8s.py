@@ -1,4 +1,4 @@
-"""deploy/k8s, checked without a cluster: each overlay rendered (tests/kustomize.py),
+"""deploy/k8s, checked without a cluster: each overlay rendered (tests/deploy/kustomize.py),
 every object valid against the Kubernetes schemas (kubernetes-validate), and the
 project's own rules: probes, limits, an unprivileged numeric user and a read-only root
 in every container; every setting wired; every queue with a worker, an autoscaler and a
@@ -15,8 +15,8 @@ import pytest
 from services.worker.alive import __name__ as ALIVE_MODULE
 from shared.settings import FILE_SUFFIX
 from shared.task_queues import QUEUES
-from tests.kustomize import pod_spec, render
-from tests.unit.test_compose import settings_names
+from tests.deploy.kustomize import pod_spec, render
+from tests.deploy.test_compose import settings_names
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 OVERLAYS = ("production", "dev")

@@ -14,7 +14,7 @@ import pymongo
 import pytest
 
 from shared.indexes import INDEXES, missing_indexes
-from tests.server_urls import with_database
+from tests.support.server_urls import with_database
 
 MIGRATE = [sys.executable, "-m", "services.manage", "migrate"]
 

@@ -39,7 +39,7 @@ from shared.monnify.client import MonnifyClient
 from shared.payouts import WithdrawalRequest, Withdrawals
 from shared.payouts.withdrawals import FAILED, PENDING
 from shared.users import create_user, find_active_user
-from tests.server_urls import redis_database
+from tests.support.server_urls import redis_database
 
 FILLER = int(os.environ.get("QUERY_PLAN_FILLER", "5000"))
 MOST_EXAMINED = 100  # documents one query of these paths may look at

@@ -23,6 +23,9 @@ from services.embedded import _valkey_binary, free_port, start_redis
 from shared.redis_conn import connect
 from shared.redis_url import celery_connection, limiter_storage
 
+# Real servers of its own, not the session's.
+pytestmark = pytest.mark.integration
+
 MASTER = "payments-master"
 SENTINEL_READY_SECONDS = 30
 

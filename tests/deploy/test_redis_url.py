@@ -1,6 +1,6 @@
 """REDIS_URL naming Redis Sentinel: parsed once, and handed to each client in the form it
 takes (redis-py, kombu/Celery, the rate limiter's `limits`). No server needed here;
-tests/integration/test_redis_sentinel.py runs them against a real sentinel."""
+tests/deploy/test_redis_sentinel.py runs them against a real sentinel."""
 
 from __future__ import annotations
 

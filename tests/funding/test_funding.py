@@ -15,7 +15,7 @@ import requests
 
 from services.api.app import create_app
 from shared.monnify.signature import compute_signature, compute_transaction_hash
-from tests.integration.funding_support import (
+from tests.support.funding_support import (
     WEBHOOK_PATH,
     credit_entries,
     funding_record,
@@ -25,12 +25,12 @@ from tests.integration.funding_support import (
     post_signed,
     reverse,
     sim,
-    wait_for,
 )
+from tests.support.polling import wait_until
 
 
 def event_status(db, funding):
-    return wait_for(
+    return wait_until(
         lambda: [e["status"] for e in db.webhook_events.find(_events_of(funding))],
         lambda statuses: statuses and "received" not in statuses,
     )
@@ -190,7 +190,7 @@ def test_the_original_readme_curl_journey_with_a_signed_webhook(gateway, monnify
     )
     assert unsigned.status_code == 401  # the README's unsigned curl no longer mints money
     assert post_signed(gateway, body, settings.monnify_secret_key).status_code == 200
-    balance = wait_for(
+    balance = wait_until(
         lambda: requests.get(f"{gateway}/wallet/balance", headers=headers, timeout=10).json(),
         lambda body: body["balance"] == 5000,
     )

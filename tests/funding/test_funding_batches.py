@@ -12,13 +12,8 @@ from bson import ObjectId
 from shared.funding import inbox
 from shared.indexes import ensure_indexes
 from shared.settings import load_settings
-from tests.integration.funding_support import (
-    credit_entries,
-    funding_record,
-    notification,
-    pay,
-    wait_for,
-)
+from tests.support.funding_support import credit_entries, funding_record, notification, pay
+from tests.support.polling import wait_until
 
 
 @pytest.fixture()
@@ -125,7 +120,7 @@ def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(
     celery_worker.send_task("payments.process_event", kwargs={"event_id": str(ids[0])})
 
     settled = [ids[0], ids[1], ids[2], ids[4], ids[5]]
-    statuses = wait_for(
+    statuses = wait_until(
         lambda: [db.webhook_events.find_one({"_id": i})["status"] for i in settled],
         lambda found: "received" not in found,
     )
@@ -136,7 +131,7 @@ def test_a_batch_mixing_every_outcome_settles_each_event_as_alone(
     assert funding_record(db, also_paid)["status"] == "paid"
     assert credit_entries(db, unpaid) == 0
     # Not paid yet: retried on its own, then left to reconciliation after the window.
-    final = wait_for(
+    final = wait_until(
         lambda: db.webhook_events.find_one({"_id": ids[3]}),
         lambda event: event["status"] != "received",
     )

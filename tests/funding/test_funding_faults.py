@@ -12,16 +12,16 @@ import requests
 
 from services.api.app import create_app
 from services.embedded import free_port
-from tests.integration.funding_support import (
+from tests.support.funding_support import (
     credit_entries,
     funding_record,
     notification,
     pay,
     post_signed,
     sim,
-    wait_for,
 )
-from tests.integration.monnify_sim_server import ServerThread
+from tests.support.monnify_sim_server import ServerThread
+from tests.support.polling import wait_until
 
 
 @pytest.fixture()
@@ -63,7 +63,7 @@ def test_monnify_down_past_the_retry_window_is_left_to_reconciliation(
     funding = user.fund(5000)
     monnify_down()
     pay(monnify_sim, funding)
-    failed = wait_for(
+    failed = wait_until(
         lambda: events_of(db, funding),
         lambda events: events and events[0]["status"] == "failed",
     )
@@ -101,7 +101,7 @@ def test_the_queue_down_during_intake_loses_nothing(
 
     assert run_task("payments.requeue_inbox") >= 1
     user.wait_for_balance(5000)
-    wait_for(
+    wait_until(
         lambda: events_of(db, funding),
         lambda events: events[0]["status"] == "processed",
     )

@@ -16,16 +16,16 @@ from shared.errors import Conflict, DomainError
 from shared.funding.refunds import RefundRequest, Refunds
 from shared.ledger import Ledger, wallet_id
 from shared.monnify.client import MonnifyClient
-from tests.integration.funding_support import (
+from tests.support.funding_support import (
     credit_entries,
     funding_record,
     notification,
     pay,
     post_signed,
-    signup,
     sim,
-    wait_for,
 )
+from tests.support.polling import wait_until
+from tests.support.users import signup
 
 
 def test_a_webhook_pairing_our_funding_with_another_fundings_transaction_is_unmatched(
@@ -53,7 +53,7 @@ def test_a_webhook_pairing_our_funding_with_another_fundings_transaction_is_unma
     }
     response = post_signed(gateway, notification(crafted, 5000), settings.monnify_secret_key)
     assert response.status_code == 200
-    event = wait_for(
+    event = wait_until(
         lambda: db.webhook_events.find_one({"paymentReference": unanswered["_id"]}),
         lambda event: event and event["status"] != "received",
     )

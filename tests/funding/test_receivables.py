@@ -17,7 +17,8 @@ from shared.funding.confirmation import FundingConfirmer
 from shared.ledger import Ledger, wallet_id
 from shared.ledger.accounts import receivable_id
 from shared.monnify.client import MonnifyClient
-from tests.integration.funding_support import funding_record, notify, pay, reverse, wait_for
+from tests.support.funding_support import funding_record, notify, pay, reverse
+from tests.support.polling import wait_until
 
 
 class CrashingLedger(Ledger):
@@ -108,18 +109,18 @@ def test_a_partial_repayment_keeps_the_wallet_restricted_until_all_is_repaid(
 ):
     funding = spend_and_reverse(monnify_sim, user, settings)
     notify(monnify_sim, funding)  # the reversal, pushed by a redelivered notification
-    wait_for(user.balance, lambda body: body["restricted"])
+    wait_until(user.balance, lambda body: body["restricted"])
     assert owed(db, user) == 300000
 
     part = user.fund(1000)
     pay(monnify_sim, part)
-    wait_for(lambda: funding_record(db, part)["status"], lambda status: status == "paid")
+    wait_until(lambda: funding_record(db, part)["status"], lambda status: status == "paid")
     # All 1000 went to the receivable, which shrank; the rest is still owed.
     assert owed(db, user) == 200000
     assert user.balance()["restricted"] is True
 
     rest = user.fund(2000)
     pay(monnify_sim, rest)
-    lifted = wait_for(user.balance, lambda body: not body["restricted"])
+    lifted = wait_until(user.balance, lambda body: not body["restricted"])
     assert owed(db, user) == 0
     assert (lifted["balance"], lifted["held"], lifted["available"]) == (3000, 3000, 0)

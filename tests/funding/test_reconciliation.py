@@ -12,18 +12,17 @@ from bson import ObjectId
 
 from shared.ledger import Ledger, wallet_id
 from shared.ledger.accounts import receivable_id
-from tests.integration.funding_support import (
+from tests.support.funding_support import (
     credit_entries,
     funding_record,
-    make_admin,
     notify,
     pay,
     reverse,
-    signup,
     sim,
     transaction_path,
-    wait_for,
 )
+from tests.support.polling import wait_until
+from tests.support.users import make_admin, signup
 
 OLD_ENOUGH = 1.1  # RECONCILE_PENDING_AFTER_SECONDS is 1 in the tests
 
@@ -78,7 +77,7 @@ def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_fundin
     reverse(monnify_sim, funding)
     notify(monnify_sim, funding)  # the new state, pushed by a redelivered notification
     # The 2000 available is taken back, the rest owed, and the wallet restricted.
-    reversed_ = wait_for(user.balance, lambda body: body["restricted"])
+    reversed_ = wait_until(user.balance, lambda body: body["restricted"])
     assert (reversed_["balance"], reversed_["held"], reversed_["available"]) == (3000, 3000, 0)
     receivable = receivable_id(ObjectId(user.id), "NGN")
     assert db.accounts.find_one({"_id": receivable})["balance"] == -300000
@@ -86,7 +85,7 @@ def test_a_reversal_of_spent_money_leaves_a_receivable_repaid_by_the_next_fundin
     second = user.fund(4000)
     pay(monnify_sim, second)
     # 4000 credited, 3000 of it repays what is owed.
-    repaid = wait_for(user.balance, lambda body: not body["restricted"])
+    repaid = wait_until(user.balance, lambda body: not body["restricted"])
     assert (repaid["balance"], repaid["held"], repaid["available"]) == (4000, 3000, 1000)
     assert db.accounts.find_one({"_id": receivable})["balance"] == 0
     assert funding_record(db, second)["status"] == "paid"

@@ -14,14 +14,10 @@ from prometheus_client import REGISTRY
 
 from shared.ledger import Ledger, wallet_id
 from shared.monnify.client import MonnifyClient
-from tests.integration.funding_support import (
-    funding_record,
-    pay,
-    signup,
-    sim,
-    wait_for,
-)
-from tests.integration.log_capture import capture_logs
+from tests.support.funding_support import funding_record, pay, sim
+from tests.support.log_capture import capture_logs
+from tests.support.polling import wait_until
+from tests.support.users import signup
 
 
 @pytest.fixture()
@@ -50,7 +46,7 @@ def complete(monnify_sim, refund_reference, status):
 
 
 def refund_status(db, refund_reference, wanted):
-    return wait_for(
+    return wait_until(
         lambda: db.refunds.find_one({"_id": refund_reference}),
         lambda refund: refund["status"] == wanted,
     )

@@ -17,15 +17,10 @@ from bson import ObjectId
 from shared.monnify.client import MonnifyClient
 from shared.monnify.errors import MonnifyNotFound, MonnifyRejected
 from shared.monnify.reserved_accounts import ReservedAccount
-from tests.integration.funding_support import (
-    User,
-    post_signed,
-    signup,
-    sim,
-    transaction_path,
-    wait_for,
-)
-from tests.integration.log_capture import capture_logs
+from tests.support.funding_support import post_signed, sim, transaction_path
+from tests.support.log_capture import capture_logs
+from tests.support.polling import wait_until
+from tests.support.users import User, signup
 
 BVN = "22212345678"
 NIN = "70123456789"
@@ -226,7 +221,7 @@ def test_a_replayed_webhook_credits_once(user, monnify_sim, db):
     ).json()["deliveries"][0]
     sim(monnify_sim, f"webhooks/{delivery['id']}/redeliver")
     # The same bytes each time: one stored event, delivered five times.
-    wait_for(
+    wait_until(
         lambda: db.webhook_events.find_one({"transactionReference": reference}),
         lambda event: event["deliveries"] >= 5 and event["status"] == "processed",
     )
@@ -242,7 +237,7 @@ def test_a_webhook_for_an_unknown_account_credits_nothing(user, monnify_sim, set
     # The same transaction, but naming an account we never reserved.
     body = transfer_webhook(paid, "PCS-nobody-NGN")
     assert post_signed(user.gateway, body, settings.monnify_secret_key).status_code == 200
-    event = wait_for(
+    event = wait_until(
         lambda: db.webhook_events.find_one({"transactionReference": paid["transactionReference"]}),
         lambda e: e is not None and e["status"] != "received",
     )
@@ -287,7 +282,7 @@ def test_a_transfer_the_status_api_places_in_another_account_is_not_credited(
     # A notification naming the other user's account for the payer's transfer.
     body = transfer_webhook(paid, with_account(other)["accountReference"])
     assert post_signed(gateway, body, settings.monnify_secret_key).status_code == 200
-    funding = wait_for(
+    funding = wait_until(
         lambda: db.fundings.find_one({"_id": paid["paymentReference"]}),
         lambda f: f is not None and "discrepancy" in f,
     )

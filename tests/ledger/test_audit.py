@@ -23,7 +23,7 @@ from shared import audit
 from shared.admin_actions import record_admin_action
 from shared.indexes import ensure_indexes
 from shared.ledger import InsufficientFunds, Ledger, journal, wallet_id
-from tests.server_urls import redis_database, with_database
+from tests.support.server_urls import redis_database, with_database
 
 
 @pytest.fixture()

@@ -27,7 +27,7 @@ from shared.ledger import (
 )
 from shared.ledger.locks import FairLock, lock_key
 from shared.ledger.reads import LedgerReads
-from tests.integration.ledger_support import (
+from tests.support.ledger_support import (
     account_state,
     assert_ledger_healthy,
     funded_wallet,

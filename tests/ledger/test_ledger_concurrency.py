@@ -14,7 +14,7 @@ import redis
 
 from shared.ledger import InsufficientFunds, Ledger, LedgerReads, check_invariants
 from shared.threads import run_threads
-from tests.integration.ledger_support import (
+from tests.support.ledger_support import (
     account_state,
     apply_with_retries,
     assert_ledger_healthy,

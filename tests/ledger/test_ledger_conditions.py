@@ -18,7 +18,7 @@ from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, LedgerReads
 from shared.ledger.ledger import _Change, _Transaction
 from shared.ledger.locks import FairLock
 from shared.threads import run_threads
-from tests.integration.ledger_support import (
+from tests.support.ledger_support import (
     account_state,
     assert_ledger_healthy,
     funded_wallet,

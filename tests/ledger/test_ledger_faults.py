@@ -25,7 +25,7 @@ from shared.ledger.accounts import ACCOUNTS, open_account
 from shared.ledger.ledger import _Transaction
 from shared.ledger.locks import lock_key
 from shared.logs import configure_logging
-from tests.integration.ledger_support import (
+from tests.support.ledger_support import (
     account_state,
     assert_ledger_healthy,
     child_debit_frozen_after_commit,
@@ -36,7 +36,7 @@ from tests.integration.ledger_support import (
     new_key,
     postings_total,
 )
-from tests.integration.log_capture import capture_logs
+from tests.support.log_capture import capture_logs
 
 CHILD_REPORT_TIMEOUT = 60
 

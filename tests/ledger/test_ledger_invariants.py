@@ -12,7 +12,7 @@ from services.manage import report_invariants
 from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, check_recent
 from shared.ledger.invariants import CHECKPOINTS
-from tests.integration.ledger_support import funded_wallet, in_minutes, new_key
+from tests.support.ledger_support import funded_wallet, in_minutes, new_key
 
 
 @pytest.fixture()

@@ -33,7 +33,7 @@ from shared.ledger import (
     SystemAccount,
     system_account_id,
 )
-from tests.integration.ledger_support import (
+from tests.support.ledger_support import (
     account_state,
     assert_ledger_healthy,
     new_key,

@@ -23,7 +23,10 @@ from shared.monnify import (
 from shared.monnify import client as client_module
 from shared.monnify.client import RetryPolicy
 from shared.monnify.models import MONNIFY_TIMEZONE
-from tests.integration.monnify_sim_server import SimHarness
+from tests.support.monnify_sim_server import SimHarness
+
+# Real servers of its own, not the session's.
+pytestmark = pytest.mark.integration
 
 FAST_RETRY = RetryPolicy(attempts=3, base_seconds=0.01, max_seconds=0.05)
 

@@ -17,7 +17,10 @@ import simplejson
 
 from shared.monnify.models import PaymentStatus, Transaction, parse_paid_on
 from shared.monnify.signature import SIGNATURE_HEADER, verify_request
-from tests.integration.monnify_sim_server import SimHarness, WebhookReceiver
+from tests.support.monnify_sim_server import SimHarness, WebhookReceiver
+
+# Real servers of its own, not the session's.
+pytestmark = pytest.mark.integration
 
 TRANSACTION_FIELDS = {
     "transactionReference",

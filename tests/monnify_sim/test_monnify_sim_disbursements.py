@@ -17,7 +17,10 @@ from shared.monnify.client import MonnifyClient
 from shared.monnify.disbursements import DisbursementStatus
 from shared.monnify.errors import MonnifyNotFound, MonnifyRejected, MonnifyUnavailable
 from shared.monnify.signature import verify_request
-from tests.integration.monnify_sim_server import SimHarness, WebhookReceiver
+from tests.support.monnify_sim_server import SimHarness, WebhookReceiver
+
+# Real servers of its own, not the session's.
+pytestmark = pytest.mark.integration
 
 EVENT_FIELDS = {
     "amount",

@@ -15,7 +15,9 @@ from shared.ledger import SystemAccount, system_account_id, wallet_id
 from shared.monnify.client import MonnifyClient
 from shared.payouts import WithdrawalRequest, Withdrawals
 from shared.payouts.banks import BANKS_CACHE_KEY
-from tests.integration.funding_support import User, post_signed, signup, sim, wait_for
+from tests.support.funding_support import post_signed, sim
+from tests.support.polling import wait_until
+from tests.support.users import User, signup
 
 GTBANK = "058"
 SUCCESS, FAILS, PENDS, NEEDS_OTP, ANSWER_LOST, UNKNOWN = (
@@ -50,7 +52,7 @@ def withdrawal(user: User, reference: str) -> dict[str, Any]:
 
 
 def wait_for_status(user: User, reference: str, status: str) -> dict[str, Any]:
-    return wait_for(lambda: withdrawal(user, reference), lambda w: w["status"] == status)
+    return wait_until(lambda: withdrawal(user, reference), lambda w: w["status"] == status)
 
 
 def sim_transfer(monnify_sim: str, reference: str) -> dict[str, Any]:
@@ -217,7 +219,7 @@ def test_a_reversal_after_success_credits_the_wallet_back_once(payee, monnify_si
     assert user.balance()["balance"] == 1000
     # The same webhook again changes nothing.
     sim(monnify_sim, f"webhooks/{settled['deliveries'][0]}/redeliver")
-    wait_for(
+    wait_until(
         lambda: db.webhook_events.find_one({"body": {"$regex": reference}, "deliveries": 2}),
         lambda event: event is not None and event["status"] != "received",
     )
@@ -265,7 +267,7 @@ def test_the_poller_settles_a_transfer_whose_webhook_never_came(payee, monnify_s
     reference = started(user)["reference"]
     wait_for_status(user, reference, "processing")
     sim(monnify_sim, f"disbursements/{reference}/settle", {"status": "SUCCESS", "notify": False})
-    wait_for(
+    wait_until(
         lambda: run_task("payouts.poll") and withdrawal(user, reference),
         lambda w: w["status"] == "successful",
     )
@@ -376,7 +378,7 @@ def test_a_webhook_is_only_a_cue_checked_with_the_summary(payee, settings, db):
         separators=(",", ":"),
     ).encode()
     assert post_signed(user.gateway, body, settings.monnify_secret_key).status_code == 200
-    wait_for(
+    wait_until(
         lambda: db.webhook_events.find_one({"body": body.decode()}),
         lambda event: event is not None and event["status"] != "received",
     )
@@ -392,7 +394,7 @@ def test_the_poller_sends_a_withdrawal_whose_task_was_lost(payee, db, ledger, se
     withdrawals = Withdrawals(db, ledger, MonnifyClient.from_settings(settings), settings.payouts)
     answer = withdrawals.request(WithdrawalRequest(user_id, 500_00, "NGN", "no-task"))
     assert withdrawal(user, answer["reference"])["status"] == "pending"
-    wait_for(
+    wait_until(
         lambda: run_task("payouts.poll") and withdrawal(user, answer["reference"]),
         lambda w: w["status"] == "successful",
     )

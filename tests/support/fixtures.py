@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import requests
+from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -12,15 +14,14 @@ from services.api.app import create_app
 from services.monnify_sim.app import create_app as sim_app
 from services.monnify_sim.config import load_sim_config
 from shared.ledger import Ledger
-from tests.integration import funding_support
-from tests.integration.calls_support import Party, new_party
-from tests.integration.funding_support import unique_email
-from tests.integration.monnify_sim_server import (
+from tests.support import users
+from tests.support.monnify_sim_server import (
     TEST_SIM_CONFIG,
     ServerThread,
     SimHarness,
     WebhookReceiver,
 )
+from tests.support.users import User, unique_email
 
 
 @pytest.fixture(scope="session")
@@ -56,24 +57,28 @@ def ledger(settings) -> Ledger:
 
 @pytest.fixture()
 def party(signup, ledger):
-    """Make a signed-up user whose NGN wallet holds `kobo` (calls_support.Party)."""
+    """Make a user signed up through the in-process app whose NGN wallet holds `kobo`."""
 
-    def make(kobo: int = 0) -> Party:
-        return new_party(signup, ledger, kobo)
+    def make(kobo: int = 0) -> User:
+        _, body = signup()
+        user = User.signed_up(body)
+        if kobo:
+            ledger.credit(f"test:fund:{uuid.uuid4().hex}", user.wallet, kobo)
+        return user
 
     return make
 
 
 @pytest.fixture()
-def user(gateway) -> funding_support.User:
+def user(gateway) -> User:
     """A user signed up over HTTP with the session's gateway."""
-    return funding_support.signup(gateway)
+    return users.signup(gateway)
 
 
 @pytest.fixture()
-def admin(gateway, db) -> funding_support.User:
+def admin(gateway, db) -> User:
     """A user signed up over HTTP with the session's gateway, holding the admin role."""
-    return funding_support.make_admin(db, funding_support.signup(gateway))
+    return users.make_admin(db, users.signup(gateway))
 
 
 # The simulator tests' own simulator (one a module), sending webhooks to a receiver of theirs.
@@ -100,17 +105,24 @@ def sim(harness: SimHarness, receiver: WebhookReceiver) -> SimHarness:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(test_env, db):
-    """A real Celery worker, in this process on threads, consuming from the session's
-    Redis (Redash's way of testing tasks): tasks run as they do in production."""
+def worker_celery(test_env) -> Celery:
+    """The worker's Celery app with the session's settings. It reads them once, on import,
+    so every test reaches it through this fixture: whichever test asks first, in any order,
+    the app is configured for the session's servers."""
     os.environ.update(test_env)
-    import celery.contrib.testing.tasks  # registers celery.ping for the start-up check
-    from celery.contrib.testing.worker import start_worker
-
     from services.worker.celery_app import celery
 
-    with start_worker(celery, pool="threads", concurrency=4, loglevel="INFO"):
-        yield celery
+    return celery
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_celery: Celery, db):
+    """A real Celery worker, in this process on threads, consuming from the session's
+    Redis (Redash's way of testing tasks): tasks run as they do in production."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(worker_celery, pool="threads", concurrency=4, loglevel="INFO"):
+        yield worker_celery
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from celery import Celery
 from services.api.queue import _client as gateway_client
 from services.devstack import Child, LaunchConfig, Output, process_specs, spawn, stop_all
 from shared.task_queues import CALLS, PAYMENTS, QUEUES, configure_queues
-from tests.integration.calls_support import wait_until
-from tests.server_urls import redis_database
+from tests.support.polling import wait_until
+from tests.support.server_urls import redis_database
 
 FLOOD = 300
 

@@ -29,13 +29,9 @@ EXPECTED_QUEUE = {name: queue for queue, names in EXPECTED.items() for name in n
 
 
 @pytest.fixture(scope="module")
-def worker_app() -> Celery:
-    # Imported here, not at collection: the worker reads its settings once, on import,
-    # and the integration tests' worker must be the first to import it.
-    from services.worker.celery_app import celery
-
-    celery.loader.import_default_modules()  # registers the task modules
-    return celery
+def worker_app(worker_celery: Celery) -> Celery:
+    worker_celery.loader.import_default_modules()  # registers the task modules
+    return worker_celery
 
 
 @pytest.fixture(scope="module")

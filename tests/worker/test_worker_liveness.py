@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.server_urls import redis_database
+from tests.support.server_urls import redis_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
