@@ -19,7 +19,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from services.api.app import create_app
-from services.embedded import _valkey_binary, free_port, start_redis
+from services.embedded import free_port, start_redis, valkey_binary
 from shared.redis_conn import connect
 from shared.redis_url import celery_connection, limiter_storage
 
@@ -42,7 +42,7 @@ def sentinel_url(tmp_path_factory) -> Iterator[str]:
         f"sentinel down-after-milliseconds {MASTER} 1000\n"
     )
     sentinel = subprocess.Popen(
-        [_valkey_binary(), str(config), "--sentinel"],
+        [valkey_binary(), str(config), "--sentinel"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -156,7 +156,7 @@ def test_a_second_sealer_cannot_extend_the_chain_at_the_same_seq(chain):
     stale = audit.Head(4, database[audit.CHAIN].find_one({"seq": 4})["hash"])
     # A sealer that read the tail before the last batch (its lock had expired).
     pending = list(database[audit.OUTBOX].find())
-    record = next(audit._chain(pending, stale))
+    record = next(audit.chain_records(pending, stale))
     with pytest.raises(DuplicateKeyError):
         database[audit.CHAIN].insert_one(record)
     assert audit.seal(database, redis_client) == 1
@@ -177,7 +177,7 @@ def test_a_head_left_behind_by_a_stopped_sealer_is_caught_up_from(chain):
     run finds the tail from the head, chains after record 5, and moves the head."""
     database, redis_client = chain
     third = database[audit.CHAIN].find_one({"seq": 3})
-    audit._write_head(redis_client, audit.Head(3, third["hash"]))
+    audit.write_head(redis_client, audit.Head(3, third["hash"]))
     audit.append(database, "admin.test", {"n": 1})
 
     assert audit.seal(database, redis_client) == 1

@@ -14,7 +14,7 @@ import redis
 from bson import ObjectId
 from celery import Celery
 
-from services.api.queue import _client as gateway_client
+from services.api.queue import celery_client_for
 from services.devstack import Child, LaunchConfig, Output, process_specs, spawn, stop_all
 from shared.task_queues import CALLS, PAYMENTS, QUEUES, configure_queues
 from tests.support.polling import wait_until
@@ -65,7 +65,7 @@ def test_a_call_task_runs_while_the_payments_queue_is_flooded(workers, broker_ur
     broker = redis.Redis.from_url(broker_url)
     try:
         for _ in range(FLOOD):  # webhooks, enqueued by the gateway's client
-            gateway_client(broker_url).send_task(
+            celery_client_for(broker_url).send_task(
                 "payments.process_event", kwargs={"event_id": str(ObjectId())}
             )
 

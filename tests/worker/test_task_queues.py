@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from celery import Celery
 
-from services.api.queue import _client
+from services.api.queue import celery_client_for
 from services.worker.schedule import DAY_SECONDS, beat_schedule
 from shared.settings import load_settings
 from shared.task_queues import CALLS, HOUSEKEEPING, PAYMENTS, QUEUES, TASK_QUEUES
@@ -41,7 +41,7 @@ def tasks(worker_app) -> dict:
 
 @pytest.fixture(scope="module")
 def gateway_app() -> Celery:
-    return _client("redis://127.0.0.1:1/0")  # never connects: routing is local
+    return celery_client_for("redis://127.0.0.1:1/0")  # never connects: routing is local
 
 
 def queue_of(app: Celery, task_name: str) -> str:
