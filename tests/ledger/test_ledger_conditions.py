@@ -1,5 +1,5 @@
 """The ledger's guards, each tested so that it alone stands between a bad writer and the
-money: the conditions of its writes, exercised where they are made (`_Transaction`, in
+money: the conditions of its writes, exercised where they are made (`Transaction`, in
 a transaction of the test's own, begun after the other writer committed, so neither a
 lock, a write conflict nor an earlier check can be what refuses), and the wallet locks,
 taken in sorted order so two writers on the same two wallets can't deadlock."""
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, LedgerReads
-from shared.ledger.ledger import _Change, _Transaction
+from shared.ledger.ledger import Change, Transaction
 from shared.ledger.locks import FairLock
 from shared.threads import run_threads
 from tests.support.ledger_support import (
@@ -32,10 +32,10 @@ def ledger(db, redis_client) -> Ledger:
     return Ledger(db, redis_client)
 
 
-def in_new_transaction(db, write: Callable[[_Transaction], Any]) -> Any:
+def in_new_transaction(db, write: Callable[[Transaction], Any]) -> Any:
     """One write of the ledger's, in a transaction begun now (a fresh snapshot)."""
     with db.client.start_session() as session, session.start_transaction():
-        return write(_Transaction(db, session, datetime.now(UTC), None))
+        return write(Transaction(db, session, datetime.now(UTC), None))
 
 
 def test_a_debit_planned_on_a_stale_read_is_refused_by_the_available_condition(db, ledger):
@@ -46,7 +46,7 @@ def test_a_debit_planned_on_a_stale_read_is_refused_by_the_available_condition(d
     ledger.debit(new_key("other"), wallet, 150)
 
     with pytest.raises(InsufficientFunds):
-        in_new_transaction(db, lambda tx: tx._write(wallet, _Change(balance=-spend)))
+        in_new_transaction(db, lambda tx: tx.apply({wallet: Change(balance=-spend)}))
 
     assert account_state(db, wallet) == {"balance": 100, "held": 0, "available": 100}
     assert_ledger_healthy(db)
@@ -61,7 +61,7 @@ def test_closing_more_than_a_wallet_holds_is_refused_by_the_held_condition(db, l
     ledger.release(new_key("other"), hold.hold_id)
 
     with pytest.raises(InsufficientFunds):
-        in_new_transaction(db, lambda tx: tx._write(wallet, _Change(held=-seen)))
+        in_new_transaction(db, lambda tx: tx.apply({wallet: Change(held=-seen)}))
 
     assert account_state(db, wallet) == {"balance": 1_000, "held": 0, "available": 1_000}
     assert_ledger_healthy(db)

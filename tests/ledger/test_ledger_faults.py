@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from shared.errors import Conflict
 from shared.ledger import HoldNotOpen, InsufficientFunds, Ledger, SystemAccount, system_account_id
 from shared.ledger.accounts import ACCOUNTS, open_account
-from shared.ledger.ledger import _Transaction
+from shared.ledger.ledger import Transaction
 from shared.ledger.locks import lock_key
 from shared.logs import configure_logging
 from tests.support.ledger_support import (
@@ -124,15 +124,15 @@ class StaleWriter:
         self.go_on = threading.Event()
         self.outcome: Any = None
         self.thread: threading.Thread | None = None
-        original = _Transaction.__init__
+        original = Transaction.__init__
 
-        def start_then_stall(tx: _Transaction, *args: Any) -> None:
+        def start_then_stall(tx: Transaction, *args: Any) -> None:
             original(tx, *args)
             if threading.current_thread() is self.thread and not self.has_read.is_set():
                 self.has_read.set()
                 self.go_on.wait(30)
 
-        monkeypatch.setattr(_Transaction, "__init__", start_then_stall)
+        monkeypatch.setattr(Transaction, "__init__", start_then_stall)
 
     def start(self, call) -> None:
         def run() -> None:

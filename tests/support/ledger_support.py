@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from shared.errors import Conflict
 from shared.ledger import AccountBusy, InsufficientFunds, Ledger, check_invariants, wallet_id
-from shared.ledger.ledger import _Transaction
+from shared.ledger.ledger import Transaction
 from shared.ledger.reads import LedgerReads
 from shared.mongo import get_db
 from shared.redis_conn import get_redis
@@ -150,7 +150,7 @@ def child_debit_frozen_mid_transaction(urls: dict[str, str], wallet, amount, key
     """In a child process: a debit that stops inside its transaction, after the balance
     and the journal entry are written and before the commit. Sends the transaction's
     session id first, so the parent can end the dead session."""
-    freeze_after(_Transaction, "record", report, lambda _, tx, *a: tx.session.session_id)
+    freeze_after(Transaction, "record", report, lambda _, tx, *a: tx.session.session_id)
     child_ledger(urls, lock_timeout=1.0).debit(key, wallet, amount)
 
 
