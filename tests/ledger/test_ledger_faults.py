@@ -9,7 +9,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +36,7 @@ from tests.support.ledger_support import (
     postings_total,
 )
 from tests.support.log_capture import capture_logs
+from tests.support.polling import wait_until
 
 CHILD_REPORT_TIMEOUT = 60
 
@@ -57,10 +57,7 @@ def run_child_until_frozen(target, *args: Any) -> Any:
 
 
 def wait_for_lock_to_expire(redis_client: redis.Redis, account: str) -> None:
-    deadline = time.monotonic() + 30
-    while redis_client.exists(lock_key(account)):
-        assert time.monotonic() < deadline, "the lock never expired"
-        time.sleep(0.05)
+    wait_until(lambda: not redis_client.exists(lock_key(account)), interval=0.05)
 
 
 def nothing_recorded_for(db, key: str) -> bool:

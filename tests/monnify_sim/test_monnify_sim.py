@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ import simplejson
 from shared.monnify.models import PaymentStatus, Transaction, parse_paid_on
 from shared.monnify.signature import SIGNATURE_HEADER, verify_request
 from tests.support.monnify_sim_server import SimHarness, WebhookReceiver
+from tests.support.polling import wait_until
 
 # Real servers of its own, not the session's.
 pytestmark = pytest.mark.integration
@@ -316,13 +316,12 @@ def test_unreachable_receiver_counts_as_failure(sim: SimHarness, api: Api) -> No
 
 def _settled(sim: SimHarness, reference: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The deliveries for a reference once none is still scheduled."""
-    deadline = time.monotonic() + timeout
-    while True:
-        deliveries = sim.webhooks(reference)
-        if deliveries and all(d["state"] != "scheduled" for d in deliveries):
-            return deliveries
-        assert time.monotonic() < deadline, deliveries
-        time.sleep(0.05)
+    return wait_until(
+        lambda: sim.webhooks(reference),
+        lambda deliveries: deliveries and all(d["state"] != "scheduled" for d in deliveries),
+        timeout=timeout,
+        interval=0.05,
+    )
 
 
 def test_duplicate_deliveries(sim: SimHarness, api: Api, receiver: WebhookReceiver) -> None:
