@@ -110,6 +110,9 @@ def worker_celery(test_env) -> Celery:
     so every test reaches it through this fixture: whichever test asks first, in any order,
     the app is configured for the session's servers."""
     os.environ.update(test_env)
+    # Before the app exists: registers celery.ping, which start_worker checks for.
+    import celery.contrib.testing.tasks
+
     from services.worker.celery_app import celery
 
     return celery
