@@ -34,7 +34,7 @@ openapi: $(STAMP)
 # them per operation (thousands in all), against the in-process app.
 FUZZ_EXAMPLES ?= 100
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/integration/test_fuzz.py -p no:cacheprovider
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/api/test_fuzz.py -p no:cacheprovider
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -48,7 +48,7 @@ from bench.harness import (
 )
 from shared.ledger import LedgerReads, check_invariants, wallet_id
 from shared.mongo import get_db
-from tests.threads import run_threads
+from tests.support.threads import run_threads
 
 REPORT = Path(__file__).resolve().parent / "reports" / "calls.json"
 SETTLE_TIMEOUT_SECONDS = 120.0

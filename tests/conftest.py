@@ -28,10 +28,29 @@ from shared import passwords
 from shared.mongo import get_db
 from shared.settings import Settings, load_settings
 from shared.tracing import configure_tracing
-from tests.span_recorder import SPANS
+from tests.support.span_recorder import SPANS
 
 # Before any MongoDB or Redis client exists: instrumentation only sees clients made after.
 configure_tracing("payments-tests", "", processor=SPANS)
+
+# The app, worker, simulator and user fixtures, for every folder's tests.
+pytest_plugins = ["tests.support.fixtures"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test `integration` when it reaches the session's servers (any fixture built
+    on `servers`) or its module says so (it starts servers of its own), `unit` otherwise:
+    what a test needs decides, not the folder it lives in."""
+    for item in items:
+        reaches_servers = "servers" in item.fixturenames
+        if (
+            reaches_servers
+            or item.get_closest_marker("integration")
+            or item.get_closest_marker("stack")
+        ):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 def _reachable_mongo(url: str) -> None:

@@ -17,7 +17,9 @@ log = get_logger(__name__)
 
 
 @cache
-def _client(redis_url: str) -> Celery:
+def celery_client_for(redis_url: str) -> Celery:
+    """The gateway's Celery client for the broker at `redis_url`: it sends tasks by name,
+    on the queues the worker's routes name."""
     broker_url, sentinel_options = celery_connection(redis_url)
     app = Celery("gateway", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = False
@@ -27,7 +29,7 @@ def _client(redis_url: str) -> Celery:
 
 
 def celery_client() -> Celery:
-    return _client(runtime.settings().redis_url)
+    return celery_client_for(runtime.settings().redis_url)
 
 
 def enqueue_or_leave(task_name: str, **kwargs: Any) -> bool:

@@ -147,7 +147,7 @@ class Credit:
 
 
 @dataclass
-class _Change:
+class Change:
     """What one operation does to one account."""
 
     balance: int = 0
@@ -160,13 +160,13 @@ class _Change:
         return self.balance - self.held
 
 
-def _unconditional(account_id: str, change: _Change) -> bool:
+def _unconditional(account_id: str, change: Change) -> bool:
     """Money arriving: no stored value has to cover it, and it may open the account."""
     spends = is_user_wallet(account_id) and change.available < 0
     return not spends and change.held >= 0 and not change.unrestricted
 
 
-def _balance_update(account_id: str, change: _Change, writes: int = 1) -> dict[str, Any]:
+def _balance_update(account_id: str, change: Change, writes: int = 1) -> dict[str, Any]:
     increments = {
         "balance": change.balance,
         "held": change.held,
@@ -187,18 +187,18 @@ class _GroupWrites:
     in one query, instead of one command per change: none has a condition to check."""
 
     def __init__(self) -> None:
-        self.changes: list[tuple[_Transaction, str, _Change]] = []
+        self.changes: list[tuple[Transaction, str, Change]] = []
 
-    def add(self, tx: _Transaction, account_id: str, change: _Change) -> None:
+    def add(self, tx: Transaction, account_id: str, change: Change) -> None:
         if not _unconditional(account_id, change):
             raise InvalidRequest("Only money arriving can be written as a group")
         self.changes.append((tx, account_id, change))
 
     def flush(self, db: Database, session: ClientSession) -> None:
-        totals: dict[str, _Change] = {}
+        totals: dict[str, Change] = {}
         writes: dict[str, int] = {}
         for _, account_id, change in self.changes:
-            total = totals.setdefault(account_id, _Change())
+            total = totals.setdefault(account_id, Change())
             total.balance += change.balance
             total.held += change.held
             writes[account_id] = writes.get(account_id, 0) + 1
@@ -224,7 +224,7 @@ class _GroupWrites:
             }
 
 
-class _Transaction:
+class Transaction:
     """The writes of one attempt, each conditional, inside one session's transaction.
 
     Each write learns its result (a balance after, a hold's amount) as `update_and_read`
@@ -249,7 +249,7 @@ class _Transaction:
         # journal entry, its audit record and the live balance events.
         self.after: dict[str, dict[str, int]] = {}
 
-    def apply(self, changes: dict[str, _Change]) -> None:
+    def apply(self, changes: dict[str, Change]) -> None:
         """Write each change and learn each balance after it (or leave both to the group).
         System accounts change by their postings alone."""
         for account_id, change in changes.items():
@@ -261,7 +261,7 @@ class _Transaction:
                 account = self._write(account_id, change)
                 self.after[account_id] = {field: int(account[field]) for field in _STATE}
 
-    def _write(self, account_id: str, change: _Change) -> dict[str, Any]:
+    def _write(self, account_id: str, change: Change) -> dict[str, Any]:
         """The account after the change."""
         condition: dict[str, Any] = {"_id": account_id}
         if is_user_wallet(account_id) and change.available < 0:
@@ -358,7 +358,7 @@ class _Retries:
 
 # What an operation does inside its transaction: returns its result (replayed to
 # repeats) and the fields of its journal entry.
-_Work = Callable[[_Transaction], tuple[dict[str, Any], dict[str, Any]]]
+_Work = Callable[[Transaction], tuple[dict[str, Any], dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -383,10 +383,10 @@ def _posting_operation(
     _check_postings(postings)
     params = {"postings": [(p.account, p.amount) for p in postings], "kind": kind}
 
-    def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
-        changes: dict[str, _Change] = {}
+    def work(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        changes: dict[str, Change] = {}
         for p in postings:
-            changes.setdefault(p.account, _Change()).balance += p.amount
+            changes.setdefault(p.account, Change()).balance += p.amount
         tx.apply(changes)
         details = {"reference": reference, "description": description}
         return {"entryId": str(tx.entry_id)}, {"postings": postings, **details}
@@ -515,8 +515,8 @@ class Ledger:
         params = {"account": account, "amount": amount, "expiresAt": expires_at, "hold": hold_id}
         hold_id = hold_id or str(ObjectId())
 
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
-            tx.apply({account: _Change(held=amount, unrestricted=refuse_restricted)})
+        def work(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+            tx.apply({account: Change(held=amount, unrestricted=refuse_restricted)})
             tx.db[HOLDS].insert_one(
                 {
                     "_id": hold_id,
@@ -558,10 +558,10 @@ class Ledger:
         account = account or self._hold_account(hold_id)
         params = {"hold": hold_id, "amount": amount, "expiresAt": expires_at}
 
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        def work(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
             update = {"$inc": {"amount": Int64(amount)}, "$set": {"expiresAt": expires_at}}
             hold = tx.open_hold(hold_id, update, account)
-            tx.apply({account: _Change(held=amount)})
+            tx.apply({account: Change(held=amount)})
             total = int(hold["amount"])
             result = {"holdId": hold_id, "account": account, "amount": total, "status": "open"}
             return result, {"hold_id": hold_id}
@@ -601,7 +601,7 @@ class Ledger:
         _check_one_currency([Posting(account, 0), *(Posting(d, a) for d, a in destinations)])
         params = {"hold": hold_id, "amount": amount, "destinations": destinations}
 
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        def work(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
             captured = {"status": "captured", "captured": Int64(amount), "closedAt": tx.now}
             hold = tx.open_hold(hold_id, {"$set": captured}, account)
             held = int(hold["amount"])
@@ -609,9 +609,9 @@ class Ledger:
                 raise InvalidRequest(
                     "Cannot capture more than is held", {"held": held, "amount": amount}
                 )
-            changes = {account: _Change(balance=-amount, held=-held)}
+            changes = {account: Change(balance=-amount, held=-held)}
             for destination, share in destinations:
-                changes.setdefault(destination, _Change()).balance += share
+                changes.setdefault(destination, Change()).balance += share
             tx.apply(changes)
             entry_id = str(tx.entry_id) if postings else None
             details = {"reference": reference, "description": description, "hold_id": hold_id}
@@ -629,9 +629,9 @@ class Ledger:
         account = account or self._hold_account(hold_id)
         params = {"hold": hold_id, "status": status}
 
-        def work(tx: _Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
+        def work(tx: Transaction) -> tuple[dict[str, Any], dict[str, Any]]:
             hold = tx.open_hold(hold_id, {"$set": {"status": status, "closedAt": tx.now}}, account)
-            tx.apply({account: _Change(held=-int(hold["amount"]))})
+            tx.apply({account: Change(held=-int(hold["amount"]))})
             result = {"holdId": hold_id, "account": account, "amount": 0, "status": status}
             return result, {"hold_id": hold_id}
 
@@ -709,7 +709,7 @@ class Ledger:
             for op, tx in zip(operations, transactions, strict=True)
         ]
 
-    def _attempt_group(self, operations: Sequence[_Operation]) -> list[_Transaction]:
+    def _attempt_group(self, operations: Sequence[_Operation]) -> list[Transaction]:
         group = _GroupWrites()
         with (
             self.db.client.start_session() as session,
@@ -717,7 +717,7 @@ class Ledger:
         ):
             now = self.clock()
             transactions = [
-                _Transaction(self.db, session, now, self.find_and_modify, group) for _ in operations
+                Transaction(self.db, session, now, self.find_and_modify, group) for _ in operations
             ]
             done = [op.work(tx) for op, tx in zip(operations, transactions, strict=True)]
             group.flush(self.db, session)
@@ -785,7 +785,7 @@ class Ledger:
 
     def _attempt(self, key: str, op: str, fingerprint: str, work: _Work) -> dict[str, Any]:
         with self.db.client.start_session() as session:
-            tx = _Transaction(self.db, session, self.clock(), self.find_and_modify)
+            tx = Transaction(self.db, session, self.clock(), self.find_and_modify)
             try:
                 with session.start_transaction(**TRANSACTION_OPTIONS):
                     result, fields = work(tx)
@@ -796,7 +796,7 @@ class Ledger:
         self._announce(tx)
         return {**result, "replayed": False}
 
-    def _own_commit(self, key: str, tx: _Transaction, exc: PyMongoError) -> dict[str, Any]:
+    def _own_commit(self, key: str, tx: Transaction, exc: PyMongoError) -> dict[str, Any]:
         """After a commit whose outcome is unknown (the primary stepped down, the network
         dropped the answer): this attempt's result if its entry is in the journal, so the
         caller gets it once and as its own; otherwise the error, to retry."""
@@ -811,7 +811,7 @@ class Ledger:
         log.warning("ledger_unknown_commit_applied", key=key)
         return dict(entry["result"])
 
-    def _announce(self, tx: _Transaction) -> None:
+    def _announce(self, tx: Transaction) -> None:
         """After the commit: each touched wallet's owner gets its new balance."""
         for account_id, state in tx.after.items():
             if is_user_wallet(account_id):
