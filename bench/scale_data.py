@@ -508,7 +508,7 @@ def load(
         db[collection].drop_indexes()
     seeding.drop_indexes(db)
     sink = Sink(db)
-    chain = Chain(audit._tail(db, audit.read_head(redis_client)))
+    chain = Chain(audit.chain_tail(db, audit.read_head(redis_client)))
     try:
         World(sizes, calls, sink, chain).run()
     finally:

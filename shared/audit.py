@@ -117,7 +117,7 @@ def write_head(redis_client: redis.Redis, head: Head) -> None:
     redis_client.set(HEAD_KEY, json.dumps({"seq": head.seq, "hash": head.hash}))
 
 
-def _tail(db: Database, head: Head | None) -> Head:
+def chain_tail(db: Database, head: Head | None) -> Head:
     """The chain's last record, found from the head in Redis: the head's own record, or
     the few sealed after it by a sealer that stopped before moving the head. Without a
     head (a new chain, or Redis lost it) the seq index is walked once from the end.
@@ -165,7 +165,7 @@ def seal(db: Database, redis_client: redis.Redis, *, batch: int = SEAL_BATCH) ->
 
 
 def _seal_batch(db: Database, redis_client: redis.Redis, batch: int) -> int:
-    tail = _tail(db, read_head(redis_client))
+    tail = chain_tail(db, read_head(redis_client))
     outbox, entries = _pending(db, batch)
     if not outbox and not entries:
         return 0

@@ -156,7 +156,7 @@ class Withdrawals:
             )
             is None
         ):
-            self._fail(withdrawal, FAILED, "The request was abandoned", expected=INITIATING)
+            self.fail(withdrawal, FAILED, "The request was abandoned", expected=INITIATING)
             raise Conflict("The request took too long and was abandoned; retry it")
         log.info("withdrawal_requested", reference=withdrawal["reference"], amount=answer["amount"])
         return answer
@@ -252,7 +252,7 @@ class Withdrawals:
             if exc.response_code in DUPLICATE_CODES:
                 found = self._look_up(withdrawal)
                 return PENDING if found is None else self._apply(withdrawal, found)
-            return self._fail(withdrawal, FAILED, f"Monnify refused it: {exc.message}")
+            return self.fail(withdrawal, FAILED, f"Monnify refused it: {exc.message}")
         return self._apply(withdrawal, answer)
 
     def _send(self, withdrawal: dict[str, Any]) -> Disbursement:
@@ -349,11 +349,11 @@ class Withdrawals:
         if status is DisbursementStatus.SUCCESS:
             return self._succeed(withdrawal)
         if status.failed:
-            return self._fail(withdrawal, FAILED, f"Monnify reports the transfer {status.lower()}")
+            return self.fail(withdrawal, FAILED, f"Monnify reports the transfer {status.lower()}")
         if status is DisbursementStatus.REVERSED:
             if withdrawal["status"] == SUCCESSFUL:
                 return self._reverse(withdrawal)
-            return self._fail(withdrawal, REVERSED, "Monnify reversed the transfer")
+            return self.fail(withdrawal, REVERSED, "Monnify reversed the transfer")
         if withdrawal["status"] not in OPEN:
             return withdrawal["status"]
         waiting = (
@@ -391,7 +391,7 @@ class Withdrawals:
         log.info("withdrawal_paid", reference=reference, amount=amount)
         return SUCCESSFUL
 
-    def _fail(
+    def fail(
         self, withdrawal: dict[str, Any], status: str, note: str, *, expected: str | None = None
     ) -> str:
         """Nothing left the merchant wallet: the hold goes back to the wallet.
@@ -441,7 +441,7 @@ class Withdrawals:
     def _abandon(self, withdrawal: dict[str, Any]) -> None:
         """A request that stopped before answering (long past any request's lifetime):
         nothing was sent, so whatever it held goes back."""
-        self._fail(withdrawal, FAILED, "The request did not complete; nothing was sent")
+        self.fail(withdrawal, FAILED, "The request did not complete; nothing was sent")
 
     def _unreserve_daily(self, withdrawal: dict[str, Any]) -> None:
         self.repo.unreserve_daily(

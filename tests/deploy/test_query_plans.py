@@ -490,7 +490,7 @@ def test_a_withdrawal_its_replay_its_page_and_the_poller(planned, ledger, monnif
         assert [w["reference"] for w in withdrawals.repo.page(user_id, 1, None)] == [reference]
         withdrawals.owned(user_id, reference)
         withdrawals.repo.quiet_since(PENDING, long_ago, 100)
-        withdrawals._fail(withdrawals.repo.by_reference(reference), FAILED, "test")
+        withdrawals.fail(withdrawals.repo.by_reference(reference), FAILED, "test")
 
     assert_served_by_indexes(db, sent_by(recorder, paths))
 
