@@ -91,7 +91,7 @@ def webhooks(query: dict):
 def requeue_webhook(body: dict, event_id: str):
     """Process a reviewed event again, with a fresh retry window."""
     db = runtime.db()
-    event = db.webhook_events.find_one({"_id": _object_id(event_id, "webhook event")})
+    event = inbox.stored_event(db, _object_id(event_id, "webhook event"))
     if event is None:
         raise NotFound("No such webhook event", {"id": event_id})
     if event["status"] not in inbox.REVIEW_STATUSES or event["status"] == inbox.MALFORMED:

@@ -282,6 +282,10 @@ def write_updates(db: Database, updates: list[UpdateOne]) -> None:
         db.webhook_events.bulk_write(updates, ordered=False)
 
 
+def stored_event(db: Database, event_id: ObjectId) -> dict[str, Any] | None:
+    return db.webhook_events.find_one({"_id": event_id})
+
+
 def revive_event(
     db: Database, event_id: ObjectId, note: str, *, session: ClientSession | None = None
 ) -> None:
