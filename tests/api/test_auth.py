@@ -20,9 +20,9 @@ from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
 from shared import passwords
-from shared.errors import ErrorCode
 from shared.ledger import LedgerReads, wallet_id
 from shared.users import set_disabled
+from tests.support.error_bodies import assert_error
 from tests.support.server_urls import redis_database
 from tests.support.users import unique_email
 
@@ -31,18 +31,6 @@ PASSWORD = "correct horse battery"
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _assert_error(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    body = response.get_json()
-    assert body["statusCode"] == status
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["code"] in set(ErrorCode)
-    assert set(body) <= {"statusCode", "error", "code", "message", "details"}
-    return body
 
 
 def _assert_tokens_shape(body: dict, email: str) -> None:
@@ -104,7 +92,7 @@ def test_signup_trims_and_lowercases_email(client, db):
 )
 def test_signup_rejects_invalid_email(client, db, email):
     before = db.users.count_documents({})
-    body = _assert_error(
+    body = assert_error(
         client.post("/auth/signup", json={"email": email, "password": PASSWORD}), 400
     )
     assert "email" in body["details"]
@@ -125,7 +113,7 @@ def test_signup_taken_email_is_409_even_in_another_case(client, db):
         client.post("/auth/signup", json={"email": email, "password": PASSWORD}).status_code == 201
     )
     again = client.post("/auth/signup", json={"email": email.upper(), "password": "other-pass"})
-    body = _assert_error(again, 409)
+    body = assert_error(again, 409)
     assert "email" in body["message"].lower()
     assert db.users.count_documents({"email": email}) == 1
 
@@ -174,10 +162,10 @@ def test_login_answers_same_shape_as_signup(client, signup):
 def test_unknown_email_and_wrong_password_give_the_same_401(client, signup):
     email = unique_email()
     signup(email, PASSWORD)
-    wrong = _assert_error(
+    wrong = assert_error(
         client.post("/auth/login", json={"email": email, "password": "wrong-password"}), 401
     )
-    unknown = _assert_error(
+    unknown = assert_error(
         client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD}), 401
     )
     assert wrong == unknown
@@ -187,10 +175,10 @@ def test_login_of_disabled_user_is_the_same_401(client, db, redis_client, signup
     email = unique_email()
     signup(email, PASSWORD)
     assert set_disabled(db, redis_client, email, True)
-    disabled = _assert_error(
+    disabled = assert_error(
         client.post("/auth/login", json={"email": email, "password": PASSWORD}), 401
     )
-    unknown = _assert_error(
+    unknown = assert_error(
         client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD}), 401
     )
     assert disabled == unknown
@@ -236,7 +224,7 @@ def test_wrong_password_does_not_rehash(client, db, signup, production_hasher):
     signup(email, PASSWORD)
     weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
     db.users.update_one({"email": email}, {"$set": {"passwordHash": weak}})
-    _assert_error(client.post("/auth/login", json={"email": email, "password": "nope-nope"}), 401)
+    assert_error(client.post("/auth/login", json={"email": email, "password": "nope-nope"}), 401)
     assert db.users.find_one({"email": email})["passwordHash"] == weak
 
 
@@ -258,7 +246,7 @@ def test_refresh_token_gives_new_working_tokens(client, signup):
 def test_refresh_token_is_single_use(client, signup):
     _, body = signup()
     assert client.post("/auth/refresh", headers=_bearer(body["refresh_token"])).status_code == 200
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
 def test_racing_refreshes_with_one_token_give_one_new_pair(app, signup):
@@ -283,14 +271,14 @@ def test_racing_refreshes_with_one_token_give_one_new_pair(app, signup):
 
 def test_access_token_cannot_refresh(client, signup):
     _, body = signup()
-    error = _assert_error(client.post("/auth/refresh", headers=_bearer(body["access_token"])), 401)
+    error = assert_error(client.post("/auth/refresh", headers=_bearer(body["access_token"])), 401)
     assert "refresh" in error["message"].lower()
 
 
 def test_refresh_token_is_not_an_access_token(client, signup):
     _, body = signup()
-    _assert_error(client.get("/auth/me", headers=_bearer(body["refresh_token"])), 401)
-    _assert_error(client.get("/wallet/balance", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/wallet/balance", headers=_bearer(body["refresh_token"])), 401)
 
 
 def test_logout_revokes_the_access_token(client, signup):
@@ -298,22 +286,22 @@ def test_logout_revokes_the_access_token(client, signup):
     assert client.get("/auth/me", headers=headers).status_code == 200
     response = client.post("/auth/logout", headers=headers)
     assert response.status_code == 204
-    error = _assert_error(client.get("/auth/me", headers=headers), 401)
+    error = assert_error(client.get("/auth/me", headers=headers), 401)
     assert "revoked" in error["message"].lower()
-    _assert_error(client.post("/auth/logout", headers=headers), 401)
+    assert_error(client.post("/auth/logout", headers=headers), 401)
 
 
 def test_logout_ends_the_whole_session_including_the_refresh_token(client, signup):
     headers, body = signup()
     assert client.post("/auth/logout", headers=headers).status_code == 204
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
 def test_logout_with_refresh_token_ends_the_session(client, signup):
     headers, body = signup()
     assert client.post("/auth/logout", headers=_bearer(body["refresh_token"])).status_code == 204
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
-    _assert_error(client.get("/auth/me", headers=headers), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=headers), 401)
 
 
 def test_logout_of_one_session_leaves_another_alone(client, signup):
@@ -328,14 +316,14 @@ def test_tokens_after_refresh_are_revoked_by_logout(client, signup):
     _, body = signup()
     renewed = client.post("/auth/refresh", headers=_bearer(body["refresh_token"])).get_json()
     assert client.post("/auth/logout", headers=_bearer(body["access_token"])).status_code == 204
-    _assert_error(client.get("/auth/me", headers=_bearer(renewed["access_token"])), 401)
-    _assert_error(client.post("/auth/refresh", headers=_bearer(renewed["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=_bearer(renewed["access_token"])), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(renewed["refresh_token"])), 401)
 
 
 def _refused(client, body: dict) -> None:
     """Neither token of this pair works any more."""
-    _assert_error(client.get("/auth/me", headers=_bearer(body["access_token"])), 401)
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=_bearer(body["access_token"])), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
 def test_reusing_a_rotated_refresh_token_ends_the_whole_session(client, signup):
@@ -345,9 +333,7 @@ def test_reusing_a_rotated_refresh_token_ends_the_whole_session(client, signup):
     second = client.post("/auth/refresh", headers=_bearer(first["refresh_token"])).get_json()
     assert client.get("/auth/me", headers=_bearer(second["access_token"])).status_code == 200
     # The used refresh token again: someone holds a copy. The newest pair dies with it.
-    error = _assert_error(
-        client.post("/auth/refresh", headers=_bearer(first["refresh_token"])), 401
-    )
+    error = assert_error(client.post("/auth/refresh", headers=_bearer(first["refresh_token"])), 401)
     assert "revoked" in error["message"].lower()
     _refused(client, second)
     _refused(client, first)
@@ -431,16 +417,16 @@ def test_token_of_deleted_user_is_401_where_the_user_is_read(client, db, signup)
     is locked out with disable-user, tests/api/test_auth_per_request.py)."""
     headers, body = signup()
     db.users.delete_one({"_id": ObjectId(body["user"]["id"])})
-    _assert_error(client.get("/auth/me", headers=headers), 401)
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=headers), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
 def test_token_of_disabled_user_is_401(client, db, redis_client, signup):
     headers, body = signup()
     assert set_disabled(db, redis_client, body["user"]["email"], True)
-    _assert_error(client.get("/auth/me", headers=headers), 401)
-    _assert_error(client.get("/wallet/balance", headers=headers), 401)
-    _assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
+    assert_error(client.get("/auth/me", headers=headers), 401)
+    assert_error(client.get("/wallet/balance", headers=headers), 401)
+    assert_error(client.post("/auth/refresh", headers=_bearer(body["refresh_token"])), 401)
 
 
 # --- bad tokens -------------------------------------------------------------------------
@@ -495,7 +481,7 @@ def test_bad_tokens_are_401_in_the_common_shape(client, signup, case, method, pa
     _, body = signup()
     value = BAD_AUTHORIZATION[case](body["access_token"])
     headers = {} if value is None else {"Authorization": value}
-    _assert_error(client.open(path, method=method, headers=headers), 401)
+    assert_error(client.open(path, method=method, headers=headers), 401)
 
 
 @pytest.mark.parametrize("case", list(BAD_AUTHORIZATION))
@@ -503,7 +489,7 @@ def test_bad_refresh_tokens_are_401(client, signup, case):
     _, body = signup()
     value = BAD_AUTHORIZATION[case](body["refresh_token"])
     headers = {} if value is None else {"Authorization": value}
-    _assert_error(client.post("/auth/refresh", headers=headers), 401)
+    assert_error(client.post("/auth/refresh", headers=headers), 401)
 
 
 def test_expired_token_is_401(app, client, signup):
@@ -512,22 +498,22 @@ def test_expired_token_is_401(app, client, signup):
         expired = create_access_token(
             body["user"]["id"], expires_delta=timedelta(seconds=-30), additional_claims={"sid": "s"}
         )
-    error = _assert_error(client.get("/auth/me", headers=_bearer(expired)), 401)
+    error = assert_error(client.get("/auth/me", headers=_bearer(expired)), 401)
     assert "expired" in error["message"].lower()
 
 
 def test_token_with_a_non_objectid_subject_is_401(app, client):
     with app.app_context():
         token = create_access_token("not-an-object-id", additional_claims={"sid": "s"})
-    _assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
+    assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
 
 
 def test_our_token_without_a_session_id_is_401(app, client, signup):
     _, body = signup()
     with app.app_context():
         token = create_access_token(body["user"]["id"])
-    _assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
-    _assert_error(client.post("/auth/logout", headers=_bearer(token)), 401)
+    assert_error(client.get("/auth/me", headers=_bearer(token)), 401)
+    assert_error(client.post("/auth/logout", headers=_bearer(token)), 401)
 
 
 def test_access_token_lifetime_follows_settings(settings, signup):
@@ -565,7 +551,7 @@ def _from_ip(app, ip: str | None = None):
 
 
 def _assert_rate_limited(response) -> None:
-    body = _assert_error(response, 429)
+    body = assert_error(response, 429)
     assert "too many" in body["message"].lower()
     retry_after = int(response.headers["Retry-After"])
     assert 0 < retry_after <= 3600

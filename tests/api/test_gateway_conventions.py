@@ -12,27 +12,11 @@ import pytest
 
 from services.api.app import create_app
 from services.embedded import free_port
-from shared.errors import ErrorCode
+from tests.support.error_bodies import assert_error
 from tests.support.users import unique_email
 
 AUTH_BODY_PATHS = ["/auth/signup", "/auth/login"]
 GOOD_PASSWORD = "password123"
-
-
-def _assert_error(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["statusCode"] == status
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["code"] in set(ErrorCode)
-    assert set(body) <= {"statusCode", "error", "code", "message", "details"}
-    if "details" in body:
-        assert isinstance(body["details"], dict)
-    text = response.get_data(as_text=True)
-    assert "Traceback" not in text and "<html" not in text.lower()
-    return body
 
 
 @pytest.fixture()
@@ -78,7 +62,7 @@ BAD_BODIES = {
 def test_bad_bodies_are_400_naming_the_field(client, unchanged, path, case):
     body, field = BAD_BODIES[case]
     response = client.post(path, data=json.dumps(body), content_type="application/json")
-    error = _assert_error(response, 400)
+    error = assert_error(response, 400)
     assert field in error["details"], error
     assert field in error["message"]
 
@@ -101,7 +85,7 @@ RAW_BAD_JSON = {
 @pytest.mark.parametrize("path", AUTH_BODY_PATHS)
 def test_malformed_json_is_400(client, unchanged, path, case):
     response = client.post(path, data=RAW_BAD_JSON[case], content_type="application/json")
-    error = _assert_error(response, 400)
+    error = assert_error(response, 400)
     assert "json" in error["message"].lower()
 
 
@@ -120,13 +104,13 @@ def test_non_json_bodies_are_415(client, unchanged, path, content_type):
     body = json.dumps({"email": unique_email(), "password": GOOD_PASSWORD})
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post(path, data=body, headers=headers)
-    error = _assert_error(response, 415)
+    error = assert_error(response, 415)
     assert "json" in error["message"].lower()
 
 
 def test_form_posts_are_415(client, unchanged):
     response = client.post("/auth/signup", data={"email": unique_email(), "password": "x" * 9})
-    _assert_error(response, 415)
+    assert_error(response, 415)
 
 
 def test_json_with_charset_is_accepted(client):
@@ -142,7 +126,7 @@ def test_json_with_charset_is_accepted(client):
 def test_body_over_the_limit_is_413(client, settings, unchanged, path):
     padding = "p" * (settings.max_body_bytes + 1)
     response = client.post(path, json={"email": unique_email(), "password": padding})
-    error = _assert_error(response, 413)
+    error = assert_error(response, 413)
     assert "too large" in error["message"].lower()
 
 
@@ -153,12 +137,12 @@ def test_body_at_the_limit_is_read(client, settings, unchanged):
     body = json.dumps({"email": "a@example.com", "password": padding})
     assert len(body) == settings.max_body_bytes
     response = client.post("/auth/login", data=body, content_type="application/json")
-    assert "password" in _assert_error(response, 400)["details"]
+    assert "password" in assert_error(response, 400)["details"]
 
 
 def test_operator_login_does_not_log_anyone_in(client, signup, unchanged):
     response = client.post("/auth/login", json={"email": {"$ne": ""}, "password": {"$ne": ""}})
-    _assert_error(response, 400)
+    assert_error(response, 400)
     assert "access_token" not in response.get_data(as_text=True)
 
 
@@ -167,7 +151,7 @@ def test_operator_login_does_not_log_anyone_in(client, signup, unchanged):
     [("GET", "/nope"), ("POST", "/auth/nope"), ("GET", "/auth"), ("GET", "/healthz/extra")],
 )
 def test_unknown_routes_are_404(client, method, path):
-    _assert_error(client.open(path, method=method), 404)
+    assert_error(client.open(path, method=method), 404)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +166,7 @@ def test_unknown_routes_are_404(client, method, path):
 )
 def test_wrong_methods_are_405_with_allow(client, method, path, allowed):
     response = client.open(path, method=method)
-    _assert_error(response, 405)
+    assert_error(response, 405)
     assert allowed in response.headers["Allow"]
 
 
@@ -196,7 +180,7 @@ def test_unexpected_exception_is_a_bare_500(client, monkeypatch, unchanged):
         json={"email": unique_email(), "password": GOOD_PASSWORD},
         headers={"X-Request-ID": "trace-500"},
     )
-    error = _assert_error(response, 500)
+    error = assert_error(response, 500)
     text = response.get_data(as_text=True)
     assert "hunter2" not in text and "RuntimeError" not in text and "explode" not in text
     assert error["message"] == "Internal server error; the request was not completed"
@@ -212,7 +196,7 @@ def test_redis_out_of_reach_is_a_503_to_retry_not_a_500(settings, db, unchanged)
         "/auth/signup", json={"email": unique_email(), "password": GOOD_PASSWORD}
     )
 
-    error = _assert_error(response, 503)
+    error = assert_error(response, 503)
     assert error["message"] == "A service the API depends on is unavailable; retry shortly"
     assert response.headers["Retry-After"] == "1"
 
@@ -263,7 +247,7 @@ def test_request_id_is_generated_and_unique(client):
 )
 def test_errors_echo_the_request_id(client, method, path, kwargs, status):
     response = client.open(path, method=method, headers={"X-Request-ID": "err-trace-1"}, **kwargs)
-    _assert_error(response, status)
+    assert_error(response, status)
     assert response.headers["X-Request-ID"] == "err-trace-1"
 
 
