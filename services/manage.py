@@ -4,7 +4,7 @@
     python -m services.manage revoke-admin EMAIL
     python -m services.manage disable-user EMAIL   (its tokens stop working at once)
     python -m services.manage enable-user EMAIL
-    python -m services.manage audit-verify     (the same as python -m shared.audit verify)
+    python -m services.manage audit-verify     (exit 0 if the chain is intact, 1 if not)
     python -m services.manage audit-reanchor   (after a restore: the head to the chain's end)
     python -m services.manage check-invariants [--full]
     python -m services.manage migrate          (indexes; run before each release)
@@ -158,12 +158,25 @@ def _apply(command: str, email: str, database_url: str, redis_url: str) -> str |
     return f"{email}: {state}" if changed else None
 
 
+def check_audit_chain(command: str, db: Database, redis_client: redis.Redis) -> int:
+    """audit-verify: 0 if the chain is intact, 1 if not. audit-reanchor: the same check,
+    and the head moved to the chain's end when it passes."""
+    report = (audit.verify if command == "audit-verify" else audit.reanchor)(db, redis_client)
+    if report.ok or command == "audit-verify":
+        print(report.describe())
+    else:
+        print(f"head not moved: {report.describe()}")
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("audit-verify", "audit-reanchor"):
-        return audit.main([args.command.removeprefix("audit-")])
     try:
         settings = load_settings()
+        if args.command in ("audit-verify", "audit-reanchor"):  # read-only, or the head only
+            return check_audit_chain(
+                args.command, get_db(settings.database_url), get_redis(settings.redis_url)
+            )
         require_transactions(settings.database_url)  # the change is audited in one
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ records into `audit` in order, each with
 and after each batch stores the head (seq and hash) in Redis, outside the database: a
 record appended or removed at the end of the chain breaks no link, the head catches it.
 
-`python -m shared.audit verify` walks the chain and reports the first record altered,
+`python -m services.manage audit-verify` walks the chain and reports the first record altered,
 removed or inserted, exiting 1 if it finds one.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,33 +341,3 @@ def reanchor(db: Database, redis_client: redis.Redis) -> Report:
         write_head(redis_client, walker.last)
         log.warning("audit_head_reanchored", seq=walker.last.seq)
     return Report(walker.last.seq, pending_count(db), finding, head_checked=False)
-
-
-# ---- command line --------------------------------------------------------------------
-
-
-def main(argv: list[str]) -> int:
-    """`python -m shared.audit verify`: exit 0 if the chain is intact, 1 if not.
-    `python -m shared.audit reanchor`: after a restore, the head moves to the chain's end."""
-    from shared.mongo import get_db
-    from shared.redis_conn import get_redis
-    from shared.settings import settings_or_report
-
-    if argv not in (["verify"], ["reanchor"]):
-        print("usage: python -m shared.audit verify|reanchor", file=sys.stderr)
-        return 2
-    settings = settings_or_report()
-    if settings is None:
-        return 2
-    command = verify if argv == ["verify"] else reanchor
-    report = command(get_db(settings.database_url), get_redis(settings.redis_url))
-    print(report.describe() if report.ok or argv == ["verify"] else _refused(report))
-    return 0 if report.ok else 1
-
-
-def _refused(report: Report) -> str:
-    return f"head not moved: {report.describe()}"
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """The audit trail: every ledger movement leaves an outbox record in its own transaction,
 the sealer chains them, and verification finds the first record altered, removed or
-inserted, also through `python -m shared.audit verify`.
+inserted, also through `python -m services.manage audit-verify`.
 
 Tampering happens in a database and Redis of its own per test, so the session's chain
 stays intact for every other test."""
@@ -225,7 +225,7 @@ def _cli(isolated, servers, command: str = "verify") -> subprocess.CompletedProc
         "REDIS_URL": redis_database(servers["redis_url"], "audit"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "shared.audit", command],
+        [sys.executable, "-m", "services.manage", f"audit-{command}"],
         env={**env, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
