@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import redis
 from pymongo.database import Database
 
-from shared.calls import CallContext
+from shared.calls.deps import CallContext
 from shared.funding.confirmation import FundingConfirmer
 from shared.funding.reconciliation import Reconciler
 from shared.funding.refunds import Refunds
@@ -25,7 +25,7 @@ from shared.kyc import KycVault
 from shared.ledger import Ledger, LedgerReads
 from shared.mongo import get_db
 from shared.monnify.client import MonnifyClient
-from shared.payouts import Withdrawals
+from shared.payouts.withdrawals import Withdrawals
 from shared.redis_conn import get_redis
 from shared.settings import Settings
 

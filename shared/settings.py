@@ -22,9 +22,9 @@ from cryptography.fernet import Fernet
 from limits import parse_many
 
 from shared.calls.config import CallConfig
-from shared.funding.inbox import MAX_TASK_RETRY_DELAY_SECONDS
+from shared.funding.config import MAX_TASK_RETRY_DELAY_SECONDS
 from shared.money import CURRENCY_EXPONENTS, to_minor
-from shared.payouts.withdrawals import PayoutPolicy
+from shared.payouts.config import PayoutPolicy
 from shared.redis_url import validate_redis_url
 
 T = TypeVar("T")

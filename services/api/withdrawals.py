@@ -22,14 +22,9 @@ from services.api.schemas.payouts import (
     WithdrawalsQuerySchema,
 )
 from shared.pagination import decode_position, next_cursor
-from shared.payouts import (
-    WithdrawalRequest,
-    bank_list,
-    payout_account,
-    set_payout_account,
-    view,
-)
+from shared.payouts.banks import bank_list, payout_account, set_payout_account
 from shared.payouts.jobs import SEND_WITHDRAWAL_TASK
+from shared.payouts.withdrawals import WithdrawalRequest, view
 
 blp = Blueprint("withdrawals", __name__, description="Banks, payout account and withdrawals")
 

@@ -7,9 +7,3 @@ The gateway's side of a call is `service` (initiate, end, reads); the worker's s
 `renewals` (renew, cut off), `settlement` (capture) and the beat job `sweeper`; a call
 ends exactly once in `ending`.
 """
-
-from shared.calls.deps import CallContext
-from shared.calls.model import Followup
-from shared.calls.rating import Tariff
-
-__all__ = ["CallContext", "Followup", "Tariff"]

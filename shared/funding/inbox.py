@@ -32,14 +32,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.exact_json import loads_exact
+from shared.funding.config import MAX_TASK_RETRY_DELAY_SECONDS
 from shared.logs import get_logger
 from shared.metrics import CONFIRMATION_BATCH_SIZE, CONFIRMATION_FAILURES
 
 log = get_logger(__name__)
-
-# The longest a webhook event waits between two tries; the broker's visibility timeout
-# must outlast it (`load_settings` checks).
-MAX_TASK_RETRY_DELAY_SECONDS = 300
 
 RECEIVED = "received"  # stored, waiting for (or in) processing
 PROCESSED = "processed"

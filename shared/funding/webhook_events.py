@@ -17,8 +17,8 @@ from shared.funding import inbox, refunds, reserved_accounts
 from shared.funding.confirmation import Answer, FundingConfirmer, Notice, UnknownFunding
 from shared.funding.inbox import EventOutcome
 from shared.funding.refunds import Refunds, UnknownRefund
-from shared.payouts import UnknownWithdrawal, Withdrawals
 from shared.payouts.withdrawals import OPEN as OPEN_WITHDRAWAL
+from shared.payouts.withdrawals import UnknownWithdrawal, Withdrawals
 
 TRANSACTION_EVENTS = ("SUCCESSFUL_TRANSACTION", "LEGACY_TRANSACTION")
 REFUND_EVENTS = ("SUCCESSFUL_REFUND", "FAILED_REFUND")

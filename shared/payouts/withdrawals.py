@@ -45,6 +45,7 @@ from shared.monnify.errors import (
     MonnifyUnavailable,
 )
 from shared.payouts.banks import payout_account
+from shared.payouts.config import PayoutPolicy
 from shared.payouts.repository import WithdrawalRepository, new_reference
 
 log = get_logger(__name__)
@@ -104,20 +105,6 @@ def view(withdrawal: dict[str, Any]) -> dict[str, Any]:
         "createdAt": withdrawal["createdAt"],
         "updatedAt": withdrawal["updatedAt"],
     }
-
-
-@dataclass(frozen=True)
-class PayoutPolicy:
-    """Withdrawals to a bank account (Monnify disbursements): amounts in minor units."""
-
-    wallet_account_number: str  # the merchant's Monnify wallet payouts are sent from
-    fee: int  # our flat fee per withdrawal, held and captured with the amount
-    minimum: int
-    maximum: int
-    daily_maximum: int  # per user per UTC day, fee excluded
-    poll_after_seconds: int  # a withdrawal with no verdict this long is asked about
-    poll_interval_seconds: int
-    banks_cache_seconds: int
 
 
 class Withdrawals:

@@ -19,7 +19,8 @@ from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect
 
 from shared import live_events
-from shared.calls import CallContext, renewals, reservations, service, settlement
+from shared.calls import renewals, reservations, service, settlement
+from shared.calls.deps import CallContext
 from shared.calls.rating import Tariff, split_cost
 from shared.errors import DomainError
 from shared.runtime import Runtime

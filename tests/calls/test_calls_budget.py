@@ -18,7 +18,8 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
-from shared.calls import CallContext, renewals, service, settlement
+from shared.calls import renewals, service, settlement
+from shared.calls.deps import CallContext
 from shared.ledger import Ledger
 from shared.queries import find_and_modify_uses_indexes
 

@@ -25,7 +25,8 @@ from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
 from shared import audit, auth_sessions
-from shared.calls import CallContext, renewals, service, settlement, sweeper
+from shared.calls import renewals, service, settlement, sweeper
+from shared.calls.deps import CallContext
 from shared.errors import Unauthorized
 from shared.funding import daily_report, fundings, inbox, reconciliation, reserved_accounts
 from shared.funding.confirmation import FundingConfirmer, Notice
@@ -36,8 +37,7 @@ from shared.indexes import ensure_indexes
 from shared.ledger import Ledger, check_recent
 from shared.ledger.accounts import open_wallet
 from shared.monnify.client import MonnifyClient
-from shared.payouts import WithdrawalRequest, Withdrawals
-from shared.payouts.withdrawals import FAILED, PENDING
+from shared.payouts.withdrawals import FAILED, PENDING, WithdrawalRequest, Withdrawals
 from shared.queries import IN_CHUNK, find_and_modify_uses_indexes
 from shared.users import create_user, find_active_user
 from tests.support.server_urls import redis_database

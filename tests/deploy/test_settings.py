@@ -3,6 +3,9 @@ naming it; production refuses unsafe values."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from shared.settings import (
@@ -303,3 +306,14 @@ def test_an_unreadable_secret_file_is_named_without_any_content(tmp_path):
     assert _error(env) == (
         f"JWT_SECRET_FILE is malformed: cannot read {missing} (FileNotFoundError)"
     )
+
+
+def test_reading_settings_loads_no_metrics_database_or_domain_services():
+    """Short-lived processes (the liveness probe, the CLI) read settings; a metrics module
+    imported on the way leaves a file in the worker's metrics directory every run."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, shared.settings; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    heavy = ("prometheus_client", "pymongo", "shared.metrics", "shared.ledger", "shared.monnify")
+    assert [name for name in loaded if name.startswith(heavy)] == []

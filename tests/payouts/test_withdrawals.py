@@ -12,8 +12,8 @@ import requests
 import simplejson
 
 from shared.ledger import LedgerReads, SystemAccount, system_account_id, wallet_id
-from shared.payouts import WithdrawalRequest
 from shared.payouts.banks import BANKS_CACHE_KEY
+from shared.payouts.withdrawals import WithdrawalRequest
 from tests.support.funding_support import post_signed, sim
 from tests.support.polling import wait_until
 from tests.support.users import User, signup
