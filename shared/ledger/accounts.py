@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Any
 
 from bson import Int64, ObjectId
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 ACCOUNTS = "accounts"
@@ -89,26 +88,3 @@ def open_wallet(db: Database, user_id: ObjectId, currency: str) -> str:
     account_id = wallet_id(user_id, currency)
     open_account(db, account_id, currency)
     return account_id
-
-
-def set_restricted(
-    db: Database,
-    account_id: str,
-    restricted: bool,
-    reason: str,
-    *,
-    session: ClientSession | None = None,
-) -> None:
-    """Restrict a wallet (no new calls) or lift it; the reason is kept for operators.
-    `session`: the transaction it belongs to, if any (an admin's, recording it)."""
-    db[ACCOUNTS].update_one(
-        {"_id": account_id},
-        {
-            "$set": {
-                "restricted": restricted,
-                "restrictedReason": reason,
-                "restrictionChangedAt": datetime.now(UTC),
-            }
-        },
-        session=session,
-    )

@@ -67,7 +67,6 @@ from shared.ledger.accounts import (
     is_user_wallet,
     keeps_running_balance,
     new_account_document,
-    set_restricted,
     system_account_id,
 )
 from shared.ledger.locks import account_locks
@@ -664,7 +663,17 @@ class Ledger:
     ) -> None:
         """Restrict a wallet (no new calls) or lift it; the reason is kept for operators.
         `session`: the transaction it belongs to, if any (an admin's, recording it)."""
-        set_restricted(self.db, account_id, restricted, reason, session=session)
+        self.db[ACCOUNTS].update_one(
+            {"_id": account_id},
+            {
+                "$set": {
+                    "restricted": restricted,
+                    "restrictedReason": reason,
+                    "restrictionChangedAt": datetime.now(UTC),
+                }
+            },
+            session=session,
+        )
 
     # ---- machinery -------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pymongo.errors import OperationFailure
 
 from services.manage import change_disabled, change_role
 from shared import audit
-from shared.ledger.accounts import set_restricted, wallet_id
+from shared.ledger.accounts import wallet_id
 from shared.users import DISABLED_MARKER
 from tests.support.funding_support import notification, pay, post_signed
 from tests.support.polling import wait_until
@@ -128,11 +128,11 @@ def test_webhook_review_rejects_bad_requests(gateway, settings, db, admin):
     assert processed.status_code == 409
 
 
-def test_a_restriction_is_lifted_by_hand_with_a_reason(gateway, db, admin):
+def test_a_restriction_is_lifted_by_hand_with_a_reason(gateway, db, admin, ledger):
     user = signup(gateway)
     user.balance()  # opens the wallet
     account = wallet_id(ObjectId(user.id), "NGN")
-    set_restricted(db, account, True, "test: reversal left money owed")
+    ledger.set_restricted(account, True, "test: reversal left money owed")
     assert user.balance()["restricted"] is True
 
     path = f"/admin/wallets/{user.id}/unrestrict"
@@ -162,14 +162,14 @@ def audit_outbox_fails(monkeypatch):
 
 
 def test_an_admin_action_whose_record_fails_takes_no_effect(
-    gateway, monnify_sim, settings, db, admin, audit_outbox_fails
+    gateway, monnify_sim, settings, db, admin, audit_outbox_fails, ledger
 ):
     user = signup(gateway)
     funding = user.fund(5000)
     pay(monnify_sim, funding)
     user.wait_for_balance(5000)
     account = wallet_id(ObjectId(user.id), "NGN")
-    set_restricted(db, account, True, "test: reversal left money owed")
+    ledger.set_restricted(account, True, "test: reversal left money owed")
     event_id = _unmatched_event(gateway, settings, db)
     actions = db.admin_actions.count_documents({})
 
