@@ -184,6 +184,11 @@ def funded_pairs(stack: Stack, count: int, timings: Timings) -> list[tuple[Party
         ledger.credit(
             f"bench:fund:{caller.user_id}", wallet_id(caller.user_id, "NGN"), FUNDS_PER_CALLER
         )
+    # Signing everyone up can outlast gunicorn's keep-alive (5 s): a session reusing a
+    # connection the server is closing that moment gets "connection reset" on its next
+    # request. They start the measured part on fresh connections.
+    for party in (party for pair in pairs for party in pair):
+        party.session.close()
     return pairs
 
 
