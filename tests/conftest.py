@@ -134,12 +134,22 @@ def cheap_password_hashing() -> Iterator[None]:
     """Argon2id at its production cost (64 MiB, 3 passes) takes about 0.1 s of both cores
     a hash, and the session signs hundreds of users up and logs them in: in this process
     passwords hash at the lowest cost. The tests about the parameters themselves hash
-    with the production hasher (test_auth.py's `production_hasher`)."""
+    with the production hasher (`production_hasher`)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
         )
         yield
+
+
+# The hasher shared/passwords.py made, kept before the session lowers the cost.
+_PRODUCTION_HASHER = passwords._hasher
+
+
+@pytest.fixture()
+def production_hasher(monkeypatch) -> None:
+    """Hash as production does, for the tests about the hashing parameters."""
+    monkeypatch.setattr(passwords, "_hasher", _PRODUCTION_HASHER)
 
 
 @pytest.fixture(scope="session")

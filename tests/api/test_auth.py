@@ -19,7 +19,6 @@ from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
 from services.api.app import create_app
-from shared import passwords
 from shared.ledger import LedgerReads, wallet_id
 from shared.users import set_disabled
 from tests.support.error_bodies import assert_error
@@ -182,13 +181,6 @@ def test_login_of_disabled_user_is_the_same_401(client, db, redis_client, signup
         client.post("/auth/login", json={"email": unique_email(), "password": PASSWORD}), 401
     )
     assert disabled == unknown
-
-
-@pytest.fixture()
-def production_hasher(monkeypatch) -> None:
-    """Hash with argon2id's default parameters, as production does (the session hashes
-    at the lowest cost: tests/conftest.py)."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher())
 
 
 def test_login_rehashes_a_hash_made_with_other_parameters(client, db, signup, production_hasher):
